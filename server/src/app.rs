@@ -1,0 +1,93 @@
+//! Building and running the server: open the store, start the writer, bind,
+//! serve until told to stop, then flush and stop the writer.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use tokio::net::TcpListener;
+
+use crate::auth::Authority;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::http::{AppState, router};
+use crate::store::{Store, StoreError};
+use crate::writer::Writer;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("network: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub struct Application {
+    listener: TcpListener,
+    state: Arc<AppState>,
+    writer_thread: JoinHandle<()>,
+}
+
+impl Application {
+    /// Open the sled store in the configured directory and bind the listener.
+    pub async fn build(config: Config, clock: Arc<dyn Clock>) -> Result<Self, AppError> {
+        let store = Store::open(&config.data_dir)?;
+        Self::build_with_store(config, store, clock).await
+    }
+
+    pub async fn build_with_store(
+        config: Config,
+        store: Store,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, AppError> {
+        let (writer, writer_thread) =
+            Writer::start(store.clone(), clock.clone(), config.limits.write_queue)?;
+        let listener = TcpListener::bind(config.listen).await?;
+        let state = Arc::new(AppState {
+            store,
+            writer,
+            authority: Authority::new(&config.auth),
+            clock,
+            limits: config.limits.clone(),
+        });
+        Ok(Self {
+            listener,
+            state,
+            writer_thread,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.state.store
+    }
+
+    pub fn writer(&self) -> &Writer {
+        &self.state.writer
+    }
+
+    /// Serve until `shutdown` completes; then finish in-flight requests, let
+    /// the writer flush, and return.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), AppError> {
+        let app = router(self.state);
+        axum::serve(self.listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        // The router (and with it the last writer handle) is gone: the writer
+        // drains its queue, flushes and stops.
+        let writer_thread = self.writer_thread;
+        tokio::task::spawn_blocking(move || writer_thread.join())
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))?
+            .map_err(|_| std::io::Error::other("the writer thread panicked"))?;
+        tracing::info!("stopped; store flushed");
+        Ok(())
+    }
+}

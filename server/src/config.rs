@@ -1,0 +1,202 @@
+//! Configuration: defaults, then an optional TOML file, then `ESTATE_SYNC_*`
+//! environment variables, then command-line flags (applied by `main`).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub auth: AuthConfig,
+    pub limits: Limits,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// HS256 secret, at least 32 bytes. Required outside demo mode.
+    pub jwt_secret: String,
+    pub issuer: String,
+    pub audience: String,
+    pub token_ttl_minutes: i64,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest JSON request body.
+    pub max_body_bytes: usize,
+    pub request_timeout_ms: u64,
+    /// Requests served at once; more wait in line.
+    pub max_concurrent_requests: usize,
+    /// Writes waiting for the group-commit writer; more wait in line.
+    pub write_queue: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("data"),
+            auth: AuthConfig::default(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            jwt_secret: String::new(),
+            issuer: "estate-sync".to_owned(),
+            audience: "estate-sync-api".to_owned(),
+            token_ttl_minutes: 12 * 60,
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 2 * 1024 * 1024,
+            request_timeout_ms: 30_000,
+            max_concurrent_requests: 1024,
+            write_queue: 4096,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+    #[error("environment variable {name}: {reason}")]
+    Env { name: String, reason: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Defaults, overlaid by the file (if any), overlaid by the environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut config = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                toml::from_str(&text).map_err(|source| ConfigError::Parse {
+                    path: path.to_owned(),
+                    source,
+                })?
+            }
+            None => Config::default(),
+        };
+        config.apply_env(|name| std::env::var(name).ok())?;
+        Ok(config)
+    }
+
+    fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        fn parsed<T: std::str::FromStr>(name: &str, raw: String) -> Result<T, ConfigError>
+        where
+            T::Err: std::fmt::Display,
+        {
+            raw.parse().map_err(|e: T::Err| ConfigError::Env {
+                name: name.to_owned(),
+                reason: e.to_string(),
+            })
+        }
+        let prefix = "ESTATE_SYNC_";
+        let get = |suffix: &str| {
+            var(&format!("{prefix}{suffix}")).map(|v| (format!("{prefix}{suffix}"), v))
+        };
+        if let Some((name, v)) = get("LISTEN") {
+            self.listen = parsed(&name, v)?;
+        }
+        if let Some((_, v)) = get("DATA_DIR") {
+            self.data_dir = PathBuf::from(v);
+        }
+        if let Some((_, v)) = get("JWT_SECRET") {
+            self.auth.jwt_secret = v;
+        }
+        if let Some((_, v)) = get("JWT_ISSUER") {
+            self.auth.issuer = v;
+        }
+        if let Some((_, v)) = get("JWT_AUDIENCE") {
+            self.auth.audience = v;
+        }
+        if let Some((name, v)) = get("TOKEN_TTL_MINUTES") {
+            self.auth.token_ttl_minutes = parsed(&name, v)?;
+        }
+        if let Some((name, v)) = get("MAX_BODY_BYTES") {
+            self.limits.max_body_bytes = parsed(&name, v)?;
+        }
+        if let Some((name, v)) = get("REQUEST_TIMEOUT_MS") {
+            self.limits.request_timeout_ms = parsed(&name, v)?;
+        }
+        Ok(())
+    }
+
+    /// Refuse configurations that cannot work safely.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.auth.jwt_secret.len() < 32 {
+            return Err(ConfigError::Invalid(
+                "auth.jwt_secret (ESTATE_SYNC_JWT_SECRET) must be at least 32 bytes".to_owned(),
+            ));
+        }
+        if self.auth.token_ttl_minutes <= 0 {
+            return Err(ConfigError::Invalid(
+                "auth.token_ttl_minutes must be positive".to_owned(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_environment_overrides_the_file_and_defaults() {
+        let mut config = Config::default();
+        config
+            .apply_env(|name| match name {
+                "ESTATE_SYNC_LISTEN" => Some("127.0.0.1:9999".to_owned()),
+                "ESTATE_SYNC_JWT_SECRET" => Some("s".repeat(32)),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(config.listen.port(), 9999);
+        assert!(config.validate().is_ok());
+    }
+
+    #[test]
+    fn a_short_secret_or_a_bad_number_is_refused() {
+        let mut config = Config::default();
+        assert!(config.validate().is_err());
+        let bad = config.apply_env(|name| {
+            (name == "ESTATE_SYNC_REQUEST_TIMEOUT_MS").then(|| "soon".to_owned())
+        });
+        assert!(matches!(bad, Err(ConfigError::Env { .. })));
+    }
+
+    #[test]
+    fn a_config_file_with_an_unknown_key_is_refused() {
+        let parsed: Result<Config, _> =
+            toml::from_str("listen = \"127.0.0.1:1\"\nlisten_port = 3\n");
+        assert!(parsed.is_err());
+    }
+}

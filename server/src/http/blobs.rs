@@ -1,0 +1,72 @@
+//! Blobs (signature images, photos) stored by SHA-256: uploads are
+//! idempotent and verified; the size is limited.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use sync_protocol::{MAX_BLOB_BYTES, Sha256Hex};
+
+use super::{ApiError, AppState, Caller};
+use crate::writer::{Command, Reply};
+
+pub async fn upload(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(hash): Path<String>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    caller.require_technician()?;
+    let hash = parse_hash(&hash)?;
+    let bytes: Bytes = axum::body::to_bytes(body, MAX_BLOB_BYTES)
+        .await
+        .map_err(|_| ApiError::payload_too_large(MAX_BLOB_BYTES))?;
+    let actual = Sha256Hex::of(&bytes);
+    if actual != hash {
+        return Err(ApiError::bad_request(
+            "blob_hash_mismatch",
+            "the body's SHA-256 is not the one in the path",
+        )
+        .with_details(json!({ "expected": hash, "actual": actual })));
+    }
+    let command = Command::PutBlob {
+        hash,
+        bytes: bytes.to_vec(),
+    };
+    match state.writer.submit(command).await? {
+        Reply::Blob(receipt) => {
+            let status = if receipt.created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            Ok((status, Json(receipt)).into_response())
+        }
+        _ => Err(ApiError::Internal(
+            "blob upload got another reply".to_owned(),
+        )),
+    }
+}
+
+/// Office roles read signatures and photos when they review a ticket.
+pub async fn download(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(hash): Path<String>,
+) -> Result<Response, ApiError> {
+    caller.require_office()?;
+    let hash = parse_hash(&hash)?;
+    let bytes = state
+        .store
+        .blob(&hash)?
+        .ok_or_else(|| ApiError::not_found("blob_not_found", "no blob with that hash"))?;
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
+}
+
+fn parse_hash(raw: &str) -> Result<Sha256Hex, ApiError> {
+    Sha256Hex::parse(raw).map_err(|e| ApiError::bad_request("invalid_hash", e.to_string()))
+}

@@ -1,0 +1,206 @@
+//! The one error type of the HTTP layer, and the only place that picks status
+//! codes. Internal faults are logged with their chain and answered with a
+//! bare `internal` body that leaks nothing.
+
+use axum::extract::FromRequest;
+use axum::extract::rejection::JsonRejection;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use sync_protocol::{BatchError, ErrorBody, WorkflowError};
+
+use crate::store::StoreError;
+use crate::writer::WriteError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{message}")]
+    Client {
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+        details: Option<serde_json::Value>,
+    },
+    #[error("internal fault: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn client(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::Client {
+            status,
+            code,
+            message: message.into(),
+            details: None,
+        }
+    }
+
+    pub fn with_details(self, value: serde_json::Value) -> Self {
+        match self {
+            ApiError::Client {
+                status,
+                code,
+                message,
+                ..
+            } => ApiError::Client {
+                status,
+                code,
+                message,
+                details: Some(value),
+            },
+            internal => internal,
+        }
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::client(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    pub fn unauthenticated(code: &'static str, message: impl Into<String>) -> Self {
+        Self::client(StatusCode::UNAUTHORIZED, code, message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::client(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
+    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+        Self::client(StatusCode::NOT_FOUND, code, message)
+    }
+
+    pub fn payload_too_large(limit_bytes: usize) -> Self {
+        Self::client(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the body is larger than {limit_bytes} bytes"),
+        )
+        .with_details(json!({ "limit_bytes": limit_bytes }))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, body) = match self {
+            ApiError::Client {
+                status,
+                code,
+                message,
+                details,
+            } => (
+                status,
+                ErrorBody {
+                    code: code.to_owned(),
+                    message,
+                    details,
+                },
+            ),
+            ApiError::Internal(chain) => {
+                tracing::error!(error = %chain, "internal fault");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    ErrorBody {
+                        code: "internal".to_owned(),
+                        message: "the server could not complete the request; it has been logged"
+                            .to_owned(),
+                        details: None,
+                    },
+                )
+            }
+        };
+        (status, axum::Json(body)).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        ApiError::Internal(error.to_string())
+    }
+}
+
+impl From<WorkflowError> for ApiError {
+    fn from(error: WorkflowError) -> Self {
+        let message = error.to_string();
+        match error {
+            WorkflowError::Invalid(problems) => {
+                ApiError::client(StatusCode::UNPROCESSABLE_ENTITY, "invalid_record", message)
+                    .with_details(json!({ "problems": problems }))
+            }
+            WorkflowError::TransitionNotAllowed { .. } | WorkflowError::AlreadyAssigned(_) => {
+                ApiError::client(StatusCode::CONFLICT, error.code(), message)
+            }
+        }
+    }
+}
+
+impl From<BatchError> for ApiError {
+    fn from(error: BatchError) -> Self {
+        let message = error.to_string();
+        match error {
+            BatchError::Gap { expected } => {
+                ApiError::client(StatusCode::CONFLICT, error.code(), message)
+                    .with_details(json!({ "expected_seq": expected }))
+            }
+            BatchError::SequenceReused { seq } => {
+                ApiError::client(StatusCode::CONFLICT, error.code(), message)
+                    .with_details(json!({ "seq": seq }))
+            }
+            BatchError::Empty | BatchError::NotConsecutive { .. } | BatchError::ZeroSequence => {
+                ApiError::bad_request(error.code(), message)
+            }
+        }
+    }
+}
+
+impl From<WriteError> for ApiError {
+    fn from(error: WriteError) -> Self {
+        match error {
+            WriteError::Store(error) => error.into(),
+            WriteError::Batch(error) => error.into(),
+            WriteError::Workflow(error) => error.into(),
+            WriteError::TicketNotFound => ApiError::not_found("ticket_not_found", "no such ticket"),
+            WriteError::VersionConflict { expected, actual } => ApiError::client(
+                StatusCode::CONFLICT,
+                "version_conflict",
+                format!(
+                    "the ticket changed meanwhile: it is at version {}, not {}",
+                    actual.0, expected.0
+                ),
+            )
+            .with_details(json!({ "current_version": actual })),
+            WriteError::DeviceOfAnotherUser(device) => ApiError::client(
+                StatusCode::CONFLICT,
+                "device_of_another_user",
+                format!("device {device} is registered to another technician"),
+            ),
+            WriteError::Stopped => ApiError::client(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "shutting_down",
+                "the server is shutting down; retry shortly",
+            ),
+        }
+    }
+}
+
+/// `Json` whose rejections are [`ApiError`]s: malformed JSON, unknown fields
+/// and oversized bodies all get the one error shape.
+#[derive(FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct ApiJson<T>(pub T);
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        match rejection.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError::client(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "the body is larger than this endpoint accepts",
+            ),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::client(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the body as application/json",
+            ),
+            _ => ApiError::bad_request("invalid_body", rejection.body_text()),
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! The HTTP shell: routes under `/api/v1`, one error type, limits on body
+//! size, concurrency and time, a span per request, and the protocol header
+//! on every response.
+
+mod blobs;
+mod caller;
+mod error;
+mod openapi;
+mod session;
+mod sync;
+mod tickets;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{BoxError, Json, Router};
+use sync_protocol::{PROTOCOL_HEADER, PROTOCOL_VERSION};
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+
+pub use caller::Caller;
+pub use error::{ApiError, ApiJson};
+pub use openapi::{OPENAPI_JSON, ROUTES};
+
+use crate::auth::Authority;
+use crate::clock::Clock;
+use crate::config::Limits;
+use crate::store::Store;
+use crate::writer::Writer;
+
+/// What every handler can reach.
+pub struct AppState {
+    pub store: Store,
+    pub writer: Writer,
+    pub authority: Authority,
+    pub clock: Arc<dyn Clock>,
+    pub limits: Limits,
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+    let limits = state.limits.clone();
+    let api = Router::new()
+        .route(openapi::LOGIN, post(session::login))
+        .route(openapi::PULL, post(sync::pull))
+        .route(openapi::PUSH, post(sync::push))
+        .route(openapi::DEVICES, get(sync::devices))
+        .route(openapi::BLOB, put(blobs::upload).get(blobs::download))
+        .route(openapi::TICKETS, post(tickets::create).get(tickets::list))
+        .route(openapi::TICKET, get(tickets::show))
+        .route(openapi::TICKET_ACTIONS, post(tickets::act))
+        .route(openapi::OPENAPI, get(openapi::document))
+        .route(openapi::HEALTH, get(health));
+    api.fallback(route_not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(middleware::from_fn(protocol_header))
+        .layer(
+            ServiceBuilder::new()
+                .layer(CatchPanicLayer::custom(|_| {
+                    ApiError::Internal("a handler panicked".to_owned()).into_response()
+                }))
+                .layer(TraceLayer::new_for_http())
+                .layer(HandleErrorLayer::new(overloaded_or_slow))
+                .load_shed()
+                .concurrency_limit(limits.max_concurrent_requests)
+                .timeout(Duration::from_millis(limits.request_timeout_ms)),
+        )
+}
+
+async fn health(axum::extract::State(state): axum::extract::State<Arc<AppState>>) -> Response {
+    match state.store.counters() {
+        Ok(_) => Json(serde_json::json!({ "status": "ok" })).into_response(),
+        Err(error) => ApiError::from(error).into_response(),
+    }
+}
+
+/// Every response carries the protocol version; a request that states
+/// another one is refused before it reaches a handler.
+async fn protocol_header(request: Request, next: Next) -> Response {
+    let stated = request.headers().get(PROTOCOL_HEADER).cloned();
+    let mut response = match stated {
+        Some(value) if value.to_str().ok() != Some(&PROTOCOL_VERSION.to_string()) => {
+            unsupported_protocol().into_response()
+        }
+        _ => next.run(request).await,
+    };
+    response
+        .headers_mut()
+        .insert(PROTOCOL_HEADER, HeaderValue::from(PROTOCOL_VERSION));
+    response
+}
+
+pub(crate) fn unsupported_protocol() -> ApiError {
+    ApiError::bad_request(
+        "unsupported_protocol",
+        format!("this server speaks sync protocol version {PROTOCOL_VERSION}"),
+    )
+    .with_details(serde_json::json!({ "supported": [PROTOCOL_VERSION] }))
+}
+
+async fn overloaded_or_slow(error: BoxError) -> ApiError {
+    if error.is::<tower::timeout::error::Elapsed>() {
+        ApiError::client(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "timeout",
+            "the request took too long; it is safe to retry",
+        )
+    } else if error.is::<tower::load_shed::error::Overloaded>() {
+        ApiError::client(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded",
+            "too many requests at once; retry shortly",
+        )
+    } else {
+        ApiError::Internal(error.to_string())
+    }
+}
+
+async fn route_not_found() -> ApiError {
+    ApiError::not_found(
+        "route_not_found",
+        "no such endpoint; see /api/v1/openapi.json",
+    )
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::client(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not take that method; see /api/v1/openapi.json",
+    )
+}

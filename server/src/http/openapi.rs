@@ -1,0 +1,67 @@
+//! The OpenAPI document and the route table it must match.
+
+use axum::http::header;
+use axum::response::IntoResponse;
+
+pub const HEALTH: &str = "/healthz";
+pub const OPENAPI: &str = "/api/v1/openapi.json";
+pub const LOGIN: &str = "/api/v1/auth/login";
+pub const PULL: &str = "/api/v1/sync/pull";
+pub const PUSH: &str = "/api/v1/sync/push";
+pub const DEVICES: &str = "/api/v1/devices";
+pub const BLOB: &str = "/api/v1/blobs/{sha256}";
+pub const TICKETS: &str = "/api/v1/tickets";
+pub const TICKET: &str = "/api/v1/tickets/{id}";
+pub const TICKET_ACTIONS: &str = "/api/v1/tickets/{id}/actions";
+
+/// Every (method, path) the router serves. The router is built from the same
+/// constants, and a test checks this table against the document both ways.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("get", HEALTH),
+    ("get", OPENAPI),
+    ("post", LOGIN),
+    ("post", PULL),
+    ("post", PUSH),
+    ("get", DEVICES),
+    ("put", BLOB),
+    ("get", BLOB),
+    ("post", TICKETS),
+    ("get", TICKETS),
+    ("get", TICKET),
+    ("post", TICKET_ACTIONS),
+];
+
+pub const OPENAPI_JSON: &str = include_str!("../../../docs/openapi.json");
+
+pub async fn document() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI_JSON)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    #[test]
+    fn the_openapi_document_lists_exactly_the_served_routes() {
+        let document: serde_json::Value = serde_json::from_str(OPENAPI_JSON).unwrap();
+        let documented: BTreeSet<(String, String)> = document["paths"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .flat_map(|(path, item)| {
+                item.as_object()
+                    .unwrap()
+                    .keys()
+                    .filter(|key| ["get", "put", "post", "delete", "patch"].contains(&key.as_str()))
+                    .map(move |method| (method.clone(), path.clone()))
+            })
+            .collect();
+        let served: BTreeSet<(String, String)> = ROUTES
+            .iter()
+            .map(|(method, path)| (method.to_string(), path.to_string()))
+            .collect();
+        assert_eq!(documented, served);
+    }
+}

@@ -1,0 +1,162 @@
+//! The office API: intake, listing, reading and office actions on tickets.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use sync_protocol::{
+    Intake, OfficeActionRequest, OfficeOp, Role, Status, Ticket, TicketId, TicketPage, UserId,
+};
+
+use super::{ApiError, ApiJson, AppState, Caller};
+use crate::writer::{Command, Reply};
+
+const MAX_LIST_LIMIT: usize = 500;
+
+/// R-I1/R-I2: record a report.
+pub async fn create(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    ApiJson(intake): ApiJson<Intake>,
+) -> Result<(StatusCode, Json<Ticket>), ApiError> {
+    caller.require(caller.role.may_take_reports(), "record reports")?;
+    if intake.estate != caller.estate {
+        return Err(ApiError::forbidden("you work for another estate"));
+    }
+    let command = Command::CreateTicket {
+        by: caller.user,
+        intake,
+    };
+    let ticket = expect_ticket(state.writer.submit(command).await?)?;
+    Ok((StatusCode::CREATED, Json(ticket)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    after: Option<String>,
+    limit: Option<usize>,
+    status: Option<Status>,
+}
+
+/// The caller's view: a technician's assigned tickets, or the estate's.
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<TicketPage>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let limit = query.limit.unwrap_or(100);
+    if limit == 0 || limit > MAX_LIST_LIMIT {
+        return Err(ApiError::bad_request(
+            "invalid_page_size",
+            format!("limit must be 1-{MAX_LIST_LIMIT}"),
+        ));
+    }
+    let after = query
+        .after
+        .as_deref()
+        .map(TicketId::parse)
+        .transpose()
+        .map_err(|e| ApiError::bad_request("invalid_id", e.to_string()))?;
+    let page = if caller.role.sees_whole_estate() {
+        state
+            .store
+            .estate_tickets(&caller.estate, after.as_ref(), limit)?
+    } else {
+        state
+            .store
+            .assigned_tickets(&caller.user, after.as_ref(), limit)?
+    };
+    let next_after = (page.len() == limit)
+        .then(|| page.last().map(|t| t.id.clone()))
+        .flatten();
+    let tickets = page
+        .into_iter()
+        .filter(|ticket| query.status.is_none_or(|status| ticket.status == status))
+        .collect();
+    Ok(Json(TicketPage {
+        tickets,
+        next_after,
+    }))
+}
+
+pub async fn show(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Ticket>, ApiError> {
+    let ticket = load_visible(&state, &caller, &id)?;
+    Ok(Json(ticket))
+}
+
+/// Dispatch, reassign, set an appointment, cancel, or add an office note.
+pub async fn act(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(request): ApiJson<OfficeActionRequest>,
+) -> Result<Json<Ticket>, ApiError> {
+    caller.require_office()?;
+    let ticket = load_visible(&state, &caller, &id)?;
+    match &request.op {
+        OfficeOp::Dispatch { technician } | OfficeOp::Reassign { technician, .. } => {
+            caller.require(
+                caller.role.may_dispatch(ticket.kind, ticket.category),
+                "dispatch this kind of ticket (R-D1)",
+            )?;
+            check_technician(&state, &caller, technician)?;
+        }
+        OfficeOp::SetAppointment { .. } => {
+            caller.require(caller.role.may_set_appointments(), "book appointments")?
+        }
+        OfficeOp::Cancel { .. } => caller.require(caller.role.may_cancel(), "cancel tickets")?,
+        OfficeOp::AddNote { .. } => {
+            caller.require(caller.role.may_write_office_notes(), "write office notes")?
+        }
+    }
+    let command = Command::Office {
+        by: caller.user,
+        ticket_id: ticket.id,
+        request,
+    };
+    Ok(Json(expect_ticket(state.writer.submit(command).await?)?))
+}
+
+fn load_visible(state: &AppState, caller: &Caller, id: &str) -> Result<Ticket, ApiError> {
+    let not_found = || ApiError::not_found("ticket_not_found", "no such ticket");
+    let id = TicketId::parse(id).map_err(|_| not_found())?;
+    let ticket = state.store.ticket(&id)?.ok_or_else(not_found)?;
+    caller.check_can_see(&ticket)?;
+    Ok(ticket)
+}
+
+/// Only a technician of the caller's estate can be given a ticket.
+fn check_technician(
+    state: &AppState,
+    caller: &Caller,
+    technician: &UserId,
+) -> Result<(), ApiError> {
+    let fits = state
+        .store
+        .user(technician)?
+        .is_some_and(|user| user.role == Role::Technician && user.estate == caller.estate);
+    if fits {
+        Ok(())
+    } else {
+        Err(ApiError::client(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown_technician",
+            format!("{technician} is not a technician of this estate"),
+        ))
+    }
+}
+
+fn expect_ticket(reply: Reply) -> Result<Ticket, ApiError> {
+    match reply {
+        Reply::Ticket(ticket) => Ok(*ticket),
+        _ => Err(ApiError::Internal("expected a ticket reply".to_owned())),
+    }
+}

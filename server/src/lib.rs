@@ -1,0 +1,12 @@
+//! The sync server: thin shells (storage, HTTP, auth, group commit) around
+//! the pure `sync-protocol` core.
+
+pub mod app;
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod demo;
+pub mod http;
+pub mod store;
+pub mod users;
+pub mod writer;

@@ -1,0 +1,63 @@
+//! The small key-value engine interface the store is built on. One
+//! implementation per backend: sled on disk, and memory for tests and simulation.
+
+/// The named key spaces. Backends keep them apart however they like.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Space {
+    Tickets,
+    EstateTickets,
+    AssignedTickets,
+    Feed,
+    FeedPosition,
+    Devices,
+    Outcomes,
+    Blobs,
+    Users,
+    Meta,
+}
+
+impl Space {
+    /// One byte per space; the sled backend prefixes keys with it.
+    pub fn tag(self) -> u8 {
+        self as u8
+    }
+}
+
+/// One write of an atomic group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Write {
+    Put(Space, Vec<u8>, Vec<u8>),
+    Delete(Space, Vec<u8>),
+}
+
+/// A storage fault: the disk, the engine, or a record that no longer decodes.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage engine: {0}")]
+    Engine(String),
+    #[error("stored record in {space:?} does not decode: {reason}")]
+    Corrupt { space: Space, reason: String },
+}
+
+pub trait Kv: Send + Sync + 'static {
+    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Entries with `from <= key < to`, ascending, at most `limit`.
+    fn range(
+        &self,
+        space: Space,
+        from: &[u8],
+        to: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError>;
+
+    /// Apply all writes atomically: after a crash either all or none are there.
+    /// Visible to readers at once; durable only after [`Kv::flush`].
+    fn apply(&self, writes: Vec<Write>) -> Result<(), StoreError>;
+
+    /// Make everything applied so far durable.
+    fn flush(&self) -> Result<(), StoreError>;
+
+    /// Bytes the store occupies on disk (0 in memory).
+    fn size_on_disk(&self) -> Result<u64, StoreError>;
+}

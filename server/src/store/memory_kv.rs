@@ -1,0 +1,63 @@
+//! An in-memory [`Kv`] for tests and simulation. Flush is a no-op: nothing
+//! here survives the process, by design.
+
+use std::collections::BTreeMap;
+use std::sync::RwLock;
+
+use super::kv::{Kv, Space, StoreError, Write};
+
+#[derive(Default)]
+pub struct MemoryKv {
+    entries: RwLock<BTreeMap<(Space, Vec<u8>), Vec<u8>>>,
+}
+
+impl MemoryKv {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+fn poisoned<T>(_: T) -> StoreError {
+    StoreError::Engine("memory store lock poisoned".to_owned())
+}
+
+impl Kv for MemoryKv {
+    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let entries = self.entries.read().map_err(poisoned)?;
+        Ok(entries.get(&(space, key.to_vec())).cloned())
+    }
+
+    fn range(
+        &self,
+        space: Space,
+        from: &[u8],
+        to: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        let entries = self.entries.read().map_err(poisoned)?;
+        Ok(entries
+            .range((space, from.to_vec())..(space, to.to_vec()))
+            .take(limit)
+            .map(|((_, key), value)| (key.clone(), value.clone()))
+            .collect())
+    }
+
+    fn apply(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        let mut entries = self.entries.write().map_err(poisoned)?;
+        for write in writes {
+            match write {
+                Write::Put(space, key, value) => entries.insert((space, key), value),
+                Write::Delete(space, key) => entries.remove(&(space, key)),
+            };
+        }
+        Ok(())
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn size_on_disk(&self) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+}

@@ -1,0 +1,402 @@
+//! The typed store: tickets with their indexes, the per-technician change
+//! feed, devices, outcomes, blobs and users, over a [`Kv`] backend.
+//!
+//! Keys join identifiers with a 0 byte; identifiers never contain one.
+
+mod kv;
+mod memory_kv;
+mod sled_kv;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use sync_protocol::{
+    Cursor, DeviceId, DeviceSeq, EstateId, RevokeReason, Role, Sha256Hex, StoredOutcome, Ticket,
+    TicketId, UserId,
+};
+
+pub use kv::{Kv, Space, StoreError, Write};
+pub use memory_kv::MemoryKv;
+pub use sled_kv::SledKv;
+
+/// What the server knows about a handheld.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceRecord {
+    pub device_id: DeviceId,
+    /// The technician the device belongs to; another user cannot sync with it.
+    pub user: UserId,
+    pub last_seq: DeviceSeq,
+    pub app_version: String,
+    pub protocol_version: u32,
+    pub outbox_depth: u32,
+    pub oldest_pending_age_ms: Option<u64>,
+    pub last_contact_at: DateTime<Utc>,
+    pub last_push_at: Option<DateTime<Utc>>,
+    pub last_pull_at: Option<DateTime<Utc>>,
+    /// Server time minus device time at the last contact, in milliseconds.
+    pub clock_offset_ms: i64,
+}
+
+/// A user of the system with an argon2 password hash.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRecord {
+    pub id: UserId,
+    pub role: Role,
+    pub estate: EstateId,
+    pub display_name: String,
+    pub password_hash: String,
+}
+
+/// One entry of a technician's change feed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeedEntry {
+    pub ticket_id: TicketId,
+    /// None: the ticket changed and is theirs; Some: it was taken from them.
+    pub revoked: Option<RevokeReason>,
+}
+
+/// Counters that survive restarts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// The last feed cursor handed out.
+    pub feed: u64,
+    /// The last ticket number handed out.
+    pub tickets: u64,
+}
+
+const META_FEED: &[u8] = b"feed";
+const META_TICKETS: &[u8] = b"tickets";
+
+#[derive(Clone)]
+pub struct Store {
+    kv: Arc<dyn Kv>,
+}
+
+impl Store {
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Ok(Self {
+            kv: Arc::new(SledKv::open(path)?),
+        })
+    }
+
+    pub fn in_memory() -> Self {
+        Self {
+            kv: Arc::new(MemoryKv::new()),
+        }
+    }
+
+    pub fn ticket(&self, id: &TicketId) -> Result<Option<Ticket>, StoreError> {
+        self.get_json(Space::Tickets, id.as_str().as_bytes())
+    }
+
+    /// An estate's tickets in id order, after `after`.
+    pub fn estate_tickets(
+        &self,
+        estate: &EstateId,
+        after: Option<&TicketId>,
+        limit: usize,
+    ) -> Result<Vec<Ticket>, StoreError> {
+        self.indexed_tickets(Space::EstateTickets, estate.as_str(), after, limit)
+    }
+
+    /// A technician's assigned tickets in id order, after `after`.
+    pub fn assigned_tickets(
+        &self,
+        user: &UserId,
+        after: Option<&TicketId>,
+        limit: usize,
+    ) -> Result<Vec<Ticket>, StoreError> {
+        self.indexed_tickets(Space::AssignedTickets, user.as_str(), after, limit)
+    }
+
+    fn indexed_tickets(
+        &self,
+        space: Space,
+        owner: &str,
+        after: Option<&TicketId>,
+        limit: usize,
+    ) -> Result<Vec<Ticket>, StoreError> {
+        let from = match after {
+            // The 0 byte after the id makes the range start just past it.
+            Some(after) => [key2(owner, after.as_str()), vec![0]].concat(),
+            None => key2(owner, ""),
+        };
+        let to = prefix_end(owner);
+        let mut tickets = Vec::new();
+        for (key, _) in self.kv.range(space, &from, &to, limit)? {
+            let id = &key[owner.len() + 1..];
+            let ticket = self
+                .get_json(Space::Tickets, id)?
+                .ok_or_else(|| StoreError::Corrupt {
+                    space,
+                    reason: "index names a missing ticket".to_owned(),
+                })?;
+            tickets.push(ticket);
+        }
+        Ok(tickets)
+    }
+
+    /// A technician's feed entries with `after < cursor <= up_to`.
+    pub fn feed(
+        &self,
+        user: &UserId,
+        after: Cursor,
+        up_to: Cursor,
+        limit: usize,
+    ) -> Result<Vec<(Cursor, FeedEntry)>, StoreError> {
+        if after >= up_to {
+            return Ok(Vec::new());
+        }
+        let from = feed_key(user, after.0 + 1);
+        let to = feed_key(user, up_to.0 + 1);
+        self.kv
+            .range(Space::Feed, &from, &to, limit)?
+            .into_iter()
+            .map(|(key, value)| {
+                let cursor = decode_u64(&key[key.len() - 8..]);
+                Ok((Cursor(cursor), decode(Space::Feed, &value)?))
+            })
+            .collect()
+    }
+
+    pub fn device(&self, id: &DeviceId) -> Result<Option<DeviceRecord>, StoreError> {
+        self.get_json(Space::Devices, id.as_str().as_bytes())
+    }
+
+    /// Every known device, in id order.
+    pub fn devices(&self, limit: usize) -> Result<Vec<DeviceRecord>, StoreError> {
+        self.kv
+            .range(Space::Devices, b"", &[0xff], limit)?
+            .into_iter()
+            .map(|(_, value)| decode(Space::Devices, &value))
+            .collect()
+    }
+
+    pub fn stored_outcome(
+        &self,
+        device: &DeviceId,
+        seq: DeviceSeq,
+    ) -> Result<Option<StoredOutcome>, StoreError> {
+        self.get_json(Space::Outcomes, &outcome_key(device, seq))
+    }
+
+    pub fn has_blob(&self, hash: &Sha256Hex) -> Result<bool, StoreError> {
+        Ok(self.blob(hash)?.is_some())
+    }
+
+    pub fn blob(&self, hash: &Sha256Hex) -> Result<Option<Vec<u8>>, StoreError> {
+        self.kv.get(Space::Blobs, hash.as_str().as_bytes())
+    }
+
+    pub fn user(&self, id: &UserId) -> Result<Option<UserRecord>, StoreError> {
+        self.get_json(Space::Users, id.as_str().as_bytes())
+    }
+
+    pub fn counters(&self) -> Result<Counters, StoreError> {
+        let read = |key| -> Result<u64, StoreError> {
+            Ok(self
+                .kv
+                .get(Space::Meta, key)?
+                .map(|v| decode_u64(&v))
+                .unwrap_or(0))
+        };
+        Ok(Counters {
+            feed: read(META_FEED)?,
+            tickets: read(META_TICKETS)?,
+        })
+    }
+
+    /// Apply one atomic group of changes (visible now, durable after [`Store::flush`]).
+    pub fn apply(&self, changes: Changes) -> Result<(), StoreError> {
+        if changes.writes.is_empty() {
+            return Ok(());
+        }
+        self.kv.apply(changes.writes)
+    }
+
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.kv.flush()
+    }
+
+    pub fn size_on_disk(&self) -> Result<u64, StoreError> {
+        self.kv.size_on_disk()
+    }
+
+    /// Stage a ticket's new state with its indexes and feed entries. `old` is
+    /// the state before this change (None for a new ticket).
+    pub fn stage_ticket(
+        &self,
+        changes: &mut Changes,
+        counters: &mut Counters,
+        old: Option<&Ticket>,
+        new: &Ticket,
+    ) -> Result<(), StoreError> {
+        let id = new.id.as_str();
+        changes.put_json(Space::Tickets, id.as_bytes().to_vec(), new);
+        if old.is_none() {
+            changes.put(
+                Space::EstateTickets,
+                key2(new.estate.as_str(), id),
+                Vec::new(),
+            );
+        }
+        let old_assignee = old.and_then(|t| t.assigned_technician.as_ref());
+        if old_assignee != new.assigned_technician.as_ref() {
+            if let Some(previous) = old_assignee {
+                changes.delete(Space::AssignedTickets, key2(previous.as_str(), id));
+            }
+            if let Some(current) = &new.assigned_technician {
+                changes.put(
+                    Space::AssignedTickets,
+                    key2(current.as_str(), id),
+                    Vec::new(),
+                );
+            }
+        }
+
+        let old_holder = old.and_then(Ticket::holder);
+        let new_holder = new.holder();
+        if let Some(previous) = old_holder.filter(|p| Some(*p) != new_holder) {
+            let reason = if new.status == sync_protocol::Status::Cancelled {
+                RevokeReason::Cancelled
+            } else {
+                RevokeReason::Reassigned
+            };
+            self.stage_feed(changes, counters, previous, &new.id, Some(reason))?;
+        }
+        if let Some(current) = new_holder {
+            self.stage_feed(changes, counters, current, &new.id, None)?;
+        }
+        Ok(())
+    }
+
+    /// Keep one feed entry per (technician, ticket): the newest. A pull then
+    /// costs in proportion to the tickets that changed, not to the changes.
+    fn stage_feed(
+        &self,
+        changes: &mut Changes,
+        counters: &mut Counters,
+        user: &UserId,
+        ticket: &TicketId,
+        revoked: Option<RevokeReason>,
+    ) -> Result<(), StoreError> {
+        let position_key = key2(user.as_str(), ticket.as_str());
+        if let Some(old) = self.kv.get(Space::FeedPosition, &position_key)? {
+            changes.delete(Space::Feed, feed_key(user, decode_u64(&old)));
+        }
+        counters.feed += 1;
+        let entry = FeedEntry {
+            ticket_id: ticket.clone(),
+            revoked,
+        };
+        changes.put_json(Space::Feed, feed_key(user, counters.feed), &entry);
+        changes.put(
+            Space::FeedPosition,
+            position_key,
+            counters.feed.to_be_bytes().to_vec(),
+        );
+        changes.put(
+            Space::Meta,
+            META_FEED.to_vec(),
+            counters.feed.to_be_bytes().to_vec(),
+        );
+        Ok(())
+    }
+
+    fn get_json<T: DeserializeOwned>(
+        &self,
+        space: Space,
+        key: &[u8],
+    ) -> Result<Option<T>, StoreError> {
+        self.kv
+            .get(space, key)?
+            .map(|value| decode(space, &value))
+            .transpose()
+    }
+}
+
+/// Writes to apply together.
+#[derive(Default)]
+pub struct Changes {
+    writes: Vec<Write>,
+}
+
+impl Changes {
+    pub fn put(&mut self, space: Space, key: Vec<u8>, value: Vec<u8>) {
+        self.writes.push(Write::Put(space, key, value));
+    }
+
+    pub fn delete(&mut self, space: Space, key: Vec<u8>) {
+        self.writes.push(Write::Delete(space, key));
+    }
+
+    pub fn put_json(&mut self, space: Space, key: Vec<u8>, value: &impl Serialize) {
+        let bytes = serde_json::to_vec(value).expect("stored records always serialize");
+        self.put(space, key, bytes);
+    }
+
+    pub fn put_device(&mut self, device: &DeviceRecord) {
+        let key = device.device_id.as_str().as_bytes().to_vec();
+        self.put_json(Space::Devices, key, device);
+    }
+
+    pub fn put_outcome(&mut self, device: &DeviceId, seq: DeviceSeq, outcome: &StoredOutcome) {
+        self.put_json(Space::Outcomes, outcome_key(device, seq), outcome);
+    }
+
+    pub fn put_blob(&mut self, hash: &Sha256Hex, bytes: Vec<u8>) {
+        self.put(Space::Blobs, hash.as_str().as_bytes().to_vec(), bytes);
+    }
+
+    pub fn put_user(&mut self, user: &UserRecord) {
+        self.put_json(Space::Users, user.id.as_str().as_bytes().to_vec(), user);
+    }
+
+    pub fn put_ticket_counter(&mut self, counters: &Counters) {
+        let value = counters.tickets.to_be_bytes().to_vec();
+        self.put(Space::Meta, META_TICKETS.to_vec(), value);
+    }
+}
+
+fn decode<T: DeserializeOwned>(space: Space, bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|error| StoreError::Corrupt {
+        space,
+        reason: error.to_string(),
+    })
+}
+
+fn decode_u64(bytes: &[u8]) -> u64 {
+    let mut array = [0u8; 8];
+    array.copy_from_slice(&bytes[..8]);
+    u64::from_be_bytes(array)
+}
+
+fn key2(first: &str, second: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(first.len() + second.len() + 1);
+    key.extend_from_slice(first.as_bytes());
+    key.push(0);
+    key.extend_from_slice(second.as_bytes());
+    key
+}
+
+/// The first key after every `owner\0…` key.
+fn prefix_end(owner: &str) -> Vec<u8> {
+    let mut key = owner.as_bytes().to_vec();
+    key.push(1);
+    key
+}
+
+fn feed_key(user: &UserId, cursor: u64) -> Vec<u8> {
+    let mut key = key2(user.as_str(), "");
+    key.extend_from_slice(&cursor.to_be_bytes());
+    key
+}
+
+fn outcome_key(device: &DeviceId, seq: DeviceSeq) -> Vec<u8> {
+    let mut key = key2(device.as_str(), "");
+    key.extend_from_slice(&seq.0.to_be_bytes());
+    key
+}

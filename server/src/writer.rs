@@ -1,0 +1,412 @@
+//! The single writer with group commit.
+//!
+//! Every change goes through one thread, so each one reads the state the
+//! previous left and applies atomically. The thread takes all requests that
+//! are waiting, applies each as its own atomic group, flushes once, and only
+//! then answers: durability costs one fsync per group, not per request.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::JoinHandle;
+
+use chrono::{DateTime, Utc};
+use sync_protocol::{
+    BatchError, BlobReceipt, Cursor, DeviceMutation, DeviceReport, DeviceSeq, Intake, Ledger,
+    OfficeActionRequest, PROTOCOL_VERSION, PushResponse, Recorder, Sha256Hex, StoredOutcome,
+    Ticket, TicketId, TicketVersion, UserId, Version, WorkflowError, apply_batch, apply_office_op,
+    check_batch, create_ticket,
+};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::clock::Clock;
+use crate::store::{Changes, Counters, DeviceRecord, Store, StoreError, UserRecord};
+
+/// Most requests committed by one flush.
+const MAX_GROUP: usize = 512;
+
+/// A change to make.
+pub enum Command {
+    Push {
+        user: UserId,
+        report: DeviceReport,
+        mutations: Vec<DeviceMutation>,
+    },
+    /// A device pulled: record the contact (not a fact: answered before the flush).
+    Pulled {
+        user: UserId,
+        report: DeviceReport,
+    },
+    CreateTicket {
+        by: UserId,
+        intake: Intake,
+    },
+    Office {
+        by: UserId,
+        ticket_id: TicketId,
+        request: OfficeActionRequest,
+    },
+    PutBlob {
+        hash: Sha256Hex,
+        bytes: Vec<u8>,
+    },
+    PutUser {
+        user: UserRecord,
+    },
+}
+
+pub enum Reply {
+    Push(PushResponse),
+    Device(DeviceRecord),
+    Ticket(Box<Ticket>),
+    Blob(BlobReceipt),
+    Done,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Batch(#[from] BatchError),
+    #[error(transparent)]
+    Workflow(#[from] WorkflowError),
+    #[error("no such ticket")]
+    TicketNotFound,
+    #[error("the ticket is at version {}, not {}", actual.0, expected.0)]
+    VersionConflict { expected: Version, actual: Version },
+    #[error("device {0} belongs to another user")]
+    DeviceOfAnotherUser(String),
+    #[error("the writer has stopped")]
+    Stopped,
+}
+
+struct Job {
+    command: Command,
+    reply: oneshot::Sender<Result<Reply, WriteError>>,
+}
+
+/// The handle the HTTP layer uses; cheap to clone.
+#[derive(Clone)]
+pub struct Writer {
+    jobs: mpsc::Sender<Job>,
+    durable_cursor: Arc<AtomicU64>,
+}
+
+impl Writer {
+    /// Start the writer thread. It stops, after a last flush, when every
+    /// handle is dropped; join the returned handle to wait for that.
+    pub fn start(
+        store: Store,
+        clock: Arc<dyn Clock>,
+        queue: usize,
+    ) -> Result<(Self, JoinHandle<()>), StoreError> {
+        let counters = store.counters()?;
+        let durable_cursor = Arc::new(AtomicU64::new(counters.feed));
+        let (jobs, receiver) = mpsc::channel(queue);
+        let state = WriterState {
+            store,
+            clock,
+            counters,
+            durable_cursor: durable_cursor.clone(),
+        };
+        let thread = std::thread::Builder::new()
+            .name("group-commit".to_owned())
+            .spawn(move || state.run(receiver))
+            .expect("the writer thread starts");
+        Ok((
+            Self {
+                jobs,
+                durable_cursor,
+            },
+            thread,
+        ))
+    }
+
+    /// Apply a command; answers once it is durable (contacts: once applied).
+    pub async fn submit(&self, command: Command) -> Result<Reply, WriteError> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(Job { command, reply })
+            .await
+            .map_err(|_| WriteError::Stopped)?;
+        answer.await.map_err(|_| WriteError::Stopped)?
+    }
+
+    /// Feed entries up to here are on disk; pulls never show anything later,
+    /// so a cursor a device holds can never be lost in a crash and reused.
+    pub fn durable_cursor(&self) -> Cursor {
+        Cursor(self.durable_cursor.load(Ordering::Acquire))
+    }
+}
+
+struct WriterState {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    counters: Counters,
+    durable_cursor: Arc<AtomicU64>,
+}
+
+type Pending = (
+    oneshot::Sender<Result<Reply, WriteError>>,
+    Result<Reply, WriteError>,
+);
+
+impl WriterState {
+    fn run(mut self, mut receiver: mpsc::Receiver<Job>) {
+        while let Some(first) = receiver.blocking_recv() {
+            let mut group = vec![first];
+            while group.len() < MAX_GROUP {
+                match receiver.try_recv() {
+                    Ok(job) => group.push(job),
+                    Err(_) => break,
+                }
+            }
+            self.commit_group(group);
+        }
+        if let Err(error) = self.store.flush() {
+            tracing::error!(%error, "final flush failed");
+        }
+    }
+
+    fn commit_group(&mut self, group: Vec<Job>) {
+        let mut waiting: Vec<Pending> = Vec::with_capacity(group.len());
+        for job in group {
+            let is_contact = matches!(job.command, Command::Pulled { .. });
+            let result = self.apply(job.command);
+            if is_contact {
+                let _ = job.reply.send(result);
+            } else {
+                waiting.push((job.reply, result));
+            }
+        }
+        let flushed = self.store.flush();
+        match flushed {
+            Ok(()) => {
+                self.durable_cursor
+                    .store(self.counters.feed, Ordering::Release);
+                for (reply, result) in waiting {
+                    // The requester may have gone (timeout); the write stands.
+                    let _ = reply.send(result);
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, "flush failed; nothing in this group is acknowledged");
+                for (reply, _) in waiting {
+                    let _ = reply.send(Err(WriteError::Store(StoreError::Engine(
+                        error.to_string(),
+                    ))));
+                }
+            }
+        }
+    }
+
+    /// Apply one command as one atomic group of writes.
+    fn apply(&mut self, command: Command) -> Result<Reply, WriteError> {
+        let mut changes = Changes::default();
+        // Work on a copy so a refused command leaves no trace in the counters.
+        let mut counters = self.counters;
+        let now = self.clock.now();
+        let reply = match command {
+            Command::Push {
+                user,
+                report,
+                mutations,
+            } => self.push(&mut changes, &mut counters, user, report, mutations, now)?,
+            Command::Pulled { user, report } => {
+                let mut device = self.device_for(&user, &report, now)?;
+                device.last_pull_at = Some(now);
+                changes.put_device(&device);
+                Reply::Device(device)
+            }
+            Command::CreateTicket { by, intake } => {
+                counters.tickets += 1;
+                let id = TicketId::parse(&format!("tk{:08}", counters.tickets))
+                    .expect("generated ticket ids are valid");
+                let ticket = create_ticket(id, intake, by, now)?;
+                self.store
+                    .stage_ticket(&mut changes, &mut counters, None, &ticket)?;
+                changes.put_ticket_counter(&counters);
+                Reply::Ticket(Box::new(ticket))
+            }
+            Command::Office {
+                by,
+                ticket_id,
+                request,
+            } => {
+                let ticket = self
+                    .store
+                    .ticket(&ticket_id)?
+                    .ok_or(WriteError::TicketNotFound)?;
+                if let Some(expected) = request.expected_version
+                    && expected != ticket.version
+                {
+                    return Err(WriteError::VersionConflict {
+                        expected,
+                        actual: ticket.version,
+                    });
+                }
+                let next = apply_office_op(&ticket, &request.op, &by, now)?;
+                self.store
+                    .stage_ticket(&mut changes, &mut counters, Some(&ticket), &next)?;
+                Reply::Ticket(Box::new(next))
+            }
+            Command::PutBlob { hash, bytes } => {
+                let size_bytes = bytes.len() as u64;
+                let created = !self.store.has_blob(&hash)?;
+                if created {
+                    changes.put_blob(&hash, bytes);
+                }
+                Reply::Blob(BlobReceipt {
+                    sha256: hash,
+                    size_bytes,
+                    created,
+                })
+            }
+            Command::PutUser { user } => {
+                changes.put_user(&user);
+                Reply::Done
+            }
+        };
+        self.store.apply(changes)?;
+        self.counters = counters;
+        Ok(reply)
+    }
+
+    fn push(
+        &self,
+        changes: &mut Changes,
+        counters: &mut Counters,
+        user: UserId,
+        report: DeviceReport,
+        mutations: Vec<DeviceMutation>,
+        now: DateTime<Utc>,
+    ) -> Result<Reply, WriteError> {
+        let mut device = self.device_for(&user, &report, now)?;
+        let ledger = LoadedLedger::load(&self.store, &device, &mutations)?;
+        let mut tickets = BTreeMap::new();
+        for mutation in &mutations {
+            if !tickets.contains_key(&mutation.ticket_id)
+                && let Some(ticket) = self.store.ticket(&mutation.ticket_id)?
+            {
+                tickets.insert(mutation.ticket_id.clone(), ticket);
+            }
+        }
+        let before = tickets.clone();
+        let recorder = Recorder {
+            user,
+            device: report.device_id.clone(),
+        };
+        let effects = apply_batch(&ledger, &mut tickets, &recorder, &mutations, now)?;
+
+        for (id, ticket) in &effects.changed {
+            self.store
+                .stage_ticket(changes, counters, before.get(id), ticket)?;
+        }
+        for (seq, outcome) in &effects.new_outcomes {
+            changes.put_outcome(&device.device_id, *seq, outcome);
+        }
+        device.last_seq = effects.last_seq;
+        device.last_push_at = Some(now);
+        changes.put_device(&device);
+
+        let mut missing_blobs = Vec::new();
+        for ticket in tickets.values() {
+            for blob in ticket.referenced_blobs() {
+                if !missing_blobs.contains(blob) && !self.store.has_blob(blob)? {
+                    missing_blobs.push(blob.clone());
+                }
+            }
+        }
+        let ticket_versions = tickets
+            .values()
+            .map(|ticket| TicketVersion {
+                ticket_id: ticket.id.clone(),
+                version: ticket.version,
+            })
+            .collect();
+        Ok(Reply::Push(PushResponse {
+            protocol_version: PROTOCOL_VERSION,
+            server_time: now,
+            outcomes: effects.outcomes,
+            ticket_versions,
+            last_seq: effects.last_seq,
+            missing_blobs,
+        }))
+    }
+
+    /// The device's record updated with what it just reported; a device is
+    /// bound to the first technician who synced with it.
+    fn device_for(
+        &self,
+        user: &UserId,
+        report: &DeviceReport,
+        now: DateTime<Utc>,
+    ) -> Result<DeviceRecord, WriteError> {
+        let known = self.store.device(&report.device_id)?;
+        if let Some(known) = &known
+            && &known.user != user
+        {
+            return Err(WriteError::DeviceOfAnotherUser(
+                report.device_id.to_string(),
+            ));
+        }
+        let offset = now.signed_duration_since(report.device_time);
+        let mut device = known.unwrap_or_else(|| DeviceRecord {
+            device_id: report.device_id.clone(),
+            user: user.clone(),
+            last_seq: DeviceSeq(0),
+            app_version: String::new(),
+            protocol_version: PROTOCOL_VERSION,
+            outbox_depth: 0,
+            oldest_pending_age_ms: None,
+            last_contact_at: now,
+            last_push_at: None,
+            last_pull_at: None,
+            clock_offset_ms: 0,
+        });
+        device.app_version = report.app_version.chars().take(64).collect();
+        device.outbox_depth = report.outbox_depth;
+        device.oldest_pending_age_ms = report.oldest_pending_age_ms;
+        device.last_contact_at = now;
+        device.clock_offset_ms = offset.num_milliseconds();
+        Ok(device)
+    }
+}
+
+/// The device's ledger, loaded before the batch: its last sequence number and
+/// the stored answers of the sequence numbers the batch replays.
+struct LoadedLedger {
+    last_seq: DeviceSeq,
+    stored: BTreeMap<DeviceSeq, StoredOutcome>,
+}
+
+impl LoadedLedger {
+    fn load(
+        store: &Store,
+        device: &DeviceRecord,
+        batch: &[DeviceMutation],
+    ) -> Result<Self, WriteError> {
+        let replays = check_batch(device.last_seq, batch)?;
+        let mut stored = BTreeMap::new();
+        for seq in replays {
+            if let Some(outcome) = store.stored_outcome(&device.device_id, DeviceSeq(seq))? {
+                stored.insert(DeviceSeq(seq), outcome);
+            }
+        }
+        Ok(Self {
+            last_seq: device.last_seq,
+            stored,
+        })
+    }
+}
+
+impl Ledger for LoadedLedger {
+    fn last_seq(&self) -> DeviceSeq {
+        self.last_seq
+    }
+
+    fn stored(&self, seq: DeviceSeq) -> Option<StoredOutcome> {
+        self.stored.get(&seq).cloned()
+    }
+}

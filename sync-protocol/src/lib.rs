@@ -1,0 +1,30 @@
+//! The per-ticket versioned sync protocol of the service-request workflow
+//! (SPEC.md): the ticket model, device and office intents, merge rules, the
+//! workflow state machine and the wire types.
+//!
+//! This crate is pure: no I/O, no clocks (time is always a parameter), no
+//! storage, no HTTP. The server and handheld clients share it.
+
+pub mod error;
+pub mod ids;
+pub mod merge;
+pub mod mutation;
+pub mod office;
+pub mod push;
+pub mod roles;
+pub mod ticket;
+pub mod wire;
+pub mod workflow;
+
+pub use error::{FieldProblem, ParseError, WorkflowError};
+pub use ids::{Cursor, DeviceId, DeviceSeq, EstateId, MutationId, Sha256Hex, TicketId, UserId, Version};
+pub use merge::{Merged, Recorder, merge};
+pub use mutation::{
+    Applied, DeviceMutation, DeviceOp, MutationOutcome, Outcome, RejectCode, Rejection, Verdict,
+};
+pub use office::{Intake, OfficeOp, apply_office_op, create_ticket, validate_intake};
+pub use push::{BatchError, Ledger, PushEffects, StoredOutcome, apply_batch, check_batch};
+pub use roles::Role;
+pub use ticket::*;
+pub use wire::*;
+pub use workflow::{Event, Status, transition};

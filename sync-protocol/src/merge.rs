@@ -1,0 +1,778 @@
+//! Merge rules: how one device mutation meets the server's current ticket.
+//!
+//! - Arrivals, notes, results and signatures are grow-only sets keyed by
+//!   mutation id, so delivering a mutation twice cannot add it twice.
+//! - A fact from a technician who held the ticket is kept even when the ticket
+//!   was reassigned or cancelled meanwhile: it is flagged late and does not
+//!   move the ticket.
+//! - Status changes go through the workflow state machine from the ticket's
+//!   current state, never from what the device saw.
+
+use chrono::{DateTime, Utc};
+
+use crate::ids::{DeviceId, MutationId, UserId};
+use crate::mutation::{Applied, DeviceMutation, DeviceOp, RejectCode, Rejection, Verdict};
+use crate::office::MAX_TEXT_CHARS;
+use crate::ticket::{
+    Actor, Arrival, Charge, CompletionRecord, Fact, FactKind, HistoryEvent, LateReason, Lateness,
+    Note, Signature, Ticket,
+};
+use crate::workflow::{Event, Status, transition};
+
+/// Who sent a mutation: the authenticated technician and their device.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recorder {
+    pub user: UserId,
+    pub device: DeviceId,
+}
+
+/// The result of merging: the verdict, and the changed ticket when applied.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Merged {
+    pub verdict: Verdict,
+    pub ticket: Option<Ticket>,
+}
+
+/// Merge one mutation into the current ticket. Never fails: every mutation
+/// gets a verdict.
+pub fn merge(
+    ticket: &Ticket,
+    recorder: &Recorder,
+    mutation: &DeviceMutation,
+    received_at: DateTime<Utc>,
+) -> Merged {
+    let id = MutationId::new(recorder.device.clone(), mutation.seq);
+    if let Some(version) = version_that_recorded(ticket, &id) {
+        // Already here (the ledger normally answers first): same answer again.
+        let late = fact_lateness(ticket, &id);
+        return Merged {
+            verdict: Verdict::Applied(Applied {
+                ticket_version: version,
+                late,
+            }),
+            ticket: None,
+        };
+    }
+    if !ticket.technicians_ever.contains(&recorder.user) {
+        return rejected(
+            RejectCode::NotYourTicket,
+            "this ticket was never assigned to you (此工单未派给您)",
+        );
+    }
+    if let Err(rejection) = validate_op(ticket, &mutation.op) {
+        return Merged {
+            verdict: Verdict::Rejected(rejection),
+            ticket: None,
+        };
+    }
+
+    let late = lateness(ticket, &recorder.user);
+    let event = match &mutation.op {
+        DeviceOp::RecordArrival => Some(Event::Arrive),
+        DeviceOp::Complete { .. } => Some(Event::Complete),
+        DeviceOp::AddNote { .. } | DeviceOp::AttachSignature { .. } => None,
+    };
+    // A late fact never moves the ticket; an on-time one moves it when the
+    // state machine allows from where the ticket is now, and is kept either way.
+    let new_status = match (event, &late) {
+        (Some(event), None) => transition(ticket.status, event).unwrap_or(ticket.status),
+        _ => ticket.status,
+    };
+
+    let mut next = ticket.clone();
+    let fact_kind = insert_fact(&mut next, id.clone(), recorder, mutation, received_at, &late);
+    next.record(
+        received_at,
+        Actor::Device {
+            user: recorder.user.clone(),
+            device: recorder.device.clone(),
+        },
+        HistoryEvent::FactRecorded {
+            mutation: id,
+            fact: fact_kind,
+            late: late.is_some(),
+        },
+        new_status,
+    );
+    Merged {
+        verdict: Verdict::Applied(Applied {
+            ticket_version: next.version,
+            late,
+        }),
+        ticket: Some(next),
+    }
+}
+
+fn rejected(code: RejectCode, reason: &str) -> Merged {
+    Merged {
+        verdict: Verdict::Rejected(Rejection {
+            code,
+            reason: reason.to_owned(),
+        }),
+        ticket: None,
+    }
+}
+
+/// Late when the recorder no longer holds the ticket, or it was cancelled.
+fn lateness(ticket: &Ticket, user: &UserId) -> Option<Lateness> {
+    let reason = if ticket.status == Status::Cancelled {
+        LateReason::Cancelled
+    } else if !ticket.is_assigned_to(user) {
+        LateReason::ReassignedAway
+    } else {
+        return None;
+    };
+    Some(Lateness {
+        reason,
+        assigned_now: ticket.assigned_technician.clone(),
+    })
+}
+
+fn validate_op(ticket: &Ticket, op: &DeviceOp) -> Result<(), Rejection> {
+    let invalid = |reason: &str| {
+        Err(Rejection {
+            code: RejectCode::InvalidContent,
+            reason: reason.to_owned(),
+        })
+    };
+    match op {
+        DeviceOp::RecordArrival => Ok(()),
+        DeviceOp::AddNote { text } => {
+            if text.trim().is_empty() || text.chars().count() > MAX_TEXT_CHARS {
+                return invalid("a note needs 1-4000 characters (备注为空或过长)");
+            }
+            Ok(())
+        }
+        DeviceOp::Complete { result } => validate_result(result).or_else(|reason| invalid(reason)),
+        DeviceOp::AttachSignature {
+            signed_record,
+            signer_name,
+            ..
+        } => {
+            if signer_name.trim().is_empty() || signer_name.chars().count() > 100 {
+                return invalid("the signer's name is required (签字人姓名必填)");
+            }
+            if !ticket.has_result_with_hash(signed_record) {
+                return Err(Rejection {
+                    code: RejectCode::SignedRecordUnknown,
+                    reason: "the signature refers to a completion record this ticket does not have (签字对应的完工记录不存在)".to_owned(),
+                });
+            }
+            Ok(())
+        }
+    }
+}
+
+/// R-P6: a result says what was done and whether it was paid, with the fee.
+fn validate_result(result: &CompletionRecord) -> Result<(), &'static str> {
+    if result.work_done.trim().is_empty() || result.work_done.chars().count() > MAX_TEXT_CHARS {
+        return Err("say what was done, in 1-4000 characters (处理结果必填)");
+    }
+    if result
+        .materials
+        .iter()
+        .any(|m| m.name.trim().is_empty() || m.quantity.trim().is_empty())
+    {
+        return Err("every material needs a name and a quantity (材料名称和数量必填)");
+    }
+    if result.charge == (Charge::Paid { fee_fen: 0 }) {
+        return Err("a paid job needs its fee (有偿服务需填写费用)");
+    }
+    Ok(())
+}
+
+fn insert_fact(
+    ticket: &mut Ticket,
+    id: MutationId,
+    recorder: &Recorder,
+    mutation: &DeviceMutation,
+    received_at: DateTime<Utc>,
+    late: &Option<Lateness>,
+) -> FactKind {
+    fn fact<T>(
+        recorder: &Recorder,
+        mutation: &DeviceMutation,
+        received_at: DateTime<Utc>,
+        late: &Option<Lateness>,
+        body: T,
+    ) -> Fact<T> {
+        Fact {
+            recorded_by: recorder.user.clone(),
+            device: recorder.device.clone(),
+            recorded_at: mutation.recorded_at,
+            received_at,
+            base_version: mutation.base_version,
+            late: late.clone(),
+            body,
+        }
+    }
+    match &mutation.op {
+        DeviceOp::RecordArrival => {
+            let body = fact(recorder, mutation, received_at, late, Arrival {});
+            ticket.arrivals.insert(id, body);
+            FactKind::Arrival
+        }
+        DeviceOp::AddNote { text } => {
+            let body = Note {
+                text: text.trim().to_owned(),
+            };
+            let body = fact(recorder, mutation, received_at, late, body);
+            ticket.notes.insert(id, body);
+            FactKind::Note
+        }
+        DeviceOp::Complete { result } => {
+            let body = fact(recorder, mutation, received_at, late, result.clone());
+            ticket.results.insert(id, body);
+            FactKind::Result
+        }
+        DeviceOp::AttachSignature {
+            blob,
+            signed_record,
+            signer_name,
+        } => {
+            let body = Signature {
+                blob: blob.clone(),
+                signed_record: signed_record.clone(),
+                signer_name: signer_name.trim().to_owned(),
+            };
+            let body = fact(recorder, mutation, received_at, late, body);
+            ticket.signatures.insert(id, body);
+            FactKind::Signature
+        }
+    }
+}
+
+fn version_that_recorded(ticket: &Ticket, id: &MutationId) -> Option<crate::ids::Version> {
+    ticket.history.iter().find_map(|entry| match &entry.event {
+        HistoryEvent::FactRecorded { mutation, .. } if mutation == id => Some(entry.version),
+        _ => None,
+    })
+}
+
+fn fact_lateness(ticket: &Ticket, id: &MutationId) -> Option<Lateness> {
+    let late = |fact_late: &Option<Lateness>| fact_late.clone();
+    ticket
+        .arrivals
+        .get(id)
+        .map(|f| late(&f.late))
+        .or_else(|| ticket.notes.get(id).map(|f| late(&f.late)))
+        .or_else(|| ticket.results.get(id).map(|f| late(&f.late)))
+        .or_else(|| ticket.signatures.get(id).map(|f| late(&f.late)))
+        .flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{DeviceSeq, Sha256Hex, TicketId, Version};
+    use crate::mutation::Outcome;
+    use crate::office::tests::{at, dispatched_ticket, user};
+    use crate::office::{OfficeOp, apply_office_op};
+    use crate::ticket::{Material, StatusChange};
+
+    fn recorder(name: &str) -> Recorder {
+        Recorder {
+            user: user(name),
+            device: DeviceId::parse(&format!("hh-{name}")).unwrap(),
+        }
+    }
+
+    fn mutation(seq: u64, op: DeviceOp) -> DeviceMutation {
+        DeviceMutation {
+            seq: DeviceSeq(seq),
+            ticket_id: TicketId::parse("t-1").unwrap(),
+            base_version: Version(2),
+            recorded_at: at(9, 30),
+            op,
+        }
+    }
+
+    fn note(text: &str) -> DeviceOp {
+        DeviceOp::AddNote { text: text.into() }
+    }
+
+    fn paid_result() -> CompletionRecord {
+        CompletionRecord {
+            work_done: "replaced the kitchen pipe joint 更换厨房水管接头".into(),
+            materials: vec![Material {
+                name: "pipe joint DN20".into(),
+                quantity: "1".into(),
+            }],
+            charge: Charge::Paid { fee_fen: 3500 },
+        }
+    }
+
+    fn complete(result: CompletionRecord) -> DeviceOp {
+        DeviceOp::Complete { result }
+    }
+
+    fn signature_over(signed_record: Sha256Hex) -> DeviceOp {
+        DeviceOp::AttachSignature {
+            blob: Sha256Hex::of(b"signature image"),
+            signed_record,
+            signer_name: "王女士".into(),
+        }
+    }
+
+    fn reassigned(ticket: &Ticket, to: &str) -> Ticket {
+        let op = OfficeOp::Reassign {
+            technician: user(to),
+            reason: "li is off sick".into(),
+        };
+        apply_office_op(ticket, &op, &user("dispatcher"), at(10, 0)).unwrap()
+    }
+
+    fn cancelled(ticket: &Ticket) -> Ticket {
+        let op = OfficeOp::Cancel {
+            reason: "the owner fixed it himself".into(),
+        };
+        apply_office_op(ticket, &op, &user("agent"), at(10, 0)).unwrap()
+    }
+
+    /// Merge and insist it applied; the applied verdict and the new ticket.
+    fn apply(ticket: &Ticket, by: &str, mutation: &DeviceMutation) -> (Applied, Ticket) {
+        let merged = merge(ticket, &recorder(by), mutation, at(11, 0));
+        match merged {
+            Merged {
+                verdict: Verdict::Applied(applied),
+                ticket: Some(next),
+            } => (applied, next),
+            other => panic!("expected the mutation to apply, got {other:?}"),
+        }
+    }
+
+    /// Merge and insist it was refused without a new ticket; the refusal code.
+    fn refuse(ticket: &Ticket, by: &str, mutation: &DeviceMutation) -> RejectCode {
+        let merged = merge(ticket, &recorder(by), mutation, at(11, 0));
+        match merged {
+            Merged {
+                verdict: Verdict::Rejected(rejection),
+                ticket: None,
+            } => {
+                assert!(!rejection.reason.is_empty(), "a refusal says why");
+                rejection.code
+            }
+            other => panic!("expected the mutation to be refused, got {other:?}"),
+        }
+    }
+
+    fn mutation_id(by: &str, seq: u64) -> MutationId {
+        MutationId::new(recorder(by).device, DeviceSeq(seq))
+    }
+
+    #[test]
+    fn r_p1_an_arrival_moves_a_dispatched_ticket_in_progress() {
+        let ticket = dispatched_ticket("li");
+        assert_eq!(ticket.status, Status::Dispatched);
+        let (applied, next) = apply(&ticket, "li", &mutation(1, DeviceOp::RecordArrival));
+        assert_eq!(next.status, Status::InProgress);
+        assert_eq!(applied.late, None);
+        assert_eq!(applied.ticket_version, next.version);
+        let arrival = &next.arrivals[&mutation_id("li", 1)];
+        assert_eq!(arrival.recorded_by, user("li"));
+        assert_eq!(arrival.recorded_at, at(9, 30));
+        assert_eq!(arrival.received_at, at(11, 0));
+        assert_eq!(arrival.base_version, Version(2));
+        assert_eq!(arrival.late, None);
+    }
+
+    #[test]
+    fn a_second_arrival_keeps_an_in_progress_ticket_in_progress() {
+        let (_, arrived) = apply(
+            &dispatched_ticket("li"),
+            "li",
+            &mutation(1, DeviceOp::RecordArrival),
+        );
+        let (_, again) = apply(&arrived, "li", &mutation(2, DeviceOp::RecordArrival));
+        assert_eq!(again.status, Status::InProgress);
+        assert_eq!(again.arrivals.len(), 2);
+    }
+
+    #[test]
+    fn r_p6_a_result_moves_an_in_progress_ticket_to_completed() {
+        let (_, arrived) = apply(
+            &dispatched_ticket("li"),
+            "li",
+            &mutation(1, DeviceOp::RecordArrival),
+        );
+        let (_, completed) = apply(&arrived, "li", &mutation(2, complete(paid_result())));
+        assert_eq!(completed.status, Status::Completed);
+        assert_eq!(completed.charge(), Some(&Charge::Paid { fee_fen: 3500 }));
+        assert_eq!(
+            completed.current_result().map(|fact| &fact.body),
+            Some(&paid_result())
+        );
+    }
+
+    #[test]
+    fn r_p6_a_result_without_a_recorded_arrival_still_completes_the_ticket() {
+        let (_, completed) = apply(
+            &dispatched_ticket("li"),
+            "li",
+            &mutation(1, complete(paid_result())),
+        );
+        assert_eq!(completed.status, Status::Completed);
+    }
+
+    #[test]
+    fn an_arrival_synced_after_the_result_does_not_reopen_the_ticket() {
+        let (_, completed) = apply(
+            &dispatched_ticket("li"),
+            "li",
+            &mutation(2, complete(paid_result())),
+        );
+        let (applied, next) = apply(&completed, "li", &mutation(1, DeviceOp::RecordArrival));
+        assert_eq!(next.status, Status::Completed);
+        assert_eq!(applied.late, None);
+        assert!(next.arrivals.contains_key(&mutation_id("li", 1)));
+    }
+
+    #[test]
+    fn a_note_is_kept_and_does_not_change_the_status() {
+        let ticket = dispatched_ticket("li");
+        let (applied, next) = apply(&ticket, "li", &mutation(1, note("  valve was seized  ")));
+        assert_eq!(next.status, Status::Dispatched);
+        assert_eq!(applied.late, None);
+        assert_eq!(next.notes[&mutation_id("li", 1)].body.text, "valve was seized");
+        assert_eq!(next.history.last().unwrap().status_change, None);
+    }
+
+    #[test]
+    fn r_p1_a_note_recorded_after_reassignment_is_kept_and_flagged_late() {
+        let ticket = reassigned(&dispatched_ticket("li"), "zhang");
+        let (applied, next) = apply(&ticket, "li", &mutation(1, note("waited at the door")));
+        let expected = Some(Lateness {
+            reason: LateReason::ReassignedAway,
+            assigned_now: Some(user("zhang")),
+        });
+        assert_eq!(applied.late, expected);
+        assert_eq!(next.notes[&mutation_id("li", 1)].late, expected);
+        assert_eq!(next.status, Status::Dispatched);
+        assert_eq!(next.assigned_technician, Some(user("zhang")));
+        let HistoryEvent::FactRecorded { late, fact, .. } = &next.history.last().unwrap().event
+        else {
+            panic!("expected a fact in the history");
+        };
+        assert!(*late);
+        assert_eq!(*fact, FactKind::Note);
+    }
+
+    #[test]
+    fn r_p1_an_arrival_from_a_technician_reassigned_away_is_kept_but_does_not_move_the_ticket() {
+        let ticket = reassigned(&dispatched_ticket("li"), "zhang");
+        let (applied, next) = apply(&ticket, "li", &mutation(1, DeviceOp::RecordArrival));
+        assert_eq!(
+            applied.late.as_ref().map(|late| late.reason),
+            Some(LateReason::ReassignedAway)
+        );
+        assert_eq!(next.status, Status::Dispatched, "zhang has not arrived yet");
+        assert!(next.arrivals.contains_key(&mutation_id("li", 1)));
+    }
+
+    #[test]
+    fn r_p6_a_result_from_a_technician_reassigned_away_is_kept_but_does_not_count() {
+        let ticket = reassigned(&dispatched_ticket("li"), "zhang");
+        let (applied, next) = apply(&ticket, "li", &mutation(1, complete(paid_result())));
+        assert_eq!(
+            applied.late,
+            Some(Lateness {
+                reason: LateReason::ReassignedAway,
+                assigned_now: Some(user("zhang")),
+            })
+        );
+        assert_eq!(next.status, Status::Dispatched);
+        assert!(next.results.contains_key(&mutation_id("li", 1)));
+        assert_eq!(next.current_result(), None, "a late result is for review only");
+    }
+
+    #[test]
+    fn the_technician_who_holds_the_ticket_now_is_not_late() {
+        let ticket = reassigned(&dispatched_ticket("li"), "zhang");
+        let (applied, next) = apply(&ticket, "zhang", &mutation(1, DeviceOp::RecordArrival));
+        assert_eq!(applied.late, None);
+        assert_eq!(next.status, Status::InProgress);
+    }
+
+    #[test]
+    fn a_fact_recorded_on_a_cancelled_ticket_is_kept_and_flagged_late() {
+        let ticket = cancelled(&dispatched_ticket("li"));
+        for (seq, op) in [
+            (1, DeviceOp::RecordArrival),
+            (2, note("owner was not home")),
+            (3, complete(paid_result())),
+        ] {
+            let (applied, next) = apply(&ticket, "li", &mutation(seq, op));
+            assert_eq!(
+                applied.late,
+                Some(Lateness {
+                    reason: LateReason::Cancelled,
+                    assigned_now: Some(user("li")),
+                })
+            );
+            assert_eq!(next.status, Status::Cancelled);
+            assert_eq!(next.history.last().unwrap().status_change, None);
+        }
+    }
+
+    #[test]
+    fn cancellation_outranks_reassignment_as_the_reason_a_fact_is_late() {
+        let ticket = cancelled(&reassigned(&dispatched_ticket("li"), "zhang"));
+        let (applied, _) = apply(&ticket, "li", &mutation(1, note("on my way")));
+        assert_eq!(
+            applied.late,
+            Some(Lateness {
+                reason: LateReason::Cancelled,
+                assigned_now: Some(user("zhang")),
+            })
+        );
+    }
+
+    #[test]
+    fn a_technician_who_never_held_the_ticket_is_rejected_and_the_ticket_is_unchanged() {
+        let ticket = dispatched_ticket("li");
+        let before = ticket.clone();
+        for (seq, op) in [
+            (1, DeviceOp::RecordArrival),
+            (2, note("hello")),
+            (3, complete(paid_result())),
+        ] {
+            assert_eq!(
+                refuse(&ticket, "zhang", &mutation(seq, op)),
+                RejectCode::NotYourTicket
+            );
+        }
+        assert_eq!(ticket, before);
+    }
+
+    #[test]
+    fn a_ticket_not_yet_dispatched_accepts_no_field_facts() {
+        let mut ticket = dispatched_ticket("li");
+        ticket.status = Status::Received;
+        ticket.assigned_technician = None;
+        ticket.technicians_ever.clear();
+        assert_eq!(
+            refuse(&ticket, "li", &mutation(1, DeviceOp::RecordArrival)),
+            RejectCode::NotYourTicket
+        );
+    }
+
+    #[test]
+    fn r_p6_invalid_content_is_rejected_and_the_ticket_is_unchanged() {
+        let ticket = dispatched_ticket("li");
+        let nameless_material = CompletionRecord {
+            materials: vec![Material {
+                name: "  ".into(),
+                quantity: "2".into(),
+            }],
+            ..paid_result()
+        };
+        let material_without_quantity = CompletionRecord {
+            materials: vec![Material {
+                name: "washer".into(),
+                quantity: String::new(),
+            }],
+            ..paid_result()
+        };
+        let invalid_ops = [
+            ("empty note", note("")),
+            ("blank note", note(" \n\t ")),
+            ("note too long", note(&"长".repeat(MAX_TEXT_CHARS + 1))),
+            (
+                "paid with fee 0",
+                complete(CompletionRecord {
+                    charge: Charge::Paid { fee_fen: 0 },
+                    ..paid_result()
+                }),
+            ),
+            (
+                "empty work_done",
+                complete(CompletionRecord {
+                    work_done: "   ".into(),
+                    ..paid_result()
+                }),
+            ),
+            ("material without name", complete(nameless_material)),
+            (
+                "material without quantity",
+                complete(material_without_quantity),
+            ),
+        ];
+        for (seq, (what, op)) in (1..).zip(invalid_ops) {
+            assert_eq!(
+                refuse(&ticket, "li", &mutation(seq, op)),
+                RejectCode::InvalidContent,
+                "{what}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_note_of_exactly_the_longest_length_is_accepted() {
+        let ticket = dispatched_ticket("li");
+        let text = "长".repeat(MAX_TEXT_CHARS);
+        let (_, next) = apply(&ticket, "li", &mutation(1, note(&text)));
+        assert_eq!(next.notes[&mutation_id("li", 1)].body.text, text);
+    }
+
+    #[test]
+    fn a_free_job_without_materials_is_a_valid_result() {
+        let result = CompletionRecord {
+            work_done: "reset the breaker 复位空开".into(),
+            materials: Vec::new(),
+            charge: Charge::Free,
+        };
+        let (_, next) = apply(&dispatched_ticket("li"), "li", &mutation(1, complete(result)));
+        assert_eq!(next.charge(), Some(&Charge::Free));
+    }
+
+    #[test]
+    fn r_p7_a_signature_over_a_record_the_ticket_does_not_have_is_rejected() {
+        let (_, completed) = apply(
+            &dispatched_ticket("li"),
+            "li",
+            &mutation(1, complete(paid_result())),
+        );
+        let other_record = CompletionRecord {
+            charge: Charge::Free,
+            ..paid_result()
+        };
+        let op = signature_over(other_record.record_hash());
+        assert_eq!(
+            refuse(&completed, "li", &mutation(2, op)),
+            RejectCode::SignedRecordUnknown
+        );
+        let before_any_result = dispatched_ticket("li");
+        let op = signature_over(paid_result().record_hash());
+        assert_eq!(
+            refuse(&before_any_result, "li", &mutation(2, op)),
+            RejectCode::SignedRecordUnknown
+        );
+    }
+
+    #[test]
+    fn r_p7_a_signature_over_a_result_on_the_ticket_is_applied() {
+        let (_, completed) = apply(
+            &dispatched_ticket("li"),
+            "li",
+            &mutation(1, complete(paid_result())),
+        );
+        let op = signature_over(paid_result().record_hash());
+        let (applied, signed) = apply(&completed, "li", &mutation(2, op));
+        assert_eq!(applied.late, None);
+        assert_eq!(signed.status, Status::Completed);
+        let signature = &signed.signatures[&mutation_id("li", 2)].body;
+        assert_eq!(signature.signed_record, paid_result().record_hash());
+        assert_eq!(signature.signer_name, "王女士");
+        assert_eq!(
+            signed.referenced_blobs().collect::<Vec<_>>(),
+            [&Sha256Hex::of(b"signature image")]
+        );
+    }
+
+    #[test]
+    fn r_p7_a_signature_without_the_signers_name_is_invalid_content() {
+        let (_, completed) = apply(
+            &dispatched_ticket("li"),
+            "li",
+            &mutation(1, complete(paid_result())),
+        );
+        let op = DeviceOp::AttachSignature {
+            blob: Sha256Hex::of(b"signature image"),
+            signed_record: paid_result().record_hash(),
+            signer_name: " ".into(),
+        };
+        assert_eq!(
+            refuse(&completed, "li", &mutation(2, op)),
+            RejectCode::InvalidContent
+        );
+    }
+
+    #[test]
+    fn merging_the_same_mutation_twice_gives_the_same_verdict_and_no_new_ticket() {
+        let ticket = dispatched_ticket("li");
+        let arrival = mutation(1, DeviceOp::RecordArrival);
+        let (first, arrived) = apply(&ticket, "li", &arrival);
+        // Later changes do not alter the answer the mutation got.
+        let (_, later) = apply(&arrived, "li", &mutation(2, note("checking the valve")));
+        for current in [&arrived, &later] {
+            let again = merge(current, &recorder("li"), &arrival, at(12, 0));
+            assert_eq!(again.verdict, Verdict::Applied(first.clone()));
+            assert_eq!(again.ticket, None);
+        }
+        assert_eq!(later.arrivals.len(), 1);
+    }
+
+    #[test]
+    fn merging_a_late_fact_twice_repeats_its_lateness() {
+        let ticket = reassigned(&dispatched_ticket("li"), "zhang");
+        let late_note = mutation(1, note("left a card under the door"));
+        let (first, next) = apply(&ticket, "li", &late_note);
+        assert!(first.late.is_some());
+        let again = merge(&next, &recorder("li"), &late_note, at(12, 0));
+        assert_eq!(
+            Outcome::from(again.verdict),
+            Outcome::Applied(first),
+            "the replay is told the fact was late, as the first time"
+        );
+        assert_eq!(again.ticket, None);
+    }
+
+    #[test]
+    fn the_same_sequence_number_from_another_device_is_another_fact() {
+        let ticket = reassigned(&dispatched_ticket("li"), "zhang");
+        let (_, with_li) = apply(&ticket, "li", &mutation(1, note("from li")));
+        let (_, with_both) = apply(&with_li, "zhang", &mutation(1, note("from zhang")));
+        assert_eq!(with_both.notes.len(), 2);
+        assert_eq!(with_both.version, ticket.version.next().next());
+    }
+
+    #[test]
+    fn every_applied_mutation_bumps_the_version_by_one_and_appends_one_history_entry() {
+        let ticket = reassigned(&dispatched_ticket("li"), "zhang");
+        let steps = [
+            ("zhang", mutation(1, DeviceOp::RecordArrival), FactKind::Arrival),
+            ("li", mutation(1, note("late from li")), FactKind::Note),
+            ("zhang", mutation(2, note("valve replaced")), FactKind::Note),
+            ("zhang", mutation(3, complete(paid_result())), FactKind::Result),
+            (
+                "zhang",
+                mutation(4, signature_over(paid_result().record_hash())),
+                FactKind::Signature,
+            ),
+        ];
+        let mut current = ticket;
+        for (by, mutation, expected_kind) in steps {
+            let (applied, next) = apply(&current, by, &mutation);
+            assert_eq!(next.version, current.version.next());
+            assert_eq!(applied.ticket_version, next.version);
+            assert_eq!(next.history.len(), current.history.len() + 1);
+            assert_eq!(next.history[..current.history.len()], current.history[..]);
+            let entry = next.history.last().unwrap();
+            assert_eq!(entry.version, next.version);
+            assert_eq!(entry.at, at(11, 0));
+            assert_eq!(next.updated_at, at(11, 0));
+            assert_eq!(
+                entry.actor,
+                Actor::Device {
+                    user: user(by),
+                    device: recorder(by).device,
+                }
+            );
+            assert_eq!(
+                entry.event,
+                HistoryEvent::FactRecorded {
+                    mutation: mutation_id(by, mutation.seq.0),
+                    fact: expected_kind,
+                    late: applied.late.is_some(),
+                }
+            );
+            let expected_change = (current.status != next.status).then_some(StatusChange {
+                from: current.status,
+                to: next.status,
+            });
+            assert_eq!(entry.status_change, expected_change);
+            current = next;
+        }
+        assert_eq!(current.status, Status::Completed);
+    }
+}

@@ -1,0 +1,163 @@
+//! The roles of SPEC.md and what each may do. Pure predicates: the server asks
+//! them, so that one table decides every permission.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ticket::{Category, TicketKind};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// 客服中心前台 / 呼叫中心.
+    CustomerServiceAgent,
+    /// 客服专员.
+    CustomerServiceSpecialist,
+    /// 客服中心经理.
+    CustomerServiceManager,
+    /// 工程部调度.
+    Dispatcher,
+    /// 工程维修人员.
+    Technician,
+    /// 部门经理 / 班长.
+    DepartmentManager,
+    /// 环境经理.
+    EnvironmentManager,
+    /// 主管.
+    Supervisor,
+}
+
+impl Role {
+    pub const ALL: [Role; 8] = [
+        Role::CustomerServiceAgent,
+        Role::CustomerServiceSpecialist,
+        Role::CustomerServiceManager,
+        Role::Dispatcher,
+        Role::Technician,
+        Role::DepartmentManager,
+        Role::EnvironmentManager,
+        Role::Supervisor,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::CustomerServiceAgent => "customer_service_agent",
+            Role::CustomerServiceSpecialist => "customer_service_specialist",
+            Role::CustomerServiceManager => "customer_service_manager",
+            Role::Dispatcher => "dispatcher",
+            Role::Technician => "technician",
+            Role::DepartmentManager => "department_manager",
+            Role::EnvironmentManager => "environment_manager",
+            Role::Supervisor => "supervisor",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|role| role.as_str() == raw)
+    }
+
+    /// R-I1/R-I2: customer service takes and records reports.
+    pub fn may_take_reports(self) -> bool {
+        matches!(
+            self,
+            Role::CustomerServiceAgent
+                | Role::CustomerServiceSpecialist
+                | Role::CustomerServiceManager
+        )
+    }
+
+    /// R-D1: who assigns the people for a ticket of this kind and category.
+    pub fn may_dispatch(self, kind: TicketKind, category: Category) -> bool {
+        if kind == TicketKind::VerbalDispatch {
+            // R-K1: the agent who took the call radios the job out.
+            return self == Role::CustomerServiceAgent;
+        }
+        match category {
+            Category::Repair | Category::Rework | Category::HomeService | Category::PrivateGarden => {
+                self == Role::Dispatcher
+            }
+            Category::Environment => self == Role::EnvironmentManager,
+            Category::OwnerCommunication => self == Role::CustomerServiceSpecialist,
+            Category::Security => self == Role::CustomerServiceAgent,
+        }
+    }
+
+    /// R-P1: customer service books appointments with the owner; the
+    /// dispatcher moves them when the plan changes.
+    pub fn may_set_appointments(self) -> bool {
+        matches!(
+            self,
+            Role::CustomerServiceAgent | Role::CustomerServiceSpecialist | Role::Dispatcher
+        )
+    }
+
+    pub fn may_cancel(self) -> bool {
+        matches!(
+            self,
+            Role::CustomerServiceAgent | Role::CustomerServiceManager | Role::Dispatcher
+        )
+    }
+
+    /// Office notes come from the office; technicians write notes from the field
+    /// through sync, and supervisors watch.
+    pub fn may_write_office_notes(self) -> bool {
+        !matches!(self, Role::Technician | Role::Supervisor)
+    }
+
+    /// Technicians see only the tickets assigned to them; every other role sees
+    /// its estate's tickets.
+    pub fn sees_whole_estate(self) -> bool {
+        self != Role::Technician
+    }
+
+    /// Only technicians record field facts through sync.
+    pub fn works_in_the_field(self) -> bool {
+        self == Role::Technician
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn role_names_round_trip() {
+        for role in Role::ALL {
+            assert_eq!(Role::parse(role.as_str()), Some(role));
+            let json = serde_json::to_string(&role).unwrap();
+            assert_eq!(json, format!("\"{}\"", role.as_str()));
+        }
+        assert_eq!(Role::parse("admin"), None);
+    }
+
+    #[test]
+    fn r_d1_engineering_work_goes_through_the_dispatcher_only() {
+        let allowed: Vec<Role> = Role::ALL
+            .into_iter()
+            .filter(|role| role.may_dispatch(TicketKind::WorkOrder, Category::Repair))
+            .collect();
+        assert_eq!(allowed, vec![Role::Dispatcher]);
+    }
+
+    #[test]
+    fn r_d1_environment_and_communication_go_to_their_owners() {
+        assert!(Role::EnvironmentManager.may_dispatch(TicketKind::WorkOrder, Category::Environment));
+        assert!(!Role::Dispatcher.may_dispatch(TicketKind::WorkOrder, Category::Environment));
+        assert!(
+            Role::CustomerServiceSpecialist
+                .may_dispatch(TicketKind::CoordinationTicket, Category::OwnerCommunication)
+        );
+    }
+
+    #[test]
+    fn technicians_do_no_office_work() {
+        let technician = Role::Technician;
+        assert!(!technician.may_take_reports());
+        assert!(!technician.may_set_appointments());
+        assert!(!technician.may_cancel());
+        assert!(!technician.may_write_office_notes());
+        assert!(!technician.sees_whole_estate());
+        for kind in [TicketKind::VerbalDispatch, TicketKind::WorkOrder, TicketKind::CoordinationTicket] {
+            assert!(!technician.may_dispatch(kind, Category::Repair));
+        }
+    }
+}

@@ -1,0 +1,358 @@
+//! The ticket: everything SPEC.md records about one service request.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{DeviceId, EstateId, MutationId, Sha256Hex, TicketId, UserId, Version};
+use crate::workflow::Status;
+
+/// R-K1..R-K3: the three kinds of ticket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TicketKind {
+    /// 口头派工 (R-K1).
+    VerbalDispatch,
+    /// 派工单 (R-K2).
+    WorkOrder,
+    /// 协调单 (R-K3).
+    CoordinationTicket,
+}
+
+/// R-S1 categories.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Category {
+    /// 日常维修.
+    Repair,
+    /// 返修.
+    Rework,
+    /// 环境: cleaning and greening.
+    Environment,
+    /// 秩序: security and gates.
+    Security,
+    /// 沟通: owner communication.
+    OwnerCommunication,
+    /// 家政.
+    HomeService,
+    /// 私家花园养护.
+    PrivateGarden,
+}
+
+/// Private unit or public area (公区); public-area windows are longer (R-K2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Area {
+    PrivateUnit,
+    PublicArea,
+}
+
+/// R-I1 sources of a report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// 电话.
+    Phone,
+    /// 来访.
+    WalkIn,
+    /// 自检.
+    SelfInspection,
+    /// 回访 (R-F3).
+    FollowUp,
+}
+
+/// Who reported the problem (报事人).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reporter {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+}
+
+/// An appointment agreed with the owner; it becomes the arrival deadline (R-P1, R-P2).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Appointment {
+    pub at: DateTime<Utc>,
+    pub agreed_by: UserId,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub note: String,
+}
+
+/// Paid 有偿 (with the fee) or free 无偿 (R-P6, R-C5).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Charge {
+    Free,
+    /// The fee in fen (0.01 CNY) so that money is never a float.
+    Paid { fee_fen: u64 },
+}
+
+/// One material used on the job.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Material {
+    pub name: String,
+    pub quantity: String,
+}
+
+/// The result of the work as the technician recorded it (R-P6). The owner's
+/// signature binds to its hash (R-P7), so it can never change afterwards.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompletionRecord {
+    pub work_done: String,
+    #[serde(default)]
+    pub materials: Vec<Material>,
+    pub charge: Charge,
+}
+
+impl CompletionRecord {
+    /// SHA-256 of the record's canonical JSON (fields in declaration order, no
+    /// whitespace): the value the owner's signature refers to.
+    pub fn record_hash(&self) -> Sha256Hex {
+        let canonical = serde_json::to_vec(self).expect("a completion record always serializes");
+        Sha256Hex::of(&canonical)
+    }
+}
+
+/// A device-recorded fact: who recorded it, when (device clock and server
+/// receipt), and whether it arrived after the ticket moved on without it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fact<T> {
+    pub recorded_by: UserId,
+    pub device: DeviceId,
+    /// The device's own clock when the technician acted.
+    pub recorded_at: DateTime<Utc>,
+    /// When the server applied it.
+    pub received_at: DateTime<Utc>,
+    /// The ticket version the device had last seen.
+    pub base_version: Version,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub late: Option<Lateness>,
+    pub body: T,
+}
+
+/// Why a fact was kept but could not move the ticket: it is flagged for review.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lateness {
+    pub reason: LateReason,
+    /// Who holds the ticket now, if anybody.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assigned_now: Option<UserId>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LateReason {
+    /// The ticket was reassigned to someone else while the device was offline.
+    ReassignedAway,
+    /// The ticket was cancelled while the device was offline.
+    Cancelled,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Arrival {}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Note {
+    pub text: String,
+}
+
+/// The owner's signature: an image blob, bound to the completion record signed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Signature {
+    pub blob: Sha256Hex,
+    pub signed_record: Sha256Hex,
+    pub signer_name: String,
+}
+
+/// A note written in the office (customer service, dispatcher).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OfficeNote {
+    pub by: UserId,
+    pub at: DateTime<Utc>,
+    pub text: String,
+}
+
+/// Who caused a change.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Actor {
+    User { user: UserId },
+    Device { user: UserId, device: DeviceId },
+}
+
+/// One line of a ticket's history; the ticket's version after the change.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryEntry {
+    pub version: Version,
+    pub at: DateTime<Utc>,
+    pub actor: Actor,
+    pub event: HistoryEvent,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_change: Option<StatusChange>,
+}
+
+/// A status change caused by a history entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusChange {
+    pub from: Status,
+    pub to: Status,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum HistoryEvent {
+    Received,
+    Dispatched {
+        technician: UserId,
+    },
+    Reassigned {
+        from: UserId,
+        to: UserId,
+        reason: String,
+    },
+    AppointmentSet {
+        at: DateTime<Utc>,
+    },
+    Cancelled {
+        reason: String,
+    },
+    OfficeNoteAdded,
+    /// A device fact was stored; `late` says it could not move the ticket.
+    FactRecorded {
+        mutation: MutationId,
+        fact: FactKind,
+        late: bool,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FactKind {
+    Arrival,
+    Note,
+    Result,
+    Signature,
+}
+
+/// A service request and all that happened to it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ticket {
+    pub id: TicketId,
+    pub estate: EstateId,
+    /// R-A1 serial number; assigned by the numbering rules, absent until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial_number: Option<String>,
+    pub kind: TicketKind,
+    pub category: Category,
+    pub area: Area,
+    pub source: Source,
+    pub reporter: Reporter,
+    /// Unit or location, e.g. `3-1-502` or `B2 pump room`.
+    pub location: String,
+    pub description: String,
+    pub received_at: DateTime<Utc>,
+    pub received_by: UserId,
+    pub status: Status,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assigned_technician: Option<UserId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dispatched_at: Option<DateTime<Utc>>,
+    /// Everyone who ever held the ticket: their late facts are still accepted.
+    #[serde(default)]
+    pub technicians_ever: BTreeSet<UserId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub appointment: Option<Appointment>,
+    #[serde(default)]
+    pub arrivals: BTreeMap<MutationId, Fact<Arrival>>,
+    #[serde(default)]
+    pub notes: BTreeMap<MutationId, Fact<Note>>,
+    #[serde(default)]
+    pub results: BTreeMap<MutationId, Fact<CompletionRecord>>,
+    #[serde(default)]
+    pub signatures: BTreeMap<MutationId, Fact<Signature>>,
+    #[serde(default)]
+    pub office_notes: Vec<OfficeNote>,
+    pub history: Vec<HistoryEntry>,
+    pub version: Version,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Ticket {
+    /// Whether `user` holds the ticket now.
+    pub fn is_assigned_to(&self, user: &UserId) -> bool {
+        self.assigned_technician.as_ref() == Some(user)
+    }
+
+    /// The technician whose device should hold the ticket: the assignee,
+    /// unless the ticket was cancelled. Pulls revoke it from anyone else.
+    pub fn holder(&self) -> Option<&UserId> {
+        match self.status {
+            Status::Cancelled => None,
+            _ => self.assigned_technician.as_ref(),
+        }
+    }
+
+    /// The result that counts: the newest one not flagged late.
+    pub fn current_result(&self) -> Option<&Fact<CompletionRecord>> {
+        self.results
+            .values()
+            .filter(|fact| fact.late.is_none())
+            .max_by_key(|fact| fact.recorded_at)
+    }
+
+    /// The paid/free decision of the current result (R-P6, R-C5).
+    pub fn charge(&self) -> Option<&Charge> {
+        self.current_result().map(|fact| &fact.body.charge)
+    }
+
+    /// Blob hashes the ticket refers to (signatures), for the missing-blob check.
+    pub fn referenced_blobs(&self) -> impl Iterator<Item = &Sha256Hex> {
+        self.signatures.values().map(|fact| &fact.body.blob)
+    }
+
+    /// Whether any result on the ticket has this hash.
+    pub fn has_result_with_hash(&self, hash: &Sha256Hex) -> bool {
+        self.results
+            .values()
+            .any(|fact| &fact.body.record_hash() == hash)
+    }
+
+    /// Record one applied change: move the status, bump the version, append
+    /// to the history. Every change goes through here, so the version counts them.
+    pub(crate) fn record(
+        &mut self,
+        at: DateTime<Utc>,
+        actor: Actor,
+        event: HistoryEvent,
+        new_status: Status,
+    ) {
+        let status_change = (new_status != self.status).then_some(StatusChange {
+            from: self.status,
+            to: new_status,
+        });
+        self.status = new_status;
+        self.version = self.version.next();
+        self.updated_at = at;
+        self.history.push(HistoryEntry {
+            version: self.version,
+            at,
+            actor,
+            event,
+            status_change,
+        });
+    }
+}

@@ -1,0 +1,184 @@
+//! Request and response bodies of the HTTP API. These are a compatibility
+//! promise: golden tests freeze their JSON, and `docs/protocol.md` describes them.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{Cursor, DeviceId, DeviceSeq, EstateId, Sha256Hex, TicketId, UserId, Version};
+use crate::mutation::{DeviceMutation, MutationOutcome};
+use crate::office::OfficeOp;
+use crate::roles::Role;
+use crate::ticket::Ticket;
+
+/// The protocol version this crate speaks. It travels in every sync body and
+/// in the [`PROTOCOL_HEADER`] of every response.
+pub const PROTOCOL_VERSION: u32 = 1;
+/// HTTP header carrying [`PROTOCOL_VERSION`].
+pub const PROTOCOL_HEADER: &str = "x-sync-protocol";
+
+/// The most mutations one push may carry.
+pub const MAX_MUTATIONS_PER_PUSH: usize = 500;
+/// The most changes one pull page may return, and the default.
+pub const MAX_PAGE_SIZE: u32 = 500;
+pub const DEFAULT_PAGE_SIZE: u32 = 100;
+/// The largest blob (signature image, photo) accepted.
+pub const MAX_BLOB_BYTES: usize = 1024 * 1024;
+
+/// What a device says about itself with every sync, for the supervisors.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceReport {
+    pub device_id: DeviceId,
+    pub app_version: String,
+    /// Mutations recorded on the device and not yet acknowledged.
+    pub outbox_depth: u32,
+    /// Age of the oldest of them, by the device's own clock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oldest_pending_age_ms: Option<u64>,
+    /// The device's clock when it sent the request; the server measures the offset.
+    pub device_time: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushRequest {
+    pub protocol_version: u32,
+    pub device: DeviceReport,
+    pub mutations: Vec<DeviceMutation>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushResponse {
+    pub protocol_version: u32,
+    pub server_time: DateTime<Utc>,
+    /// One per mutation of the request, in the same order.
+    pub outcomes: Vec<MutationOutcome>,
+    /// The current version of every ticket the batch named.
+    pub ticket_versions: Vec<TicketVersion>,
+    /// The last sequence number the server has processed for this device.
+    pub last_seq: DeviceSeq,
+    /// Blobs the batch's tickets refer to that the server does not have yet.
+    pub missing_blobs: Vec<Sha256Hex>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TicketVersion {
+    pub ticket_id: TicketId,
+    pub version: Version,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PullRequest {
+    pub protocol_version: u32,
+    pub device: DeviceReport,
+    /// Resume after this point of the feed; 0 for a first sync.
+    pub cursor: Cursor,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PullResponse {
+    pub protocol_version: u32,
+    pub server_time: DateTime<Utc>,
+    pub changes: Vec<Change>,
+    /// Store it once this page is applied, and send it with the next pull.
+    pub next_cursor: Cursor,
+    pub has_more: bool,
+    /// The last sequence number the server has processed for this device; a
+    /// reinstalled device continues after it.
+    pub last_seq: DeviceSeq,
+}
+
+/// One change to the technician's set of tickets.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Change {
+    /// The ticket as it is now: add or replace the local copy.
+    Upsert { cursor: Cursor, ticket: Box<Ticket> },
+    /// The ticket is no longer the technician's: drop the local copy once
+    /// nothing recorded on it is waiting to upload.
+    Revoked {
+        cursor: Cursor,
+        ticket_id: TicketId,
+        reason: RevokeReason,
+    },
+}
+
+impl Change {
+    pub fn cursor(&self) -> Cursor {
+        match self {
+            Change::Upsert { cursor, .. } | Change::Revoked { cursor, .. } => *cursor,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RevokeReason {
+    Reassigned,
+    Cancelled,
+}
+
+/// The answer to a blob upload.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlobReceipt {
+    pub sha256: Sha256Hex,
+    pub size_bytes: u64,
+    /// False when the server already had it (the upload was a harmless repeat).
+    pub created: bool,
+}
+
+/// An office action with an optional optimistic-concurrency check.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OfficeActionRequest {
+    /// Refuse the action if the ticket is no longer at this version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_version: Option<Version>,
+    pub op: OfficeOp,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TicketPage {
+    pub tickets: Vec<Ticket>,
+    /// Pass as `after` to get the next page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_after: Option<TicketId>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    pub username: String,
+    pub password: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginResponse {
+    pub token: String,
+    pub token_type: String,
+    pub expires_at: DateTime<Utc>,
+    pub user: UserId,
+    pub role: Role,
+    pub estate: EstateId,
+}
+
+/// The one error body of the API.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorBody {
+    /// Stable and machine-readable, e.g. `sequence_gap`.
+    pub code: String,
+    /// For people; may change wording.
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<serde_json::Value>,
+}

@@ -1,0 +1,540 @@
+//! Golden tests: the JSON wire form of the API bodies, frozen in
+//! `tests/golden/*.json`. A diff here is a protocol change: clients in the
+//! field speak the old form until they are updated.
+//!
+//! To regenerate deliberately: `UPDATE_GOLDEN=1 cargo test -p sync-protocol --test golden`,
+//! then review the diff of `tests/golden/` like any other change.
+
+use std::fmt::Debug;
+use std::path::PathBuf;
+
+use chrono::{DateTime, TimeZone, Utc};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use sync_protocol::{
+    Applied, Area, Category, Change, Charge, CompletionRecord, Cursor, DeviceId, DeviceMutation,
+    DeviceOp, DeviceReport, DeviceSeq, ErrorBody, EstateId, Intake, LateReason, Lateness,
+    LoginResponse, MutationOutcome, OfficeActionRequest, OfficeOp, Outcome, PROTOCOL_VERSION,
+    PullRequest, PullResponse, PushRequest, PushResponse, Recorder, RejectCode, Rejection,
+    Reporter, RevokeReason, Role, Sha256Hex, Source, Ticket, TicketId, TicketKind, TicketVersion,
+    UserId, Verdict, Version, apply_office_op, create_ticket, merge,
+};
+
+fn at(hour: u32, minute: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 27, hour, minute, 0).unwrap()
+}
+
+fn user(name: &str) -> UserId {
+    UserId::parse(name).unwrap()
+}
+
+fn device(name: &str) -> DeviceId {
+    DeviceId::parse(name).unwrap()
+}
+
+fn ticket_id(raw: &str) -> TicketId {
+    TicketId::parse(raw).unwrap()
+}
+
+fn golden_path(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(format!("{name}.json"))
+}
+
+/// Compare `value`'s JSON with the frozen file, and the file read back with
+/// `value`; with `UPDATE_GOLDEN=1`, rewrite the file instead.
+fn check_golden<T>(name: &str, value: &T)
+where
+    T: Serialize + DeserializeOwned + PartialEq + Debug,
+{
+    let path = golden_path(name);
+    let actual = serde_json::to_value(value).unwrap();
+    if std::env::var("UPDATE_GOLDEN").as_deref() == Ok("1") {
+        // Write beside, then rename: tests run in parallel and must never
+        // see a half-written file.
+        let pretty = serde_json::to_string_pretty(&actual).unwrap();
+        let partial = path.with_extension("json.partial");
+        std::fs::write(&partial, pretty + "\n").unwrap();
+        std::fs::rename(&partial, &path).unwrap();
+    }
+    let frozen_text = std::fs::read_to_string(&path).unwrap_or_else(|error| {
+        panic!(
+            "cannot read {}: {error}; run with UPDATE_GOLDEN=1 to create it",
+            path.display()
+        )
+    });
+    let frozen: Value = serde_json::from_str(&frozen_text).unwrap();
+    assert_eq!(
+        actual,
+        frozen,
+        "the wire form of {name} changed; if that is deliberate, rerun with UPDATE_GOLDEN=1 \
+         and review the diff of {}",
+        path.display()
+    );
+    let read_back: T = serde_json::from_str(&frozen_text)
+        .unwrap_or_else(|error| panic!("{} does not deserialize: {error}", path.display()));
+    assert_eq!(&read_back, value, "{name} does not round-trip");
+}
+
+fn device_report() -> DeviceReport {
+    DeviceReport {
+        device_id: device("hh-zhang"),
+        app_version: "1.4.2".into(),
+        outbox_depth: 4,
+        oldest_pending_age_ms: Some(5_400_000),
+        device_time: at(11, 2),
+    }
+}
+
+fn paid_result() -> CompletionRecord {
+    CompletionRecord {
+        work_done: "更换厨房水管接头 replaced the kitchen pipe joint".into(),
+        materials: vec![sync_protocol::Material {
+            name: "pipe joint DN20 水管接头".into(),
+            quantity: "1".into(),
+        }],
+        charge: Charge::Paid { fee_fen: 3500 },
+    }
+}
+
+fn signature_blob() -> Sha256Hex {
+    Sha256Hex::of(b"signature image of Ms Wang")
+}
+
+/// One mutation of every kind, as zhang's handheld recorded them.
+fn device_mutations() -> Vec<DeviceMutation> {
+    let ops = [
+        (at(10, 40), DeviceOp::RecordArrival),
+        (
+            at(10, 45),
+            DeviceOp::AddNote {
+                text: "阀门锈死 the valve was seized".into(),
+            },
+        ),
+        (
+            at(11, 20),
+            DeviceOp::Complete {
+                result: paid_result(),
+            },
+        ),
+        (
+            at(11, 25),
+            DeviceOp::AttachSignature {
+                blob: signature_blob(),
+                signed_record: paid_result().record_hash(),
+                signer_name: "王女士".into(),
+            },
+        ),
+    ];
+    (1..)
+        .zip(ops)
+        .map(|(seq, (recorded_at, op))| DeviceMutation {
+            seq: DeviceSeq(seq),
+            ticket_id: ticket_id("t-1"),
+            base_version: Version(3),
+            recorded_at,
+            op,
+        })
+        .collect()
+}
+
+fn intake() -> Intake {
+    Intake {
+        estate: EstateId::parse("E01").unwrap(),
+        kind: TicketKind::WorkOrder,
+        category: Category::Repair,
+        area: Area::PrivateUnit,
+        source: Source::Phone,
+        reporter: Reporter {
+            name: "王女士".into(),
+            phone: Some("138 0000 1234".into()),
+        },
+        location: "3-1-502".into(),
+        description: "厨房水管漏水 kitchen pipe leaking".into(),
+        received_at: at(9, 0),
+    }
+}
+
+/// A ticket with a bit of everything: dispatched to li, who arrived; moved to
+/// zhang with an appointment and an office note; li's note synced late; zhang's
+/// arrival, note, result and the owner's signature.
+fn full_ticket() -> Ticket {
+    let office = |ticket: &Ticket, op: OfficeOp, by: &str, now| {
+        apply_office_op(ticket, &op, &user(by), now).unwrap()
+    };
+    let field = |ticket: &Ticket, by: &str, mutation: &DeviceMutation, now| {
+        let recorder = Recorder {
+            user: user(by),
+            device: device(&format!("hh-{by}")),
+        };
+        merge(ticket, &recorder, mutation, now)
+            .ticket
+            .expect("the golden ticket's facts all apply")
+    };
+    let mut ticket = create_ticket(ticket_id("t-1"), intake(), user("agent"), at(9, 0)).unwrap();
+    ticket.serial_number = Some("E01-WO-2026-000042".into());
+    let ticket = office(
+        &ticket,
+        OfficeOp::Dispatch {
+            technician: user("li"),
+        },
+        "dispatcher",
+        at(9, 1),
+    );
+    let li_arrival = DeviceMutation {
+        seq: DeviceSeq(7),
+        ticket_id: ticket_id("t-1"),
+        base_version: Version(2),
+        recorded_at: at(9, 14),
+        op: DeviceOp::RecordArrival,
+    };
+    let ticket = field(&ticket, "li", &li_arrival, at(9, 15));
+    let ticket = office(
+        &ticket,
+        OfficeOp::Reassign {
+            technician: user("zhang"),
+            reason: "li was called to a burst main 李师傅被调去抢修".into(),
+        },
+        "dispatcher",
+        at(10, 0),
+    );
+    let ticket = office(
+        &ticket,
+        OfficeOp::SetAppointment {
+            at: at(10, 30),
+            note: "owner home after 10:30 业主10:30后在家".into(),
+        },
+        "agent",
+        at(10, 5),
+    );
+    let ticket = office(
+        &ticket,
+        OfficeOp::AddNote {
+            text: "owner asked for a receipt 业主需要收据".into(),
+        },
+        "agent",
+        at(10, 6),
+    );
+    let li_note = DeviceMutation {
+        seq: DeviceSeq(8),
+        ticket_id: ticket_id("t-1"),
+        base_version: Version(3),
+        recorded_at: at(9, 50),
+        op: DeviceOp::AddNote {
+            text: "need a DN20 joint from the store 需领DN20接头".into(),
+        },
+    };
+    let mut ticket = field(&ticket, "li", &li_note, at(10, 20));
+    for mutation in device_mutations() {
+        ticket = field(&ticket, "zhang", &mutation, at(11, 30));
+    }
+    ticket
+}
+
+#[test]
+fn a_push_request_with_every_kind_of_device_op_is_frozen() {
+    check_golden("push_request", &push_request());
+}
+
+#[test]
+fn a_push_response_with_applied_late_duplicate_and_rejected_outcomes_is_frozen() {
+    let outcome = |seq, ticket: &str, outcome| MutationOutcome {
+        seq: DeviceSeq(seq),
+        ticket_id: ticket_id(ticket),
+        outcome,
+    };
+    let response = PushResponse {
+        protocol_version: PROTOCOL_VERSION,
+        server_time: at(11, 30),
+        outcomes: vec![
+            outcome(
+                4,
+                "t-1",
+                Outcome::Duplicate {
+                    first: Verdict::Applied(Applied {
+                        ticket_version: Version(9),
+                        late: None,
+                    }),
+                },
+            ),
+            outcome(
+                5,
+                "t-1",
+                Outcome::Applied(Applied {
+                    ticket_version: Version(10),
+                    late: None,
+                }),
+            ),
+            outcome(
+                6,
+                "t-2",
+                Outcome::Applied(Applied {
+                    ticket_version: Version(6),
+                    late: Some(Lateness {
+                        reason: LateReason::ReassignedAway,
+                        assigned_now: Some(user("li")),
+                    }),
+                }),
+            ),
+            outcome(
+                7,
+                "t-3",
+                Outcome::Rejected(Rejection {
+                    code: RejectCode::SignedRecordUnknown,
+                    reason: "the signature refers to a completion record this ticket does not have (签字对应的完工记录不存在)".into(),
+                }),
+            ),
+            outcome(
+                8,
+                "t-404",
+                Outcome::Duplicate {
+                    first: Verdict::Rejected(Rejection {
+                        code: RejectCode::TicketNotFound,
+                        reason: "no such ticket (工单不存在)".into(),
+                    }),
+                },
+            ),
+        ],
+        ticket_versions: vec![
+            TicketVersion {
+                ticket_id: ticket_id("t-1"),
+                version: Version(10),
+            },
+            TicketVersion {
+                ticket_id: ticket_id("t-2"),
+                version: Version(6),
+            },
+            TicketVersion {
+                ticket_id: ticket_id("t-3"),
+                version: Version(4),
+            },
+        ],
+        last_seq: DeviceSeq(8),
+        missing_blobs: vec![signature_blob()],
+    };
+    check_golden("push_response", &response);
+}
+
+#[test]
+fn a_pull_request_is_frozen() {
+    let request = PullRequest {
+        protocol_version: PROTOCOL_VERSION,
+        device: device_report(),
+        cursor: Cursor(17),
+        limit: Some(100),
+    };
+    check_golden("pull_request", &request);
+}
+
+#[test]
+fn a_pull_response_with_a_full_ticket_and_a_revocation_is_frozen() {
+    let response = PullResponse {
+        protocol_version: PROTOCOL_VERSION,
+        server_time: at(11, 31),
+        changes: vec![
+            Change::Upsert {
+                cursor: Cursor(18),
+                ticket: Box::new(full_ticket()),
+            },
+            Change::Revoked {
+                cursor: Cursor(19),
+                ticket_id: ticket_id("t-2"),
+                reason: RevokeReason::Reassigned,
+            },
+            Change::Revoked {
+                cursor: Cursor(20),
+                ticket_id: ticket_id("t-3"),
+                reason: RevokeReason::Cancelled,
+            },
+        ],
+        next_cursor: Cursor(20),
+        has_more: false,
+        last_seq: DeviceSeq(4),
+    };
+    check_golden("pull_response", &response);
+}
+
+#[test]
+fn the_error_body_is_frozen() {
+    let body = ErrorBody {
+        code: "sequence_gap".into(),
+        message: "sequence gap: the server expects 4 next".into(),
+        details: Some(json!({ "expected": 4 })),
+    };
+    check_golden("error_body", &body);
+}
+
+#[test]
+fn the_login_response_is_frozen() {
+    let response = LoginResponse {
+        token: "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ6aGFuZyJ9.c2lnbmF0dXJl".into(),
+        token_type: "Bearer".into(),
+        expires_at: at(21, 0),
+        user: user("zhang"),
+        role: Role::Technician,
+        estate: EstateId::parse("E01").unwrap(),
+    };
+    check_golden("login_response", &response);
+}
+
+#[test]
+fn an_office_action_request_of_every_kind_is_frozen() {
+    let requests = [
+        (
+            "office_action_dispatch",
+            Some(Version(1)),
+            OfficeOp::Dispatch {
+                technician: user("li"),
+            },
+        ),
+        (
+            "office_action_reassign",
+            Some(Version(3)),
+            OfficeOp::Reassign {
+                technician: user("zhang"),
+                reason: "li was called to a burst main 李师傅被调去抢修".into(),
+            },
+        ),
+        (
+            "office_action_set_appointment",
+            None,
+            OfficeOp::SetAppointment {
+                at: at(14, 0),
+                note: "owner home after lunch 业主午饭后在家".into(),
+            },
+        ),
+        (
+            "office_action_cancel",
+            Some(Version(5)),
+            OfficeOp::Cancel {
+                reason: "the owner fixed it himself 业主已自行修好".into(),
+            },
+        ),
+        (
+            "office_action_add_note",
+            None,
+            OfficeOp::AddNote {
+                text: "owner asked for a receipt 业主需要收据".into(),
+            },
+        ),
+    ];
+    for (name, expected_version, op) in requests {
+        let request = OfficeActionRequest {
+            expected_version,
+            op,
+        };
+        check_golden(name, &request);
+    }
+}
+
+#[test]
+fn an_intake_is_frozen() {
+    check_golden("intake", &intake());
+}
+
+#[test]
+fn an_appointment_without_a_note_may_leave_the_note_out() {
+    let request: OfficeActionRequest = serde_json::from_value(json!({
+        "op": { "type": "set_appointment", "at": "2026-11-27T14:00:00Z" }
+    }))
+    .unwrap();
+    assert_eq!(
+        request,
+        OfficeActionRequest {
+            expected_version: None,
+            op: OfficeOp::SetAppointment {
+                at: at(14, 0),
+                note: String::new(),
+            },
+        }
+    );
+}
+
+fn push_request() -> PushRequest {
+    PushRequest {
+        protocol_version: PROTOCOL_VERSION,
+        device: device_report(),
+        mutations: device_mutations(),
+    }
+}
+
+/// The JSON of `value`, with `field: true` added to the object at `pointer`.
+fn with_extra_field(value: &impl Serialize, pointer: &str, field: &str) -> Value {
+    let mut value = serde_json::to_value(value).unwrap();
+    value
+        .pointer_mut(pointer)
+        .and_then(Value::as_object_mut)
+        .unwrap_or_else(|| panic!("no object at {pointer:?}"))
+        .insert(field.into(), Value::Bool(true));
+    value
+}
+
+fn assert_unknown_field_refused<T: DeserializeOwned + Debug>(value: Value, field: &str) {
+    let error = serde_json::from_value::<T>(value).expect_err("an unknown field must be refused");
+    assert!(
+        error.to_string().contains(&format!("unknown field `{field}`")),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_push_request_with_an_unknown_field_is_refused() {
+    let value = with_extra_field(&push_request(), "", "priority");
+    assert_unknown_field_refused::<PushRequest>(value, "priority");
+    let value = with_extra_field(&push_request(), "/device", "battery");
+    assert_unknown_field_refused::<PushRequest>(value, "battery");
+}
+
+#[test]
+fn a_device_mutation_with_an_unknown_field_is_refused() {
+    let value = with_extra_field(&push_request(), "/mutations/0", "status");
+    assert_unknown_field_refused::<DeviceMutation>(value["mutations"][0].clone(), "status");
+    assert_unknown_field_refused::<PushRequest>(value, "status");
+    // Inside the op too: a device cannot smuggle state into an intent.
+    let value = with_extra_field(&push_request(), "/mutations/2/op/result", "approved");
+    assert_unknown_field_refused::<DeviceMutation>(value["mutations"][2].clone(), "approved");
+    let value = with_extra_field(&push_request(), "/mutations/1/op", "status");
+    assert_unknown_field_refused::<DeviceMutation>(value["mutations"][1].clone(), "status");
+}
+
+#[test]
+fn an_intake_with_an_unknown_field_is_refused() {
+    let value = with_extra_field(&intake(), "", "priority");
+    assert_unknown_field_refused::<Intake>(value, "priority");
+    let value = with_extra_field(&intake(), "/reporter", "email");
+    assert_unknown_field_refused::<Intake>(value, "email");
+}
+
+#[test]
+fn a_mutation_outcome_with_an_unknown_field_is_refused() {
+    let outcome = |outcome| MutationOutcome {
+        seq: DeviceSeq(1),
+        ticket_id: ticket_id("t-1"),
+        outcome,
+    };
+    let applied = outcome(Outcome::Applied(Applied {
+        ticket_version: Version(3),
+        late: None,
+    }));
+    let duplicate = outcome(Outcome::Duplicate {
+        first: Verdict::Applied(Applied {
+            ticket_version: Version(3),
+            late: None,
+        }),
+    });
+    let rejected = outcome(Outcome::Rejected(Rejection {
+        code: RejectCode::NotYourTicket,
+        reason: "this ticket was never assigned to you".into(),
+    }));
+    for value in [applied, duplicate, rejected] {
+        let round_trip: MutationOutcome =
+            serde_json::from_value(serde_json::to_value(&value).unwrap()).unwrap();
+        assert_eq!(round_trip, value);
+        assert_unknown_field_refused::<MutationOutcome>(
+            with_extra_field(&value, "", "server_secret"),
+            "server_secret",
+        );
+    }
+}
