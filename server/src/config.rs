@@ -31,7 +31,7 @@ pub struct Limits {
     /// Largest JSON request body.
     pub max_body_bytes: usize,
     pub request_timeout_ms: u64,
-    /// Requests served at once; more wait in line.
+    /// Requests served at once across the server; more wait, within the timeout.
     pub max_concurrent_requests: usize,
     /// Writes waiting for the group-commit writer; more wait in line.
     pub write_queue: usize,
@@ -145,6 +145,12 @@ impl Config {
         }
         if let Some((name, v)) = get("REQUEST_TIMEOUT_MS") {
             self.limits.request_timeout_ms = parsed(&name, v)?;
+        }
+        if let Some((name, v)) = get("MAX_CONCURRENT_REQUESTS") {
+            self.limits.max_concurrent_requests = parsed(&name, v)?;
+        }
+        if let Some((name, v)) = get("WRITE_QUEUE") {
+            self.limits.write_queue = parsed(&name, v)?;
         }
         Ok(())
     }

@@ -12,10 +12,10 @@ use std::thread::JoinHandle;
 
 use chrono::{DateTime, Utc};
 use sync_protocol::{
-    BatchError, BlobReceipt, Cursor, DeviceMutation, DeviceReport, DeviceSeq, Intake, Ledger,
-    OfficeActionRequest, PROTOCOL_VERSION, PushResponse, Recorder, Sha256Hex, StoredOutcome,
-    Ticket, TicketId, TicketVersion, UserId, Version, WorkflowError, apply_batch, apply_office_op,
-    check_batch, create_ticket,
+    BatchError, BlobReceipt, Cursor, DeviceMutation, DeviceReport, DeviceSeq, EstateId, Intake,
+    Ledger, OfficeActionRequest, PROTOCOL_VERSION, PushResponse, Recorder, Sha256Hex,
+    StoredOutcome, Ticket, TicketId, TicketVersion, UserId, Version, WorkflowError, apply_batch,
+    apply_office_op, check_batch, create_ticket,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -29,12 +29,15 @@ const MAX_GROUP: usize = 512;
 pub enum Command {
     Push {
         user: UserId,
+        estate: EstateId,
         report: DeviceReport,
         mutations: Vec<DeviceMutation>,
     },
-    /// A device pulled: record the contact (not a fact: answered before the flush).
+    /// A device pulled: record the contact. Answered after the flush like
+    /// everything else, so the `last_seq` a pull reports is durable.
     Pulled {
         user: UserId,
+        estate: EstateId,
         report: DeviceReport,
     },
     CreateTicket {
@@ -133,6 +136,11 @@ impl Writer {
         answer.await.map_err(|_| WriteError::Stopped)?
     }
 
+    /// Whether the writer has stopped (after a failed flush, or at shutdown).
+    pub fn is_stopped(&self) -> bool {
+        self.jobs.is_closed()
+    }
+
     /// Feed entries up to here are on disk; pulls never show anything later,
     /// so a cursor a device holds can never be lost in a crash and reused.
     pub fn durable_cursor(&self) -> Cursor {
@@ -162,23 +170,23 @@ impl WriterState {
                     Err(_) => break,
                 }
             }
-            self.commit_group(group);
+            if self.commit_group(group).is_err() {
+                // Dropping the receiver makes every waiting and later
+                // submission answer `Stopped`.
+                return;
+            }
         }
         if let Err(error) = self.store.flush() {
             tracing::error!(%error, "final flush failed");
         }
     }
 
-    fn commit_group(&mut self, group: Vec<Job>) {
+    /// Apply and flush a group; `Err` when the flush failed and writing must stop.
+    fn commit_group(&mut self, group: Vec<Job>) -> Result<(), ()> {
         let mut waiting: Vec<Pending> = Vec::with_capacity(group.len());
         for job in group {
-            let is_contact = matches!(job.command, Command::Pulled { .. });
             let result = self.apply(job.command);
-            if is_contact {
-                let _ = job.reply.send(result);
-            } else {
-                waiting.push((job.reply, result));
-            }
+            waiting.push((job.reply, result));
         }
         let flushed = self.store.flush();
         match flushed {
@@ -191,14 +199,20 @@ impl WriterState {
                 }
             }
             Err(error) => {
-                tracing::error!(%error, "flush failed; nothing in this group is acknowledged");
+                // The group's writes may or may not reach the disk later. To
+                // never answer anything on top of that uncertainty, the writer
+                // stops: every later write is refused until a restart, which
+                // recovers to what the disk really has.
+                tracing::error!(%error, "flush failed; stopping all writes");
                 for (reply, _) in waiting {
                     let _ = reply.send(Err(WriteError::Store(StoreError::Engine(
                         error.to_string(),
                     ))));
                 }
+                return Err(());
             }
         }
+        Ok(())
     }
 
     /// Apply one command as one atomic group of writes.
@@ -210,11 +224,23 @@ impl WriterState {
         let reply = match command {
             Command::Push {
                 user,
+                estate,
                 report,
                 mutations,
-            } => self.push(&mut changes, &mut counters, user, report, mutations, now)?,
-            Command::Pulled { user, report } => {
-                let mut device = self.device_for(&user, &report, now)?;
+            } => self.push(
+                &mut changes,
+                &mut counters,
+                (user, estate),
+                report,
+                mutations,
+                now,
+            )?,
+            Command::Pulled {
+                user,
+                estate,
+                report,
+            } => {
+                let mut device = self.device_for(&user, &estate, &report, now)?;
                 device.last_pull_at = Some(now);
                 changes.put_device(&device);
                 Reply::Device(device)
@@ -277,12 +303,12 @@ impl WriterState {
         &self,
         changes: &mut Changes,
         counters: &mut Counters,
-        user: UserId,
+        (user, estate): (UserId, EstateId),
         report: DeviceReport,
         mutations: Vec<DeviceMutation>,
         now: DateTime<Utc>,
     ) -> Result<Reply, WriteError> {
-        let mut device = self.device_for(&user, &report, now)?;
+        let mut device = self.device_for(&user, &estate, &report, now)?;
         let ledger = LoadedLedger::load(&self.store, &device, &mutations)?;
         let mut tickets = BTreeMap::new();
         for mutation in &mutations {
@@ -340,6 +366,7 @@ impl WriterState {
     fn device_for(
         &self,
         user: &UserId,
+        estate: &EstateId,
         report: &DeviceReport,
         now: DateTime<Utc>,
     ) -> Result<DeviceRecord, WriteError> {
@@ -355,6 +382,7 @@ impl WriterState {
         let mut device = known.unwrap_or_else(|| DeviceRecord {
             device_id: report.device_id.clone(),
             user: user.clone(),
+            estate: estate.clone(),
             last_seq: DeviceSeq(0),
             app_version: String::new(),
             protocol_version: PROTOCOL_VERSION,
@@ -366,6 +394,7 @@ impl WriterState {
             clock_offset_ms: 0,
         });
         device.app_version = report.app_version.chars().take(64).collect();
+        device.protocol_version = PROTOCOL_VERSION;
         device.outbox_depth = report.outbox_depth;
         device.oldest_pending_age_ms = report.oldest_pending_age_ms;
         device.last_contact_at = now;
@@ -408,5 +437,238 @@ impl Ledger for LoadedLedger {
 
     fn stored(&self, seq: DeviceSeq) -> Option<StoredOutcome> {
         self.stored.get(&seq).cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use sync_protocol::{
+        Area, Category, DeviceId, DeviceOp, EstateId, OfficeOp, Outcome, Reporter, RevokeReason,
+        Source, TicketKind,
+    };
+
+    use super::*;
+    use crate::clock::ManualClock;
+
+    fn at(hour: u32, minute: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 27, hour, minute, 0).unwrap()
+    }
+
+    fn user(name: &str) -> UserId {
+        UserId::parse(name).unwrap()
+    }
+
+    fn start() -> (Store, Writer, JoinHandle<()>) {
+        let store = Store::in_memory();
+        let clock = Arc::new(ManualClock::new(at(9, 0)));
+        let (writer, thread) = Writer::start(store.clone(), clock, 16).unwrap();
+        (store, writer, thread)
+    }
+
+    fn intake() -> Intake {
+        Intake {
+            estate: EstateId::parse("E01").unwrap(),
+            kind: TicketKind::WorkOrder,
+            category: Category::Repair,
+            area: Area::PrivateUnit,
+            source: Source::WalkIn,
+            reporter: Reporter {
+                name: "王女士".into(),
+                phone: None,
+            },
+            location: "3-1-502".into(),
+            description: "漏水 leak".into(),
+            received_at: at(8, 55),
+        }
+    }
+
+    async fn create(writer: &Writer) -> Ticket {
+        let command = Command::CreateTicket {
+            by: user("kefu"),
+            intake: intake(),
+        };
+        match writer.submit(command).await.unwrap() {
+            Reply::Ticket(ticket) => *ticket,
+            _ => panic!("expected a ticket"),
+        }
+    }
+
+    async fn office(writer: &Writer, ticket: &TicketId, op: OfficeOp) -> Result<Reply, WriteError> {
+        let request = OfficeActionRequest {
+            expected_version: None,
+            op,
+        };
+        let command = Command::Office {
+            by: user("diaodu"),
+            ticket_id: ticket.clone(),
+            request,
+        };
+        writer.submit(command).await
+    }
+
+    fn report(device: &str) -> DeviceReport {
+        DeviceReport {
+            device_id: DeviceId::parse(device).unwrap(),
+            app_version: "1.0".into(),
+            outbox_depth: 1,
+            oldest_pending_age_ms: Some(60_000),
+            device_time: at(8, 59),
+        }
+    }
+
+    fn note(ticket: &TicketId, seq: u64) -> DeviceMutation {
+        DeviceMutation {
+            seq: DeviceSeq(seq),
+            ticket_id: ticket.clone(),
+            base_version: Version(2),
+            recorded_at: at(8, 30),
+            op: DeviceOp::AddNote {
+                text: "阀门已关 valve closed".into(),
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn a_reassignment_revokes_the_ticket_from_the_old_holder_and_keeps_one_entry_each() {
+        let (store, writer, _thread) = start();
+        let ticket = create(&writer).await;
+        let dispatch = OfficeOp::Dispatch {
+            technician: user("li"),
+        };
+        office(&writer, &ticket.id, dispatch).await.unwrap();
+        let note = OfficeOp::AddNote {
+            text: "owner home after 10".into(),
+        };
+        office(&writer, &ticket.id, note).await.unwrap();
+        let reassign = OfficeOp::Reassign {
+            technician: user("zhang"),
+            reason: "li is off sick".into(),
+        };
+        office(&writer, &ticket.id, reassign).await.unwrap();
+
+        let up_to = writer.durable_cursor();
+        let li = store.feed(&user("li"), Cursor(0), up_to, 10).unwrap();
+        assert_eq!(li.len(), 1, "one entry per technician and ticket: {li:?}");
+        assert_eq!(li[0].1.revoked, Some(RevokeReason::Reassigned));
+        let zhang = store.feed(&user("zhang"), Cursor(0), up_to, 10).unwrap();
+        assert_eq!(zhang.len(), 1);
+        assert_eq!(zhang[0].1.revoked, None);
+        assert!(
+            store
+                .assigned_tickets(&user("li"), None, 10)
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            store
+                .assigned_tickets(&user("zhang"), None, 10)
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_intake_uses_no_ticket_number() {
+        let (store, writer, _thread) = start();
+        let mut bad = intake();
+        bad.location = " ".into();
+        let refused = writer
+            .submit(Command::CreateTicket {
+                by: user("kefu"),
+                intake: bad,
+            })
+            .await;
+        assert!(matches!(refused, Err(WriteError::Workflow(_))));
+        let ticket = create(&writer).await;
+        assert_eq!(ticket.id.as_str(), "tk00000001");
+        assert_eq!(store.counters().unwrap().tickets, 1);
+    }
+
+    #[tokio::test]
+    async fn a_replayed_push_gets_its_first_answer_and_changes_nothing() {
+        let (store, writer, _thread) = start();
+        let ticket = create(&writer).await;
+        let dispatch = OfficeOp::Dispatch {
+            technician: user("li"),
+        };
+        office(&writer, &ticket.id, dispatch).await.unwrap();
+        let push = || Command::Push {
+            user: user("li"),
+            estate: EstateId::parse("E01").unwrap(),
+            report: report("hh-1"),
+            mutations: vec![note(&ticket.id, 1)],
+        };
+        let Reply::Push(first) = writer.submit(push()).await.unwrap() else {
+            panic!("expected a push reply")
+        };
+        let after_first = store.ticket(&ticket.id).unwrap().unwrap();
+        let Reply::Push(again) = writer.submit(push()).await.unwrap() else {
+            panic!("expected a push reply")
+        };
+        let Outcome::Applied(applied) = &first.outcomes[0].outcome else {
+            panic!("expected applied")
+        };
+        assert_eq!(
+            again.outcomes[0].outcome,
+            Outcome::Duplicate {
+                first: sync_protocol::Verdict::Applied(applied.clone())
+            }
+        );
+        assert_eq!(store.ticket(&ticket.id).unwrap().unwrap(), after_first);
+        let device = store.device(&report("hh-1").device_id).unwrap().unwrap();
+        assert_eq!(device.last_seq, DeviceSeq(1));
+        assert_eq!(device.clock_offset_ms, 60_000);
+    }
+
+    #[tokio::test]
+    async fn a_device_stays_bound_to_its_first_technician() {
+        let (_store, writer, _thread) = start();
+        let pulled = |name: &str| Command::Pulled {
+            user: user(name),
+            estate: EstateId::parse("E01").unwrap(),
+            report: report("hh-1"),
+        };
+        writer.submit(pulled("li")).await.unwrap();
+        let refused = writer.submit(pulled("zhang")).await;
+        assert!(matches!(refused, Err(WriteError::DeviceOfAnotherUser(_))));
+    }
+
+    #[tokio::test]
+    async fn an_office_action_at_a_stale_version_is_refused() {
+        let (_store, writer, _thread) = start();
+        let ticket = create(&writer).await;
+        let request = OfficeActionRequest {
+            expected_version: Some(Version(7)),
+            op: OfficeOp::Cancel {
+                reason: "duplicate report".into(),
+            },
+        };
+        let command = Command::Office {
+            by: user("kefu"),
+            ticket_id: ticket.id.clone(),
+            request,
+        };
+        let refused = writer.submit(command).await;
+        assert!(matches!(
+            refused,
+            Err(WriteError::VersionConflict {
+                expected: Version(7),
+                actual: Version(1)
+            })
+        ));
+    }
+
+    #[tokio::test]
+    async fn the_writer_flushes_and_stops_when_the_last_handle_goes() {
+        let (store, writer, thread) = start();
+        create(&writer).await;
+        drop(writer);
+        tokio::task::spawn_blocking(move || thread.join())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(store.counters().unwrap().tickets, 1);
     }
 }

@@ -34,7 +34,7 @@ impl FieldProblem {
 /// An office action the workflow does not allow in the ticket's current state.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum WorkflowError {
-    #[error("a ticket that is {from:?} cannot be {event:?}")]
+    #[error("a ticket that is {from} does not allow {event} (当前状态不允许此操作)")]
     TransitionNotAllowed { from: Status, event: Event },
     #[error("the record is incomplete or unclear: {}", summary(.0))]
     Invalid(Vec<FieldProblem>),

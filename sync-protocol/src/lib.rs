@@ -17,7 +17,9 @@ pub mod wire;
 pub mod workflow;
 
 pub use error::{FieldProblem, ParseError, WorkflowError};
-pub use ids::{Cursor, DeviceId, DeviceSeq, EstateId, MutationId, Sha256Hex, TicketId, UserId, Version};
+pub use ids::{
+    Cursor, DeviceId, DeviceSeq, EstateId, MutationId, Sha256Hex, TicketId, UserId, Version,
+};
 pub use merge::{Merged, Recorder, merge};
 pub use mutation::{
     Applied, DeviceMutation, DeviceOp, MutationOutcome, Outcome, RejectCode, Rejection, Verdict,

@@ -68,7 +68,7 @@ pub fn merge(
 
     let late = lateness(ticket, &recorder.user);
     let event = match &mutation.op {
-        DeviceOp::RecordArrival => Some(Event::Arrive),
+        DeviceOp::RecordArrival {} => Some(Event::Arrive),
         DeviceOp::Complete { .. } => Some(Event::Complete),
         DeviceOp::AddNote { .. } | DeviceOp::AttachSignature { .. } => None,
     };
@@ -80,7 +80,14 @@ pub fn merge(
     };
 
     let mut next = ticket.clone();
-    let fact_kind = insert_fact(&mut next, id.clone(), recorder, mutation, received_at, &late);
+    let fact_kind = insert_fact(
+        &mut next,
+        id.clone(),
+        recorder,
+        mutation,
+        received_at,
+        &late,
+    );
     next.record(
         received_at,
         Actor::Device {
@@ -136,14 +143,14 @@ fn validate_op(ticket: &Ticket, op: &DeviceOp) -> Result<(), Rejection> {
         })
     };
     match op {
-        DeviceOp::RecordArrival => Ok(()),
+        DeviceOp::RecordArrival {} => Ok(()),
         DeviceOp::AddNote { text } => {
             if text.trim().is_empty() || text.chars().count() > MAX_TEXT_CHARS {
                 return invalid("a note needs 1-4000 characters (备注为空或过长)");
             }
             Ok(())
         }
-        DeviceOp::Complete { result } => validate_result(result).or_else(|reason| invalid(reason)),
+        DeviceOp::Complete { result } => validate_result(result).or_else(invalid),
         DeviceOp::AttachSignature {
             signed_record,
             signer_name,
@@ -207,7 +214,7 @@ fn insert_fact(
         }
     }
     match &mutation.op {
-        DeviceOp::RecordArrival => {
+        DeviceOp::RecordArrival {} => {
             let body = fact(recorder, mutation, received_at, late, Arrival {});
             ticket.arrivals.insert(id, body);
             FactKind::Arrival
@@ -364,7 +371,7 @@ mod tests {
     fn r_p1_an_arrival_moves_a_dispatched_ticket_in_progress() {
         let ticket = dispatched_ticket("li");
         assert_eq!(ticket.status, Status::Dispatched);
-        let (applied, next) = apply(&ticket, "li", &mutation(1, DeviceOp::RecordArrival));
+        let (applied, next) = apply(&ticket, "li", &mutation(1, DeviceOp::RecordArrival {}));
         assert_eq!(next.status, Status::InProgress);
         assert_eq!(applied.late, None);
         assert_eq!(applied.ticket_version, next.version);
@@ -381,9 +388,9 @@ mod tests {
         let (_, arrived) = apply(
             &dispatched_ticket("li"),
             "li",
-            &mutation(1, DeviceOp::RecordArrival),
+            &mutation(1, DeviceOp::RecordArrival {}),
         );
-        let (_, again) = apply(&arrived, "li", &mutation(2, DeviceOp::RecordArrival));
+        let (_, again) = apply(&arrived, "li", &mutation(2, DeviceOp::RecordArrival {}));
         assert_eq!(again.status, Status::InProgress);
         assert_eq!(again.arrivals.len(), 2);
     }
@@ -393,7 +400,7 @@ mod tests {
         let (_, arrived) = apply(
             &dispatched_ticket("li"),
             "li",
-            &mutation(1, DeviceOp::RecordArrival),
+            &mutation(1, DeviceOp::RecordArrival {}),
         );
         let (_, completed) = apply(&arrived, "li", &mutation(2, complete(paid_result())));
         assert_eq!(completed.status, Status::Completed);
@@ -421,7 +428,7 @@ mod tests {
             "li",
             &mutation(2, complete(paid_result())),
         );
-        let (applied, next) = apply(&completed, "li", &mutation(1, DeviceOp::RecordArrival));
+        let (applied, next) = apply(&completed, "li", &mutation(1, DeviceOp::RecordArrival {}));
         assert_eq!(next.status, Status::Completed);
         assert_eq!(applied.late, None);
         assert!(next.arrivals.contains_key(&mutation_id("li", 1)));
@@ -433,7 +440,10 @@ mod tests {
         let (applied, next) = apply(&ticket, "li", &mutation(1, note("  valve was seized  ")));
         assert_eq!(next.status, Status::Dispatched);
         assert_eq!(applied.late, None);
-        assert_eq!(next.notes[&mutation_id("li", 1)].body.text, "valve was seized");
+        assert_eq!(
+            next.notes[&mutation_id("li", 1)].body.text,
+            "valve was seized"
+        );
         assert_eq!(next.history.last().unwrap().status_change, None);
     }
 
@@ -460,7 +470,7 @@ mod tests {
     #[test]
     fn r_p1_an_arrival_from_a_technician_reassigned_away_is_kept_but_does_not_move_the_ticket() {
         let ticket = reassigned(&dispatched_ticket("li"), "zhang");
-        let (applied, next) = apply(&ticket, "li", &mutation(1, DeviceOp::RecordArrival));
+        let (applied, next) = apply(&ticket, "li", &mutation(1, DeviceOp::RecordArrival {}));
         assert_eq!(
             applied.late.as_ref().map(|late| late.reason),
             Some(LateReason::ReassignedAway)
@@ -482,13 +492,17 @@ mod tests {
         );
         assert_eq!(next.status, Status::Dispatched);
         assert!(next.results.contains_key(&mutation_id("li", 1)));
-        assert_eq!(next.current_result(), None, "a late result is for review only");
+        assert_eq!(
+            next.current_result(),
+            None,
+            "a late result is for review only"
+        );
     }
 
     #[test]
     fn the_technician_who_holds_the_ticket_now_is_not_late() {
         let ticket = reassigned(&dispatched_ticket("li"), "zhang");
-        let (applied, next) = apply(&ticket, "zhang", &mutation(1, DeviceOp::RecordArrival));
+        let (applied, next) = apply(&ticket, "zhang", &mutation(1, DeviceOp::RecordArrival {}));
         assert_eq!(applied.late, None);
         assert_eq!(next.status, Status::InProgress);
     }
@@ -497,7 +511,7 @@ mod tests {
     fn a_fact_recorded_on_a_cancelled_ticket_is_kept_and_flagged_late() {
         let ticket = cancelled(&dispatched_ticket("li"));
         for (seq, op) in [
-            (1, DeviceOp::RecordArrival),
+            (1, DeviceOp::RecordArrival {}),
             (2, note("owner was not home")),
             (3, complete(paid_result())),
         ] {
@@ -532,7 +546,7 @@ mod tests {
         let ticket = dispatched_ticket("li");
         let before = ticket.clone();
         for (seq, op) in [
-            (1, DeviceOp::RecordArrival),
+            (1, DeviceOp::RecordArrival {}),
             (2, note("hello")),
             (3, complete(paid_result())),
         ] {
@@ -551,7 +565,7 @@ mod tests {
         ticket.assigned_technician = None;
         ticket.technicians_ever.clear();
         assert_eq!(
-            refuse(&ticket, "li", &mutation(1, DeviceOp::RecordArrival)),
+            refuse(&ticket, "li", &mutation(1, DeviceOp::RecordArrival {})),
             RejectCode::NotYourTicket
         );
     }
@@ -619,10 +633,14 @@ mod tests {
         let result = CompletionRecord {
             work_done: "reset the breaker 复位空开".into(),
             materials: Vec::new(),
-            charge: Charge::Free,
+            charge: Charge::Free {},
         };
-        let (_, next) = apply(&dispatched_ticket("li"), "li", &mutation(1, complete(result)));
-        assert_eq!(next.charge(), Some(&Charge::Free));
+        let (_, next) = apply(
+            &dispatched_ticket("li"),
+            "li",
+            &mutation(1, complete(result)),
+        );
+        assert_eq!(next.charge(), Some(&Charge::Free {}));
     }
 
     #[test]
@@ -633,7 +651,7 @@ mod tests {
             &mutation(1, complete(paid_result())),
         );
         let other_record = CompletionRecord {
-            charge: Charge::Free,
+            charge: Charge::Free {},
             ..paid_result()
         };
         let op = signature_over(other_record.record_hash());
@@ -690,7 +708,7 @@ mod tests {
     #[test]
     fn merging_the_same_mutation_twice_gives_the_same_verdict_and_no_new_ticket() {
         let ticket = dispatched_ticket("li");
-        let arrival = mutation(1, DeviceOp::RecordArrival);
+        let arrival = mutation(1, DeviceOp::RecordArrival {});
         let (first, arrived) = apply(&ticket, "li", &arrival);
         // Later changes do not alter the answer the mutation got.
         let (_, later) = apply(&arrived, "li", &mutation(2, note("checking the valve")));
@@ -730,10 +748,18 @@ mod tests {
     fn every_applied_mutation_bumps_the_version_by_one_and_appends_one_history_entry() {
         let ticket = reassigned(&dispatched_ticket("li"), "zhang");
         let steps = [
-            ("zhang", mutation(1, DeviceOp::RecordArrival), FactKind::Arrival),
+            (
+                "zhang",
+                mutation(1, DeviceOp::RecordArrival {}),
+                FactKind::Arrival,
+            ),
             ("li", mutation(1, note("late from li")), FactKind::Note),
             ("zhang", mutation(2, note("valve replaced")), FactKind::Note),
-            ("zhang", mutation(3, complete(paid_result())), FactKind::Result),
+            (
+                "zhang",
+                mutation(3, complete(paid_result())),
+                FactKind::Result,
+            ),
             (
                 "zhang",
                 mutation(4, signature_over(paid_result().record_hash())),

@@ -33,8 +33,9 @@ impl DeviceMutation {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum DeviceOp {
-    /// R-P1/R-P2: the technician is on site.
-    RecordArrival,
+    /// R-P1/R-P2: the technician is on site. A struct variant, so that
+    /// unknown fields are refused.
+    RecordArrival {},
     /// A processing note (R-P3 progress on coordination tickets too).
     AddNote { text: String },
     /// R-P6: what was done, materials, paid or free.

@@ -38,17 +38,26 @@ pub struct Intake {
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum OfficeOp {
     /// R-D1: assign the technician.
-    Dispatch { technician: UserId },
+    Dispatch {
+        technician: UserId,
+    },
     /// Hand the ticket to another technician.
-    Reassign { technician: UserId, reason: String },
+    Reassign {
+        technician: UserId,
+        reason: String,
+    },
     /// R-P1/R-P2: the time agreed with the owner; becomes the arrival deadline.
     SetAppointment {
         at: DateTime<Utc>,
         #[serde(default)]
         note: String,
     },
-    Cancel { reason: String },
-    AddNote { text: String },
+    Cancel {
+        reason: String,
+    },
+    AddNote {
+        text: String,
+    },
 }
 
 /// R-I2: every problem with the record, or nothing.
@@ -67,7 +76,12 @@ pub fn validate_intake(intake: &Intake, now: DateTime<Utc>) -> Result<(), Workfl
         _ => {}
     }
     check_text(&mut problems, "location", &intake.location, 200);
-    check_text(&mut problems, "description", &intake.description, MAX_TEXT_CHARS);
+    check_text(
+        &mut problems,
+        "description",
+        &intake.description,
+        MAX_TEXT_CHARS,
+    );
     if intake.description.trim().chars().count() == 1 {
         problems.push(FieldProblem::new(
             "description",
@@ -199,12 +213,7 @@ pub fn apply_office_op(
             next.record(now, actor, event, status);
         }
         OfficeOp::SetAppointment { at, note } => {
-            if !ticket.status.is_open() {
-                return Err(WorkflowError::Invalid(vec![FieldProblem::new(
-                    "status",
-                    "only an open ticket can get an appointment (工单已结束)",
-                )]));
-            }
+            let status = transition(ticket.status, Event::Appoint)?;
             if *at < now - Duration::hours(1) {
                 return Err(WorkflowError::Invalid(vec![FieldProblem::new(
                     "at",
@@ -222,12 +231,7 @@ pub fn apply_office_op(
                 agreed_by: by.clone(),
                 note: note.trim().to_owned(),
             });
-            next.record(
-                now,
-                actor,
-                HistoryEvent::AppointmentSet { at: *at },
-                ticket.status,
-            );
+            next.record(now, actor, HistoryEvent::AppointmentSet { at: *at }, status);
         }
         OfficeOp::Cancel { reason } => {
             require_text("reason", reason, 500)?;

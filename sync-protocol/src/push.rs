@@ -12,9 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{DeviceSeq, Sha256Hex, TicketId};
 use crate::merge::{Recorder, merge};
-use crate::mutation::{
-    DeviceMutation, MutationOutcome, Outcome, RejectCode, Rejection, Verdict,
-};
+use crate::mutation::{DeviceMutation, MutationOutcome, Outcome, RejectCode, Rejection, Verdict};
 use crate::ticket::Ticket;
 
 /// What the server keeps per processed mutation so that a replay gets the same answer.
@@ -395,8 +393,14 @@ mod tests {
         let mut ledger = MemoryLedger::default();
         let mut tickets = tickets();
         let empty_note = mutation(1, DeviceOp::AddNote { text: " ".into() });
-        let first = apply_batch(&ledger, &mut tickets, &li(), &[empty_note.clone()], at(10, 0))
-            .unwrap();
+        let first = apply_batch(
+            &ledger,
+            &mut tickets,
+            &li(),
+            std::slice::from_ref(&empty_note),
+            at(10, 0),
+        )
+        .unwrap();
         ledger.absorb(&first);
         let Outcome::Rejected(rejection) = &first.outcomes[0].outcome else {
             panic!("expected a rejection, got {:?}", first.outcomes[0]);
@@ -418,7 +422,7 @@ mod tests {
         let (ledger, mut tickets) = after_pushing(2);
         let before = tickets.clone();
         let mut other = note(2);
-        other.op = DeviceOp::RecordArrival;
+        other.op = DeviceOp::RecordArrival {};
         let batch = [note(1), other, note(3)];
         assert_eq!(
             apply_batch(&ledger, &mut tickets, &li(), &batch, at(11, 0)),
@@ -515,7 +519,7 @@ mod tests {
             charge: Charge::Paid { fee_fen: 2000 },
         };
         let batch = [
-            mutation(1, DeviceOp::RecordArrival),
+            mutation(1, DeviceOp::RecordArrival {}),
             mutation(
                 2,
                 DeviceOp::Complete {

@@ -67,17 +67,25 @@ impl Role {
 
     /// R-D1: who assigns the people for a ticket of this kind and category.
     pub fn may_dispatch(self, kind: TicketKind, category: Category) -> bool {
-        if kind == TicketKind::VerbalDispatch {
+        match (kind, category) {
             // R-K1: the agent who took the call radios the job out.
-            return self == Role::CustomerServiceAgent;
-        }
-        match category {
-            Category::Repair | Category::Rework | Category::HomeService | Category::PrivateGarden => {
-                self == Role::Dispatcher
+            (TicketKind::VerbalDispatch, _) => self == Role::CustomerServiceAgent,
+            // R-D1: owner-communication coordination tickets go to a specialist,
+            (_, Category::OwnerCommunication) => self == Role::CustomerServiceSpecialist,
+            // environment work orders and coordination tickets to the environment manager,
+            (TicketKind::CoordinationTicket, _) | (_, Category::Environment) => {
+                self == Role::EnvironmentManager
             }
-            Category::Environment => self == Role::EnvironmentManager,
-            Category::OwnerCommunication => self == Role::CustomerServiceSpecialist,
-            Category::Security => self == Role::CustomerServiceAgent,
+            // gates and security to the agent (order maintenance takes them by radio),
+            (_, Category::Security) => self == Role::CustomerServiceAgent,
+            // and engineering work orders to the engineering dispatcher.
+            (
+                TicketKind::WorkOrder,
+                Category::Repair
+                | Category::Rework
+                | Category::HomeService
+                | Category::PrivateGarden,
+            ) => self == Role::Dispatcher,
         }
     }
 
@@ -140,12 +148,18 @@ mod tests {
 
     #[test]
     fn r_d1_environment_and_communication_go_to_their_owners() {
-        assert!(Role::EnvironmentManager.may_dispatch(TicketKind::WorkOrder, Category::Environment));
+        assert!(
+            Role::EnvironmentManager.may_dispatch(TicketKind::WorkOrder, Category::Environment)
+        );
         assert!(!Role::Dispatcher.may_dispatch(TicketKind::WorkOrder, Category::Environment));
         assert!(
             Role::CustomerServiceSpecialist
                 .may_dispatch(TicketKind::CoordinationTicket, Category::OwnerCommunication)
         );
+        assert!(
+            Role::EnvironmentManager.may_dispatch(TicketKind::CoordinationTicket, Category::Repair)
+        );
+        assert!(!Role::Dispatcher.may_dispatch(TicketKind::CoordinationTicket, Category::Repair));
     }
 
     #[test]
@@ -156,7 +170,11 @@ mod tests {
         assert!(!technician.may_cancel());
         assert!(!technician.may_write_office_notes());
         assert!(!technician.sees_whole_estate());
-        for kind in [TicketKind::VerbalDispatch, TicketKind::WorkOrder, TicketKind::CoordinationTicket] {
+        for kind in [
+            TicketKind::VerbalDispatch,
+            TicketKind::WorkOrder,
+            TicketKind::CoordinationTicket,
+        ] {
             assert!(!technician.may_dispatch(kind, Category::Repair));
         }
     }

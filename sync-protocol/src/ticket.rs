@@ -85,7 +85,8 @@ pub struct Appointment {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Charge {
-    Free,
+    /// A struct variant, so that a stray `fee_fen` is refused, not dropped.
+    Free {},
     /// The fee in fen (0.01 CNY) so that money is never a float.
     Paid { fee_fen: u64 },
 }

@@ -134,6 +134,40 @@ pub struct BlobReceipt {
     pub created: bool,
 }
 
+/// What the server knows about a handheld: the supervisors' view of its sync
+/// state (as last reported) and the measured clock offset.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceStatus {
+    pub device_id: DeviceId,
+    /// The technician the device belongs to; another user cannot sync with it.
+    pub user: UserId,
+    pub estate: EstateId,
+    /// The last sequence number the server processed for it.
+    pub last_seq: DeviceSeq,
+    pub app_version: String,
+    pub protocol_version: u32,
+    pub outbox_depth: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oldest_pending_age_ms: Option<u64>,
+    pub last_contact_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_push_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_pull_at: Option<DateTime<Utc>>,
+    /// Server time minus device time at the last contact, in milliseconds.
+    pub clock_offset_ms: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DevicePage {
+    pub devices: Vec<DeviceStatus>,
+    /// Pass as `after` to get the next page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_after: Option<DeviceId>,
+}
+
 /// An office action with an optional optimistic-concurrency check.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

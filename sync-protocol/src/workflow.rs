@@ -22,6 +22,16 @@ pub enum Status {
 }
 
 impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Received => "received",
+            Status::Dispatched => "dispatched",
+            Status::InProgress => "in_progress",
+            Status::Completed => "completed",
+            Status::Cancelled => "cancelled",
+        }
+    }
+
     /// Open tickets still need somebody's work.
     pub fn is_open(self) -> bool {
         matches!(
@@ -37,9 +47,36 @@ impl Status {
 pub enum Event {
     Dispatch,
     Reassign,
+    /// An appointment is booked or moved (R-P1, R-P2).
+    Appoint,
     Arrive,
     Complete,
     Cancel,
+}
+
+impl Event {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Event::Dispatch => "dispatch",
+            Event::Reassign => "reassign",
+            Event::Appoint => "appoint",
+            Event::Arrive => "arrive",
+            Event::Complete => "complete",
+            Event::Cancel => "cancel",
+        }
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Display for Event {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// The next status, or why the event is not allowed now.
@@ -48,6 +85,7 @@ pub fn transition(from: Status, event: Event) -> Result<Status, WorkflowError> {
     use Status as S;
     let to = match (from, event) {
         (S::Received, E::Dispatch) => S::Dispatched,
+        (S::Received | S::Dispatched | S::InProgress, E::Appoint) => from,
         // A new technician has not arrived yet, whatever the previous one did.
         (S::Dispatched | S::InProgress, E::Reassign) => S::Dispatched,
         (S::Dispatched | S::InProgress, E::Arrive) => S::InProgress,
@@ -72,9 +110,10 @@ mod tests {
         Status::Completed,
         Status::Cancelled,
     ];
-    const ALL_EVENTS: [Event; 5] = [
+    const ALL_EVENTS: [Event; 6] = [
         Event::Dispatch,
         Event::Reassign,
+        Event::Appoint,
         Event::Arrive,
         Event::Complete,
         Event::Cancel,
@@ -102,7 +141,12 @@ mod tests {
         for event in ALL_EVENTS {
             assert!(transition(Status::Cancelled, event).is_err(), "{event:?}");
         }
-        for event in [Event::Dispatch, Event::Reassign, Event::Arrive, Event::Cancel] {
+        for event in [
+            Event::Dispatch,
+            Event::Reassign,
+            Event::Arrive,
+            Event::Cancel,
+        ] {
             assert!(transition(Status::Completed, event).is_err(), "{event:?}");
         }
     }

@@ -8,10 +8,10 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use proptest::prelude::*;
 use sync_protocol::{
-    BatchError, Category, Charge, CompletionRecord, DeviceId, DeviceMutation, DeviceOp, DeviceSeq,
-    EstateId, FactKind, Intake, LateReason, Ledger, Material, MutationId, OfficeOp, Outcome,
-    Recorder, RejectCode, Reporter, Sha256Hex, Status, StoredOutcome, Ticket, TicketId, TicketKind,
-    UserId, Verdict, apply_batch, apply_office_op, create_ticket,
+    Area, BatchError, Category, Charge, CompletionRecord, DeviceId, DeviceMutation, DeviceOp,
+    DeviceSeq, EstateId, FactKind, Intake, LateReason, Ledger, Material, MutationId, OfficeOp,
+    Outcome, Recorder, RejectCode, Reporter, Sha256Hex, Source, Status, StoredOutcome, Ticket,
+    TicketId, TicketKind, UserId, Verdict, apply_batch, apply_office_op, create_ticket,
 };
 
 /// Holds the ticket at the end.
@@ -53,8 +53,8 @@ fn initial_ticket(setup: Setup) -> Ticket {
         estate: EstateId::parse("E01").unwrap(),
         kind: TicketKind::WorkOrder,
         category: Category::Repair,
-        area: sync_protocol::Area::PrivateUnit,
-        source: sync_protocol::Source::Phone,
+        area: Area::PrivateUnit,
+        source: Source::Phone,
         reporter: Reporter {
             name: "王女士".into(),
             phone: Some("138 0000 1234".into()),
@@ -139,7 +139,7 @@ enum Expected {
 fn completion_record(variant: u64, invalid: Option<u8>) -> CompletionRecord {
     let mut record = CompletionRecord {
         work_done: format!("replaced the pipe joint, way {variant}"),
-        materials: if variant % 2 == 0 {
+        materials: if variant.is_multiple_of(2) {
             vec![Material {
                 name: "washer 垫圈".into(),
                 quantity: "2".into(),
@@ -148,7 +148,7 @@ fn completion_record(variant: u64, invalid: Option<u8>) -> CompletionRecord {
             Vec::new()
         },
         charge: if variant == 0 {
-            Charge::Free
+            Charge::Free {}
         } else {
             Charge::Paid {
                 fee_fen: 1000 * variant,
@@ -159,10 +159,12 @@ fn completion_record(variant: u64, invalid: Option<u8>) -> CompletionRecord {
         None => {}
         Some(0) => record.charge = Charge::Paid { fee_fen: 0 },
         Some(1) => record.work_done = " ".into(),
-        Some(_) => record.materials = vec![Material {
-            name: String::new(),
-            quantity: "1".into(),
-        }],
+        Some(_) => {
+            record.materials = vec![Material {
+                name: String::new(),
+                quantity: "1".into(),
+            }]
+        }
     }
     record
 }
@@ -185,7 +187,7 @@ fn build_stream(technician: &'static str, specs: &[OpSpec], setup: Setup) -> Str
     let mut expected = Vec::new();
     for (seq, spec) in (1u64..).zip(specs) {
         let (op, valid) = match spec {
-            OpSpec::Arrival => (DeviceOp::RecordArrival, Ok(())),
+            OpSpec::Arrival => (DeviceOp::RecordArrival {}, Ok(())),
             OpSpec::Note { blank } => {
                 let text = if *blank {
                     "  ".to_owned()
@@ -277,14 +279,18 @@ struct Step {
 }
 
 fn schedule() -> impl Strategy<Value = Vec<Step>> {
-    let step = (0..TECHNICIANS.len(), -3i64..=2, 1u64..=4, prop::bool::weighted(0.2)).prop_map(
-        |(device, offset, len, resend)| Step {
+    let step = (
+        0..TECHNICIANS.len(),
+        -3i64..=2,
+        1u64..=4,
+        prop::bool::weighted(0.2),
+    )
+        .prop_map(|(device, offset, len, resend)| Step {
             device,
             offset,
             len,
             resend,
-        },
-    );
+        });
     prop::collection::vec(step, 0..30)
 }
 
@@ -398,7 +404,7 @@ impl<'a> Server<'a> {
 
 fn fact_kind(op: &DeviceOp) -> FactKind {
     match op {
-        DeviceOp::RecordArrival => FactKind::Arrival,
+        DeviceOp::RecordArrival {} => FactKind::Arrival,
         DeviceOp::AddNote { .. } => FactKind::Note,
         DeviceOp::Complete { .. } => FactKind::Result,
         DeviceOp::AttachSignature { .. } => FactKind::Signature,
@@ -492,15 +498,27 @@ fn order_independent(ticket: &Ticket) -> (Ticket, Vec<String>) {
     let epoch = at(0, 0);
     ticket.history.clear();
     ticket.updated_at = epoch;
-    ticket.arrivals.values_mut().for_each(|fact| fact.received_at = epoch);
-    ticket.notes.values_mut().for_each(|fact| fact.received_at = epoch);
-    ticket.results.values_mut().for_each(|fact| fact.received_at = epoch);
-    ticket.signatures.values_mut().for_each(|fact| fact.received_at = epoch);
+    ticket
+        .arrivals
+        .values_mut()
+        .for_each(|fact| fact.received_at = epoch);
+    ticket
+        .notes
+        .values_mut()
+        .for_each(|fact| fact.received_at = epoch);
+    ticket
+        .results
+        .values_mut()
+        .for_each(|fact| fact.received_at = epoch);
+    ticket
+        .signatures
+        .values_mut()
+        .for_each(|fact| fact.received_at = epoch);
     (ticket, events)
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(96))]
+    #![proptest_config(ProptestConfig::with_cases(256))]
 
     #[test]
     fn any_two_delivery_schedules_of_the_same_streams_end_with_the_same_ticket(

@@ -106,7 +106,7 @@ fn signature_blob() -> Sha256Hex {
 /// One mutation of every kind, as zhang's handheld recorded them.
 fn device_mutations() -> Vec<DeviceMutation> {
     let ops = [
-        (at(10, 40), DeviceOp::RecordArrival),
+        (at(10, 40), DeviceOp::RecordArrival {}),
         (
             at(10, 45),
             DeviceOp::AddNote {
@@ -188,7 +188,7 @@ fn full_ticket() -> Ticket {
         ticket_id: ticket_id("t-1"),
         base_version: Version(2),
         recorded_at: at(9, 14),
-        op: DeviceOp::RecordArrival,
+        op: DeviceOp::RecordArrival {},
     };
     let ticket = field(&ticket, "li", &li_arrival, at(9, 15));
     let ticket = office(
@@ -250,6 +250,16 @@ fn a_push_response_with_applied_late_duplicate_and_rejected_outcomes_is_frozen()
         server_time: at(11, 30),
         outcomes: vec![
             outcome(
+                3,
+                "t-404",
+                Outcome::Duplicate {
+                    first: Verdict::Rejected(Rejection {
+                        code: RejectCode::TicketNotFound,
+                        reason: "no such ticket (工单不存在)".into(),
+                    }),
+                },
+            ),
+            outcome(
                 4,
                 "t-1",
                 Outcome::Duplicate {
@@ -286,16 +296,6 @@ fn a_push_response_with_applied_late_duplicate_and_rejected_outcomes_is_frozen()
                     reason: "the signature refers to a completion record this ticket does not have (签字对应的完工记录不存在)".into(),
                 }),
             ),
-            outcome(
-                8,
-                "t-404",
-                Outcome::Duplicate {
-                    first: Verdict::Rejected(Rejection {
-                        code: RejectCode::TicketNotFound,
-                        reason: "no such ticket (工单不存在)".into(),
-                    }),
-                },
-            ),
         ],
         ticket_versions: vec![
             TicketVersion {
@@ -311,7 +311,7 @@ fn a_push_response_with_applied_late_duplicate_and_rejected_outcomes_is_frozen()
                 version: Version(4),
             },
         ],
-        last_seq: DeviceSeq(8),
+        last_seq: DeviceSeq(7),
         missing_blobs: vec![signature_blob()],
     };
     check_golden("push_response", &response);
@@ -361,7 +361,7 @@ fn the_error_body_is_frozen() {
     let body = ErrorBody {
         code: "sequence_gap".into(),
         message: "sequence gap: the server expects 4 next".into(),
-        details: Some(json!({ "expected": 4 })),
+        details: Some(json!({ "expected_seq": 4 })),
     };
     check_golden("error_body", &body);
 }
@@ -474,7 +474,9 @@ fn with_extra_field(value: &impl Serialize, pointer: &str, field: &str) -> Value
 fn assert_unknown_field_refused<T: DeserializeOwned + Debug>(value: Value, field: &str) {
     let error = serde_json::from_value::<T>(value).expect_err("an unknown field must be refused");
     assert!(
-        error.to_string().contains(&format!("unknown field `{field}`")),
+        error
+            .to_string()
+            .contains(&format!("unknown field `{field}`")),
         "{error}"
     );
 }
@@ -537,4 +539,16 @@ fn a_mutation_outcome_with_an_unknown_field_is_refused() {
             "server_secret",
         );
     }
+}
+
+#[test]
+fn a_fee_on_a_free_job_or_a_field_on_an_arrival_is_refused_not_dropped() {
+    let free_with_fee = json!({ "type": "free", "fee_fen": 100 });
+    assert!(serde_json::from_value::<Charge>(free_with_fee).is_err());
+    let arrival_with_status = json!({ "type": "record_arrival", "status": "completed" });
+    assert!(serde_json::from_value::<DeviceOp>(arrival_with_status).is_err());
+    assert_eq!(
+        serde_json::from_value::<Charge>(json!({ "type": "free" })).unwrap(),
+        Charge::Free {}
+    );
 }

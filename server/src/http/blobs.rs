@@ -5,26 +5,32 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use sync_protocol::{MAX_BLOB_BYTES, Sha256Hex};
 
-use super::{ApiError, AppState, Caller};
+use super::{ApiError, ApiPath, AppState, Caller};
 use crate::writer::{Command, Reply};
 
 pub async fn upload(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    Path(hash): Path<String>,
+    ApiPath(hash): ApiPath<String>,
     body: Body,
 ) -> Result<Response, ApiError> {
     caller.require_technician()?;
     let hash = parse_hash(&hash)?;
     let bytes: Bytes = axum::body::to_bytes(body, MAX_BLOB_BYTES)
         .await
-        .map_err(|_| ApiError::payload_too_large(MAX_BLOB_BYTES))?;
+        .map_err(|error| {
+            if is_length_limit(&error) {
+                ApiError::payload_too_large(MAX_BLOB_BYTES)
+            } else {
+                ApiError::bad_request("body_read_failed", "the upload did not arrive whole")
+            }
+        })?;
     let actual = Sha256Hex::of(&bytes);
     if actual != hash {
         return Err(ApiError::bad_request(
@@ -56,7 +62,7 @@ pub async fn upload(
 pub async fn download(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    Path(hash): Path<String>,
+    ApiPath(hash): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     caller.require_office()?;
     let hash = parse_hash(&hash)?;
@@ -65,6 +71,17 @@ pub async fn download(
         .blob(&hash)?
         .ok_or_else(|| ApiError::not_found("blob_not_found", "no blob with that hash"))?;
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
+}
+
+fn is_length_limit(error: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(current) = source {
+        if current.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = current.source();
+    }
+    false
 }
 
 fn parse_hash(raw: &str) -> Result<Sha256Hex, ApiError> {

@@ -2,8 +2,8 @@
 //! codes. Internal faults are logged with their chain and answered with a
 //! bare `internal` body that leaks nothing.
 
-use axum::extract::FromRequest;
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::extract::{FromRequest, FromRequestParts};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -202,5 +202,16 @@ impl From<JsonRejection> for ApiError {
             ),
             _ => ApiError::bad_request("invalid_body", rejection.body_text()),
         }
+    }
+}
+
+/// `Path` whose rejections are [`ApiError`]s.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct ApiPath<T>(pub T);
+
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> Self {
+        ApiError::bad_request("invalid_path", rejection.body_text())
     }
 }

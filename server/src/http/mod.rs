@@ -22,11 +22,12 @@ use axum::routing::{get, post, put};
 use axum::{BoxError, Json, Router};
 use sync_protocol::{PROTOCOL_HEADER, PROTOCOL_VERSION};
 use tower::ServiceBuilder;
+use tower::limit::GlobalConcurrencyLimitLayer;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
 pub use caller::Caller;
-pub use error::{ApiError, ApiJson};
+pub use error::{ApiError, ApiJson, ApiPath};
 pub use openapi::{OPENAPI_JSON, ROUTES};
 
 use crate::auth::Authority;
@@ -61,21 +62,60 @@ pub fn router(state: Arc<AppState>) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
-        .layer(middleware::from_fn(protocol_header))
         .layer(
             ServiceBuilder::new()
                 .layer(CatchPanicLayer::custom(|_| {
                     ApiError::Internal("a handler panicked".to_owned()).into_response()
                 }))
                 .layer(TraceLayer::new_for_http())
-                .layer(HandleErrorLayer::new(overloaded_or_slow))
-                .load_shed()
-                .concurrency_limit(limits.max_concurrent_requests)
-                .timeout(Duration::from_millis(limits.request_timeout_ms)),
+                .layer(HandleErrorLayer::new(too_slow))
+                .timeout(Duration::from_millis(limits.request_timeout_ms))
+                // One semaphore for the whole server (a plain concurrency
+                // limit would be per route); the rest wait, within the timeout.
+                .layer(GlobalConcurrencyLimitLayer::new(
+                    limits.max_concurrent_requests,
+                )),
         )
+        // Outermost, so that the answers made by the layers above (timeout,
+        // overload, panic) carry the protocol header too.
+        .layer(middleware::from_fn(protocol_header))
+}
+
+/// Most records one listing page returns.
+const MAX_LIST_LIMIT: usize = 500;
+const DEFAULT_LIST_LIMIT: usize = 100;
+
+/// The page size of a listing, checked.
+fn page_limit(requested: Option<usize>) -> Result<usize, ApiError> {
+    let limit = requested.unwrap_or(DEFAULT_LIST_LIMIT);
+    if limit == 0 || limit > MAX_LIST_LIMIT {
+        return Err(ApiError::bad_request(
+            "invalid_page_size",
+            format!("limit must be 1-{MAX_LIST_LIMIT}"),
+        ));
+    }
+    Ok(limit)
+}
+
+/// Where the next listing page starts: after the last record of a full page
+/// (which may turn out to be the last one; the next request then returns none).
+fn next_after<T, Id>(page: &[T], limit: usize, id: impl Fn(&T) -> Id) -> Option<Id> {
+    if page.len() == limit {
+        page.last().map(id)
+    } else {
+        None
+    }
 }
 
 async fn health(axum::extract::State(state): axum::extract::State<Arc<AppState>>) -> Response {
+    if state.writer.is_stopped() {
+        return ApiError::client(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "writer_stopped",
+            "the store can no longer be written; see the server log",
+        )
+        .into_response();
+    }
     match state.store.counters() {
         Ok(_) => Json(serde_json::json!({ "status": "ok" })).into_response(),
         Err(error) => ApiError::from(error).into_response(),
@@ -106,18 +146,12 @@ pub(crate) fn unsupported_protocol() -> ApiError {
     .with_details(serde_json::json!({ "supported": [PROTOCOL_VERSION] }))
 }
 
-async fn overloaded_or_slow(error: BoxError) -> ApiError {
+async fn too_slow(error: BoxError) -> ApiError {
     if error.is::<tower::timeout::error::Elapsed>() {
         ApiError::client(
             StatusCode::SERVICE_UNAVAILABLE,
             "timeout",
             "the request took too long; it is safe to retry",
-        )
-    } else if error.is::<tower::load_shed::error::Overloaded>() {
-        ApiError::client(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "overloaded",
-            "too many requests at once; retry shortly",
         )
     } else {
         ApiError::Internal(error.to_string())

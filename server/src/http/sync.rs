@@ -3,16 +3,17 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
+use serde::Deserialize;
 use serde_json::json;
 use sync_protocol::{
-    Change, DEFAULT_PAGE_SIZE, MAX_MUTATIONS_PER_PUSH, MAX_PAGE_SIZE, PROTOCOL_VERSION,
-    PullRequest, PullResponse, PushRequest, PushResponse,
+    Change, DEFAULT_PAGE_SIZE, DeviceId, DevicePage, MAX_MUTATIONS_PER_PUSH, MAX_PAGE_SIZE,
+    PROTOCOL_VERSION, PullRequest, PullResponse, PushRequest, PushResponse,
 };
 
-use super::{ApiError, ApiJson, AppState, Caller, unsupported_protocol};
-use crate::store::DeviceRecord;
+use super::{ApiError, ApiJson, AppState, Caller, next_after, page_limit, unsupported_protocol};
 use crate::writer::{Command, Reply};
 
 pub async fn push(
@@ -31,6 +32,7 @@ pub async fn push(
     }
     let command = Command::Push {
         user: caller.user,
+        estate: caller.estate,
         report: request.device,
         mutations: request.mutations,
     };
@@ -65,6 +67,7 @@ pub async fn pull(
     }
     let command = Command::Pulled {
         user: caller.user.clone(),
+        estate: caller.estate.clone(),
         report: request.device,
     };
     let Reply::Device(device) = state.writer.submit(command).await? else {
@@ -113,20 +116,36 @@ pub async fn pull(
     }))
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceQuery {
+    after: Option<String>,
+    limit: Option<usize>,
+}
+
 /// The devices of the caller's estate with their last reported sync state.
 pub async fn devices(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-) -> Result<Json<serde_json::Value>, ApiError> {
+    query: Result<Query<DeviceQuery>, QueryRejection>,
+) -> Result<Json<DevicePage>, ApiError> {
     caller.require_office()?;
-    let mut visible: Vec<DeviceRecord> = Vec::new();
-    for device in state.store.devices(10_000)? {
-        let owner = state.store.user(&device.user)?;
-        if owner.is_some_and(|owner| owner.estate == caller.estate) {
-            visible.push(device);
-        }
-    }
-    Ok(Json(json!({ "devices": visible })))
+    let Query(query) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let limit = page_limit(query.limit)?;
+    let after = query
+        .after
+        .as_deref()
+        .map(DeviceId::parse)
+        .transpose()
+        .map_err(|e| ApiError::bad_request("invalid_id", e.to_string()))?;
+    let devices = state
+        .store
+        .estate_devices(&caller.estate, after.as_ref(), limit)?;
+    let next_after = next_after(&devices, limit, |device| device.device_id.clone());
+    Ok(Json(DevicePage {
+        devices,
+        next_after,
+    }))
 }
 
 fn check_protocol(version: u32) -> Result<(), ApiError> {

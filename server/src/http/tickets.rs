@@ -3,17 +3,15 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use sync_protocol::{
-    Intake, OfficeActionRequest, OfficeOp, Role, Status, Ticket, TicketId, TicketPage, UserId,
+    Intake, OfficeActionRequest, OfficeOp, Role, Ticket, TicketId, TicketPage, UserId,
 };
 
-use super::{ApiError, ApiJson, AppState, Caller};
+use super::{ApiError, ApiJson, ApiPath, AppState, Caller, next_after, page_limit};
 use crate::writer::{Command, Reply};
-
-const MAX_LIST_LIMIT: usize = 500;
 
 /// R-I1/R-I2: record a report.
 pub async fn create(
@@ -38,7 +36,6 @@ pub async fn create(
 pub struct ListQuery {
     after: Option<String>,
     limit: Option<usize>,
-    status: Option<Status>,
 }
 
 /// The caller's view: a technician's assigned tickets, or the estate's.
@@ -48,13 +45,7 @@ pub async fn list(
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<TicketPage>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
-    let limit = query.limit.unwrap_or(100);
-    if limit == 0 || limit > MAX_LIST_LIMIT {
-        return Err(ApiError::bad_request(
-            "invalid_page_size",
-            format!("limit must be 1-{MAX_LIST_LIMIT}"),
-        ));
-    }
+    let limit = page_limit(query.limit)?;
     let after = query
         .after
         .as_deref()
@@ -70,15 +61,9 @@ pub async fn list(
             .store
             .assigned_tickets(&caller.user, after.as_ref(), limit)?
     };
-    let next_after = (page.len() == limit)
-        .then(|| page.last().map(|t| t.id.clone()))
-        .flatten();
-    let tickets = page
-        .into_iter()
-        .filter(|ticket| query.status.is_none_or(|status| ticket.status == status))
-        .collect();
+    let next_after = next_after(&page, limit, |ticket| ticket.id.clone());
     Ok(Json(TicketPage {
-        tickets,
+        tickets: page,
         next_after,
     }))
 }
@@ -86,7 +71,7 @@ pub async fn list(
 pub async fn show(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Ticket>, ApiError> {
     let ticket = load_visible(&state, &caller, &id)?;
     Ok(Json(ticket))
@@ -96,7 +81,7 @@ pub async fn show(
 pub async fn act(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(request): ApiJson<OfficeActionRequest>,
 ) -> Result<Json<Ticket>, ApiError> {
     caller.require_office()?;

@@ -10,6 +10,7 @@ pub enum Space {
     Feed,
     FeedPosition,
     Devices,
+    EstateDevices,
     Outcomes,
     Blobs,
     Users,
@@ -39,6 +40,9 @@ pub enum StoreError {
     Corrupt { space: Space, reason: String },
 }
 
+/// A key and its value.
+pub type Entry = (Vec<u8>, Vec<u8>);
+
 pub trait Kv: Send + Sync + 'static {
     fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
 
@@ -49,7 +53,7 @@ pub trait Kv: Send + Sync + 'static {
         from: &[u8],
         to: &[u8],
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError>;
+    ) -> Result<Vec<Entry>, StoreError>;
 
     /// Apply all writes atomically: after a crash either all or none are there.
     /// Visible to readers at once; durable only after [`Kv::flush`].

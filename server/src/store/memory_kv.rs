@@ -4,11 +4,13 @@
 use std::collections::BTreeMap;
 use std::sync::RwLock;
 
-use super::kv::{Kv, Space, StoreError, Write};
+use super::kv::{Entry, Kv, Space, StoreError, Write};
+
+type Entries = BTreeMap<(Space, Vec<u8>), Vec<u8>>;
 
 #[derive(Default)]
 pub struct MemoryKv {
-    entries: RwLock<BTreeMap<(Space, Vec<u8>), Vec<u8>>>,
+    entries: RwLock<Entries>,
 }
 
 impl MemoryKv {
@@ -33,7 +35,7 @@ impl Kv for MemoryKv {
         from: &[u8],
         to: &[u8],
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    ) -> Result<Vec<Entry>, StoreError> {
         let entries = self.entries.read().map_err(poisoned)?;
         Ok(entries
             .range((space, from.to_vec())..(space, to.to_vec()))

@@ -10,7 +10,6 @@ mod sled_kv;
 use std::path::Path;
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sync_protocol::{
@@ -22,23 +21,8 @@ pub use kv::{Kv, Space, StoreError, Write};
 pub use memory_kv::MemoryKv;
 pub use sled_kv::SledKv;
 
-/// What the server knows about a handheld.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DeviceRecord {
-    pub device_id: DeviceId,
-    /// The technician the device belongs to; another user cannot sync with it.
-    pub user: UserId,
-    pub last_seq: DeviceSeq,
-    pub app_version: String,
-    pub protocol_version: u32,
-    pub outbox_depth: u32,
-    pub oldest_pending_age_ms: Option<u64>,
-    pub last_contact_at: DateTime<Utc>,
-    pub last_push_at: Option<DateTime<Utc>>,
-    pub last_pull_at: Option<DateTime<Utc>>,
-    /// Server time minus device time at the last contact, in milliseconds.
-    pub clock_offset_ms: i64,
-}
+/// What the server knows about a handheld; stored as its wire form.
+pub use sync_protocol::DeviceStatus as DeviceRecord;
 
 /// A user of the system with an argon2 password hash.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -99,7 +83,14 @@ impl Store {
         after: Option<&TicketId>,
         limit: usize,
     ) -> Result<Vec<Ticket>, StoreError> {
-        self.indexed_tickets(Space::EstateTickets, estate.as_str(), after, limit)
+        let after = after.map(TicketId::as_str);
+        self.indexed(
+            Space::EstateTickets,
+            Space::Tickets,
+            estate.as_str(),
+            after,
+            limit,
+        )
     }
 
     /// A technician's assigned tickets in id order, after `after`.
@@ -109,34 +100,41 @@ impl Store {
         after: Option<&TicketId>,
         limit: usize,
     ) -> Result<Vec<Ticket>, StoreError> {
-        self.indexed_tickets(Space::AssignedTickets, user.as_str(), after, limit)
+        let after = after.map(TicketId::as_str);
+        self.indexed(
+            Space::AssignedTickets,
+            Space::Tickets,
+            user.as_str(),
+            after,
+            limit,
+        )
     }
 
-    fn indexed_tickets(
+    /// Records listed in an `owner\0id` index, in id order, after `after`.
+    fn indexed<T: DeserializeOwned>(
         &self,
-        space: Space,
+        index: Space,
+        records: Space,
         owner: &str,
-        after: Option<&TicketId>,
+        after: Option<&str>,
         limit: usize,
-    ) -> Result<Vec<Ticket>, StoreError> {
+    ) -> Result<Vec<T>, StoreError> {
         let from = match after {
             // The 0 byte after the id makes the range start just past it.
-            Some(after) => [key2(owner, after.as_str()), vec![0]].concat(),
+            Some(after) => [key2(owner, after), vec![0]].concat(),
             None => key2(owner, ""),
         };
-        let to = prefix_end(owner);
-        let mut tickets = Vec::new();
-        for (key, _) in self.kv.range(space, &from, &to, limit)? {
-            let id = &key[owner.len() + 1..];
-            let ticket = self
-                .get_json(Space::Tickets, id)?
+        let mut found = Vec::new();
+        for (key, _) in self.kv.range(index, &from, &prefix_end(owner), limit)? {
+            let record = self
+                .get_json(records, &key[owner.len() + 1..])?
                 .ok_or_else(|| StoreError::Corrupt {
-                    space,
-                    reason: "index names a missing ticket".to_owned(),
+                    space: index,
+                    reason: "index names a missing record".to_owned(),
                 })?;
-            tickets.push(ticket);
+            found.push(record);
         }
-        Ok(tickets)
+        Ok(found)
     }
 
     /// A technician's feed entries with `after < cursor <= up_to`.
@@ -166,13 +164,21 @@ impl Store {
         self.get_json(Space::Devices, id.as_str().as_bytes())
     }
 
-    /// Every known device, in id order.
-    pub fn devices(&self, limit: usize) -> Result<Vec<DeviceRecord>, StoreError> {
-        self.kv
-            .range(Space::Devices, b"", &[0xff], limit)?
-            .into_iter()
-            .map(|(_, value)| decode(Space::Devices, &value))
-            .collect()
+    /// An estate's devices in id order, after `after`.
+    pub fn estate_devices(
+        &self,
+        estate: &EstateId,
+        after: Option<&DeviceId>,
+        limit: usize,
+    ) -> Result<Vec<DeviceRecord>, StoreError> {
+        let after = after.map(DeviceId::as_str);
+        self.indexed(
+            Space::EstateDevices,
+            Space::Devices,
+            estate.as_str(),
+            after,
+            limit,
+        )
     }
 
     pub fn stored_outcome(
@@ -339,8 +345,15 @@ impl Changes {
     }
 
     pub fn put_device(&mut self, device: &DeviceRecord) {
-        let key = device.device_id.as_str().as_bytes().to_vec();
-        self.put_json(Space::Devices, key, device);
+        let id = device.device_id.as_str();
+        self.put_json(Space::Devices, id.as_bytes().to_vec(), device);
+        // A device keeps its estate (it is bound to one technician), so
+        // re-putting the index entry is idempotent.
+        self.put(
+            Space::EstateDevices,
+            key2(device.estate.as_str(), id),
+            Vec::new(),
+        );
     }
 
     pub fn put_outcome(&mut self, device: &DeviceId, seq: DeviceSeq, outcome: &StoredOutcome) {

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::kv::{Kv, Space, StoreError, Write};
+use super::kv::{Entry, Kv, Space, StoreError, Write};
 
 pub struct SledKv {
     db: sled::Db,
@@ -45,7 +45,7 @@ impl Kv for SledKv {
         from: &[u8],
         to: &[u8],
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    ) -> Result<Vec<Entry>, StoreError> {
         let mut entries = Vec::new();
         for entry in self
             .db
@@ -76,5 +76,32 @@ impl Kv for SledKv {
 
     fn size_on_disk(&self) -> Result<u64, StoreError> {
         self.db.size_on_disk().map_err(engine)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flushed_writes_survive_reopening_and_spaces_stay_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let kv = SledKv::open(dir.path()).unwrap();
+            kv.apply(vec![
+                Write::Put(Space::Tickets, b"a".to_vec(), b"1".to_vec()),
+                Write::Put(Space::Tickets, b"b".to_vec(), b"2".to_vec()),
+                Write::Put(Space::Users, b"a".to_vec(), b"user".to_vec()),
+            ])
+            .unwrap();
+            kv.apply(vec![Write::Delete(Space::Tickets, b"b".to_vec())])
+                .unwrap();
+            kv.flush().unwrap();
+        }
+        let kv = SledKv::open(dir.path()).unwrap();
+        let tickets = kv.range(Space::Tickets, b"", &[0xff], 10).unwrap();
+        assert_eq!(tickets, vec![(b"a".to_vec(), b"1".to_vec())]);
+        assert_eq!(kv.get(Space::Users, b"a").unwrap(), Some(b"user".to_vec()));
+        assert!(kv.size_on_disk().unwrap() > 0);
     }
 }

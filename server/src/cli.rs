@@ -1,0 +1,174 @@
+//! The `estate-sync` command line: run the server, or manage its built-in users.
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::app::Application;
+use crate::clock::SystemClock;
+use crate::config::Config;
+use crate::demo;
+use crate::store::{Changes, Store};
+use crate::users::new_user;
+use clap::{Parser, Subcommand};
+use sync_protocol::{EstateId, Role, UserId};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(
+    name = "estate-sync",
+    version,
+    about = "Sync server for field technicians' handhelds"
+)]
+struct Cli {
+    /// A TOML configuration file; ESTATE_SYNC_* variables override it.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// The sled data directory.
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Commands,
+}
+
+#[derive(Subcommand)]
+enum Commands {
+    /// Run the server.
+    Serve {
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Seed the demo estate (once) and allow a generated JWT secret.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Add (or replace) a built-in user; the password is read from stdin.
+    AddUser {
+        #[arg(long)]
+        username: String,
+        /// One of: customer_service_agent, customer_service_specialist,
+        /// customer_service_manager, dispatcher, technician,
+        /// department_manager, environment_manager, supervisor.
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        estate: String,
+        #[arg(long)]
+        name: String,
+    },
+}
+
+/// Parse the arguments and run; the binary's whole `main`.
+pub fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    match run(Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
+    let mut config = Config::load(cli.config.as_deref())?;
+    if let Some(dir) = cli.data_dir {
+        config.data_dir = dir;
+    }
+    match cli.command {
+        Commands::Serve { listen, demo } => {
+            if let Some(listen) = listen {
+                config.listen = listen;
+            }
+            if demo && config.auth.jwt_secret.is_empty() {
+                config.auth.jwt_secret = crate::auth::random_secret();
+                tracing::warn!(
+                    "demo mode: using a generated JWT secret; tokens end with the process"
+                );
+            }
+            config.validate()?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(serve(config, demo))
+        }
+        Commands::AddUser {
+            username,
+            role,
+            estate,
+            name,
+        } => {
+            let role = Role::parse(&role).ok_or_else(|| format!("unknown role {role:?}"))?;
+            let mut password = String::new();
+            std::io::stdin().read_to_string(&mut password)?;
+            let user = new_user(
+                UserId::parse(&username)?,
+                role,
+                EstateId::parse(&estate)?,
+                &name,
+                password.trim_end_matches(['\r', '\n']),
+            )?;
+            let store = Store::open(&config.data_dir)?;
+            let mut changes = Changes::default();
+            changes.put_user(&user);
+            store.apply(changes)?;
+            store.flush()?;
+            println!("user {username} ({}) saved", role.as_str());
+            Ok(())
+        }
+    }
+}
+
+async fn serve(config: Config, demo: bool) -> Result<(), Box<dyn std::error::Error>> {
+    let app = Application::build(config.clone(), Arc::new(SystemClock)).await?;
+    let address = app.local_addr()?;
+    if demo {
+        demo::seed(app.store(), app.writer()).await?;
+        print_demo_banner(address);
+    }
+    tracing::info!(%address, data_dir = %config.data_dir.display(), "listening");
+    // The address line is machine-readable so that tests can find a port-0 server.
+    println!("listening on http://{address}");
+    app.run_until_stopped(shutdown_signal()).await?;
+    Ok(())
+}
+
+fn print_demo_banner(address: SocketAddr) {
+    println!(
+        "Demo estate {} is ready. Users (password: {}):",
+        demo::DEMO_ESTATE,
+        demo::DEMO_PASSWORD
+    );
+    for (login, role, name) in demo::DEMO_USERS {
+        println!("  {login:<12} {:<28} {name}", role.as_str());
+    }
+    println!("Get a token:");
+    println!(
+        "  curl -s -X POST http://{address}/api/v1/auth/login -H 'content-type: application/json' \\\n    -d '{{\"username\":\"diaodu\",\"password\":\"{}\"}}'",
+        demo::DEMO_PASSWORD
+    );
+    println!("API description: http://{address}/api/v1/openapi.json");
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        if let Ok(mut signal) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            signal.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

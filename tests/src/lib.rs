@@ -1,0 +1,1 @@
+//! This package only holds black-box tests; see `tests/`.
