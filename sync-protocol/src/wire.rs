@@ -163,7 +163,8 @@ pub struct DeviceStatus {
 #[serde(deny_unknown_fields)]
 pub struct DevicePage {
     pub devices: Vec<DeviceStatus>,
-    /// Pass as `after` to get the next page; absent on the last page.
+    /// Pass as `after` to get the next page; set whenever the page is full
+    /// (the next page may then be empty), absent on a short last page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_after: Option<DeviceId>,
 }
@@ -182,7 +183,8 @@ pub struct OfficeActionRequest {
 #[serde(deny_unknown_fields)]
 pub struct TicketPage {
     pub tickets: Vec<Ticket>,
-    /// Pass as `after` to get the next page; absent on the last page.
+    /// Pass as `after` to get the next page; set whenever the page is full
+    /// (the next page may then be empty), absent on a short last page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_after: Option<TicketId>,
 }

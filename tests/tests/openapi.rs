@@ -1,13 +1,16 @@
-//! The served OpenAPI document and the real routes agree.
+//! The served OpenAPI document and the real routes agree, and its schemas
+//! and the wire types agree: every golden wire file of `sync-protocol`, and
+//! a device page the real server serves, validate against their schemas.
 
 mod common;
 
 use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 
-use common::TestServer;
+use common::{DEMO_ESTATE, Handheld, TestServer, note};
 use reqwest::{Method, StatusCode};
-use serde_json::Value;
-use sync_protocol::Sha256Hex;
+use serde_json::{Value, json};
+use sync_protocol::{Cursor, Sha256Hex};
 
 const METHODS: [&str; 5] = ["get", "put", "post", "delete", "patch"];
 
@@ -142,4 +145,311 @@ async fn the_openapi_document_describes_every_endpoint_a_client_uses() {
         missing.is_empty(),
         "the served OpenAPI document (docs/openapi.json) does not describe {missing:?}"
     );
+}
+
+// ---- Schemas against the wire types ---------------------------------------
+
+/// Which schema of `components.schemas` describes each golden wire file of
+/// `sync-protocol/tests/golden/` (by file stem). A new golden file needs a row.
+const GOLDEN_SCHEMAS: &[(&str, &str)] = &[
+    ("error_body", "ErrorBody"),
+    ("intake", "Intake"),
+    ("login_response", "LoginResponse"),
+    ("office_action_add_note", "OfficeActionRequest"),
+    ("office_action_cancel", "OfficeActionRequest"),
+    ("office_action_dispatch", "OfficeActionRequest"),
+    ("office_action_reassign", "OfficeActionRequest"),
+    ("office_action_set_appointment", "OfficeActionRequest"),
+    ("pull_request", "PullRequest"),
+    ("pull_response", "PullResponse"),
+    ("push_request", "PushRequest"),
+    ("push_response", "PushResponse"),
+];
+
+/// docs/openapi.json as it is on disk (the server compiles in the same file).
+fn openapi_file() -> Value {
+    read_json(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/openapi.json"))
+}
+
+fn golden_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../sync-protocol/tests/golden")
+}
+
+/// The golden files, sorted, as (stem, path).
+fn golden_files() -> Vec<(String, PathBuf)> {
+    let dir = golden_dir();
+    let entries = std::fs::read_dir(&dir)
+        .unwrap_or_else(|error| panic!("reading {}: {error}", dir.display()));
+    let mut files: Vec<(String, PathBuf)> = entries
+        .map(|entry| entry.expect("a directory entry").path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
+        .map(|path| {
+            let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
+            (stem, path)
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+fn read_json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|error| panic!("reading {}: {error}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|error| panic!("{}: {error}", path.display()))
+}
+
+/// A validator for the schema `name` of `components.schemas`.
+fn schema_validator(document: &Value, name: &str) -> jsonschema::Validator {
+    assert!(
+        document["components"]["schemas"].get(name).is_some(),
+        "docs/openapi.json has no schema {name}"
+    );
+    validator_for(
+        document,
+        &json!({ "$ref": format!("#/components/schemas/{name}") }),
+    )
+}
+
+/// A JSON Schema 2020-12 validator (what OpenAPI 3.1 schemas are) for a
+/// schema of the document. Its root applies `schema` and embeds the
+/// document's components, so every `#/components/schemas/...` reference
+/// resolves inside it. Formats (`date-time`) are checked too. The OpenAPI
+/// `discriminator` is no JSON Schema keyword and is ignored: the `oneOf`
+/// branches tell the variants apart by their `const` tags.
+fn validator_for(document: &Value, schema: &Value) -> jsonschema::Validator {
+    let root = json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "allOf": [schema],
+        "components": { "schemas": document["components"]["schemas"] },
+    });
+    jsonschema::options()
+        .with_draft(jsonschema::Draft::Draft202012)
+        .should_validate_formats(true)
+        .build(&root)
+        .unwrap_or_else(|error| panic!("the schema {schema} does not compile: {error}"))
+}
+
+/// Where and how `instance` breaks the validator's schema; empty when it fits.
+fn violations(validator: &jsonschema::Validator, instance: &Value) -> Vec<String> {
+    validator
+        .iter_errors(instance)
+        .map(|error| format!("at {:?}: {error}", error.instance_path().as_str()))
+        .collect()
+}
+
+fn schema_violations(document: &Value, name: &str, instance: &Value) -> Vec<String> {
+    violations(&schema_validator(document, name), instance)
+}
+
+#[test]
+fn every_golden_wire_file_matches_its_schema_in_the_openapi_document() {
+    let document = openapi_file();
+    let files = golden_files();
+    assert!(
+        !files.is_empty(),
+        "no golden files in {}",
+        golden_dir().display()
+    );
+    let mut failures = Vec::new();
+    for (stem, path) in &files {
+        let Some((_, schema)) = GOLDEN_SCHEMAS.iter().find(|(file, _)| file == stem) else {
+            failures.push(format!(
+                "{stem}.json has no schema: add a row to GOLDEN_SCHEMAS"
+            ));
+            continue;
+        };
+        let violations = schema_violations(&document, schema, &read_json(path));
+        if !violations.is_empty() {
+            failures.push(format!(
+                "{stem}.json does not fit the schema {schema}:\n    {}",
+                violations.join("\n    ")
+            ));
+        }
+    }
+    for (stem, _) in GOLDEN_SCHEMAS {
+        if !files.iter().any(|(file, _)| file == stem) {
+            failures.push(format!(
+                "GOLDEN_SCHEMAS names {stem}.json, which does not exist"
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "docs/openapi.json and the wire types have drifted apart:\n  {}",
+        failures.join("\n  ")
+    );
+}
+
+#[test]
+fn an_undocumented_member_in_a_wire_body_breaks_its_schema() {
+    let document = openapi_file();
+    let response = read_json(&golden_dir().join("push_response.json"));
+    assert!(schema_violations(&document, "PushResponse", &response).is_empty());
+    let mut at_the_top = response.clone();
+    at_the_top["retry_after_ms"] = json!(100);
+    assert!(!schema_violations(&document, "PushResponse", &at_the_top).is_empty());
+    // Deep inside a tagged variant too: a duplicate outcome's first verdict.
+    let mut nested = response;
+    nested["outcomes"][0]["first"]["stored_at"] = json!("2026-11-27T10:00:00Z");
+    assert!(!schema_violations(&document, "PushResponse", &nested).is_empty());
+}
+
+#[test]
+fn every_object_schema_in_the_openapi_document_refuses_undocumented_members() {
+    /// JSON pointers of schemas that list `properties` but allow others.
+    fn open_objects(schema: &Value, pointer: &str, found: &mut Vec<String>) {
+        match schema {
+            Value::Object(members) => {
+                if members.get("properties").is_some_and(Value::is_object)
+                    && members.get("additionalProperties") != Some(&Value::Bool(false))
+                {
+                    found.push(pointer.to_owned());
+                }
+                for (key, value) in members {
+                    open_objects(value, &format!("{pointer}/{key}"), found);
+                }
+            }
+            Value::Array(items) => {
+                for (index, value) in items.iter().enumerate() {
+                    open_objects(value, &format!("{pointer}/{index}"), found);
+                }
+            }
+            _ => {}
+        }
+    }
+    let document = openapi_file();
+    let mut found = Vec::new();
+    open_objects(
+        &document["components"]["schemas"],
+        "#/components/schemas",
+        &mut found,
+    );
+    // Every wire type denies unknown fields, so every schema must too;
+    // otherwise a field added to a wire type would pass undocumented.
+    assert!(
+        found.is_empty(),
+        "these schemas need \"additionalProperties\": false: {found:?}"
+    );
+}
+
+#[test]
+fn every_example_in_the_openapi_document_matches_its_schema() {
+    let document = openapi_file();
+    // Every JSON media object of every request body and response, as
+    // (where, media object); `$ref` responses resolved.
+    let mut media = Vec::new();
+    for (path, item) in document["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("a path item") {
+            if !METHODS.contains(&method.as_str()) {
+                continue;
+            }
+            let request = &operation["requestBody"]["content"]["application/json"];
+            if request.is_object() {
+                media.push((format!("{method} {path} request"), request));
+            }
+            for (status, response) in operation["responses"].as_object().expect("responses") {
+                let response = match response["$ref"].as_str() {
+                    Some(reference) => {
+                        let name = reference
+                            .strip_prefix("#/components/responses/")
+                            .expect("a response $ref points into components.responses");
+                        &document["components"]["responses"][name]
+                    }
+                    None => response,
+                };
+                let content = &response["content"]["application/json"];
+                if content.is_object() {
+                    media.push((format!("{method} {path} {status}"), content));
+                }
+            }
+        }
+    }
+    let mut checked = 0;
+    let mut failures = Vec::new();
+    for (place, content) in media {
+        let mut examples: Vec<(String, &Value)> = Vec::new();
+        if let Some(example) = content.get("example") {
+            examples.push(("example".to_owned(), example));
+        }
+        if let Some(named) = content.get("examples").and_then(Value::as_object) {
+            for (name, example) in named {
+                examples.push((name.clone(), &example["value"]));
+            }
+        }
+        if examples.is_empty() {
+            continue;
+        }
+        let validator = validator_for(&document, &content["schema"]);
+        for (name, example) in examples {
+            checked += 1;
+            let found = violations(&validator, example);
+            if !found.is_empty() {
+                failures.push(format!("{place}, {name}:\n    {}", found.join("\n    ")));
+            }
+        }
+    }
+    assert!(checked > 0, "the document has examples");
+    assert!(
+        failures.is_empty(),
+        "examples in docs/openapi.json do not fit their schemas:\n  {}",
+        failures.join("\n  ")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_page_served_to_a_supervisor_matches_its_schema() {
+    let server = TestServer::start();
+    let document = document(&server).await;
+    // Two handhelds make contact; li's also pushes, so that the page shows
+    // the members a push fills in.
+    let li = server.login("li").await;
+    let mut handheld = Handheld::new("hh-li-openapi");
+    let pulled = server.pull(&li, &handheld.id, Cursor(0)).await;
+    let sync_protocol::Change::Upsert { ticket, .. } = &pulled.changes[0] else {
+        panic!("a first pull upserts li's tickets: {pulled:?}");
+    };
+    let mutation = handheld.record(ticket, note("checking the schema 核对"));
+    server.push(&li, &handheld.id, vec![mutation]).await;
+    let zhang = server.login("zhang").await;
+    server
+        .pull(&zhang, &common::device_id("hh-zhang-openapi"), Cursor(0))
+        .await;
+
+    let supervisor = server.login("zhuguan").await;
+    let mut pages = Vec::new();
+    for path in ["/api/v1/devices", "/api/v1/devices?limit=1"] {
+        let response = server.get(path, Some(&supervisor)).await;
+        assert_eq!(response.status, StatusCode::OK, "{path}: {response:?}");
+        pages.push(response.json::<Value>());
+    }
+    let after = pages[1]["next_after"]
+        .as_str()
+        .expect("a full page names the next one")
+        .to_owned();
+    let response = server
+        .get(
+            &format!("/api/v1/devices?limit=1&after={after}"),
+            Some(&supervisor),
+        )
+        .await;
+    pages.push(response.ok::<Value>());
+
+    for page in &pages {
+        let violations = schema_violations(&document, "DevicePage", page);
+        assert!(
+            violations.is_empty(),
+            "the served device page does not fit the DevicePage schema:\n  {}\n{page:#}",
+            violations.join("\n  ")
+        );
+    }
+    // Not vacuous: the whole page lists both devices, li's with its push.
+    let devices = pages[0]["devices"].as_array().expect("a list of devices");
+    assert_eq!(devices.len(), 2, "{devices:?}");
+    let li_device = devices
+        .iter()
+        .find(|device| device["device_id"] == "hh-li-openapi")
+        .expect("li's handheld is listed");
+    assert_eq!(li_device["estate"], DEMO_ESTATE);
+    assert_eq!(li_device["last_seq"], 1);
+    assert!(li_device["last_push_at"].is_string(), "{li_device}");
 }

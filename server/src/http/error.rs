@@ -175,7 +175,7 @@ impl From<WriteError> for ApiError {
             WriteError::Stopped => ApiError::client(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "shutting_down",
-                "the server is shutting down; retry shortly",
+                "the server is not accepting writes (shutting down, or stopped after a storage fault); retry later",
             ),
         }
     }

@@ -77,7 +77,7 @@ pub fn router(state: Arc<AppState>) -> Router {
                 )),
         )
         // Outermost, so that the answers made by the layers above (timeout,
-        // overload, panic) carry the protocol header too.
+        // panic, route fallbacks) carry the protocol header too.
         .layer(middleware::from_fn(protocol_header))
 }
 
