@@ -63,11 +63,15 @@ struct Cli {
     #[arg(long, default_value_t = 50)]
     probe_pulls: usize,
     /// Worker threads of the load generator's runtime.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 1)]
     client_threads: usize,
     /// One HTTP client (connection pool) for all devices instead of one each.
     #[arg(long)]
     shared_client: bool,
+    /// Before each measured phase, wait up to this long for the machine to
+    /// be idle (other work on a shared machine skews the numbers).
+    #[arg(long, default_value_t = 30)]
+    quiet_wait_seconds: u64,
     /// Timeout of every request.
     #[arg(long, default_value_t = 30_000)]
     request_timeout_ms: u64,
@@ -155,6 +159,12 @@ fn run(cli: &Cli) -> Result<bool, String> {
         &auth.jwt_secret,
         SERVER_STARTUP_TIMEOUT,
     )?;
+    if !server.address.ip().is_loopback() {
+        return Err(format!(
+            "the server listens on {}, not on loopback; refusing to send it load",
+            server.address
+        ));
+    }
     let settings = Settings {
         base_url: format!("http://{}", server.address),
         server_pid: server.pid(),
@@ -164,6 +174,7 @@ fn run(cli: &Cli) -> Result<bool, String> {
         probe_pulls: cli.probe_pulls,
         request_timeout: Duration::from_millis(cli.request_timeout_ms),
         shared_client: cli.shared_client,
+        quiet_wait: Duration::from_secs(cli.quiet_wait_seconds),
     };
     eprintln!(
         "server {} listening on {}; running the phases …",

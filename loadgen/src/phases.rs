@@ -9,14 +9,17 @@ use chrono::Utc;
 use serde::Serialize;
 use server::auth::Authority;
 use server::store::UserRecord;
-use sync_protocol::{Cursor, MAX_PAGE_SIZE, Role, Status, UserId, Version};
+use sync_protocol::{Cursor, DevicePage, MAX_PAGE_SIZE, Role, Status, UserId, Version};
 use tokio::sync::Barrier;
 
 use crate::device::{Device, ExpectedTicket, MUTATIONS_PER_TICKET, Outbox, PushTally, RawPull};
 use crate::latency::{Percentiles, milliseconds};
 use crate::seed::{SUPERVISOR, technician_id, user_record};
-use crate::server_process::{cpu_by_thread, process_usage};
+use crate::server_process::{cpu_by_thread, machine_busy_seconds, process_usage, wait_for_quiet};
 
+/// Page size and most pages when reading the device list back.
+const DEVICE_PAGE_SIZE: usize = 500;
+const MAX_DEVICE_PAGES: usize = 100;
 /// Warm-up pulls before the probe's timed ones.
 const PROBE_WARM_UP_PULLS: usize = 5;
 /// Version of a freshly seeded ticket: received (1), dispatched (2).
@@ -31,6 +34,8 @@ pub struct Settings {
     pub probe_pulls: usize,
     pub request_timeout: Duration,
     pub shared_client: bool,
+    /// How long to wait for the machine to be idle before a measured phase.
+    pub quiet_wait: Duration,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -48,6 +53,7 @@ pub struct Probe {
     pub tickets: usize,
     pub median_ms: f64,
     pub latency: Percentiles,
+    pub machine_busy_cores_before: f64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -57,8 +63,7 @@ pub struct PullPhase {
     pub requests: usize,
     pub wall_ms: f64,
     pub latency: Percentiles,
-    pub server_cpu_seconds: f64,
-    pub loadgen_cpu_seconds: f64,
+    pub cpu: CpuSpent,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -80,8 +85,7 @@ pub struct PushPhase {
     pub missing_blobs: usize,
     pub blobs_created: usize,
     pub errors: Vec<String>,
-    pub server_cpu_seconds: f64,
-    pub loadgen_cpu_seconds: f64,
+    pub cpu: CpuSpent,
     /// The server's CPU seconds in the phase by thread name; threads that
     /// exited during the phase count as `(exited)`.
     pub server_cpu_by_thread: Vec<(String, f64)>,
@@ -109,11 +113,14 @@ pub async fn run(settings: &Settings, authority: &Authority) -> Result<Measured,
         device.connect().await?;
     }
 
-    let probe = probe(&devices[0], settings.probe_pulls).await?;
+    let busy_before_probe = quiet(settings).await;
+    let mut probe = probe(&devices[0], settings.probe_pulls).await?;
+    probe.machine_busy_cores_before = busy_before_probe;
 
-    let before = usage_pair(settings.server_pid)?;
+    let busy_before_pull = quiet(settings).await;
+    let before = CpuSnapshot::take(settings.server_pid)?;
     let (raw_pulls, pull_wall) = pull_phase(&devices).await?;
-    let after = usage_pair(settings.server_pid)?;
+    let pull_cpu = CpuSnapshot::take(settings.server_pid)?.since(&before, busy_before_pull);
     let mut pull_latencies = Vec::new();
     let mut pulled = Vec::new();
     for (device, raw) in devices.iter().zip(&raw_pulls) {
@@ -128,8 +135,7 @@ pub async fn run(settings: &Settings, authority: &Authority) -> Result<Measured,
         requests: pull_latencies.len(),
         wall_ms: milliseconds(pull_wall),
         latency: Percentiles::of(&pull_latencies),
-        server_cpu_seconds: after.0 - before.0,
-        loadgen_cpu_seconds: after.1 - before.1,
+        cpu: pull_cpu,
     };
 
     // The offline morning: nothing reaches the server.
@@ -146,23 +152,17 @@ pub async fn run(settings: &Settings, authority: &Authority) -> Result<Measured,
         .map(|p| p.n_mutations)
         .sum();
 
+    let busy_before_push = quiet(settings).await;
     let threads_before = cpu_by_thread(settings.server_pid);
-    let before = usage_pair(settings.server_pid)?;
+    let before = CpuSnapshot::take(settings.server_pid)?;
     let (tallies, push_wall) = push_phase(&devices, outboxes).await;
-    let after = usage_pair(settings.server_pid)?;
+    let push_cpu = CpuSnapshot::take(settings.server_pid)?.since(&before, busy_before_push);
     let threads = thread_cpu_delta(
         &threads_before,
         &cpu_by_thread(settings.server_pid),
-        after.0 - before.0,
+        push_cpu.server_seconds,
     );
-    let mut push = summarize_push(
-        settings,
-        &tallies,
-        mutations_sent,
-        push_wall,
-        after.0 - before.0,
-        after.1 - before.1,
-    );
+    let mut push = summarize_push(settings, &tallies, mutations_sent, push_wall, push_cpu);
     push.server_cpu_by_thread = threads;
 
     let supervisor = token_for(
@@ -223,11 +223,52 @@ fn token_for(authority: &Authority, user: &UserRecord) -> Result<String, String>
         .map_err(|error| format!("cannot mint a token: {error}"))
 }
 
-/// Server and load-generator CPU seconds so far.
-fn usage_pair(server_pid: u32) -> Result<(f64, f64), String> {
-    let server = process_usage(server_pid)?.cpu_seconds;
-    let loadgen = process_usage(std::process::id())?.cpu_seconds;
-    Ok((server, loadgen))
+/// CPU used so far: by the server, by this load generator, by the machine.
+struct CpuSnapshot {
+    server: f64,
+    loadgen: f64,
+    machine: f64,
+}
+
+impl CpuSnapshot {
+    fn take(server_pid: u32) -> Result<Self, String> {
+        Ok(Self {
+            server: process_usage(server_pid)?.cpu_seconds,
+            loadgen: process_usage(std::process::id())?.cpu_seconds,
+            machine: machine_busy_seconds(),
+        })
+    }
+
+    fn since(&self, earlier: &Self, machine_busy_cores_before: f64) -> CpuSpent {
+        let server_seconds = self.server - earlier.server;
+        let loadgen_seconds = self.loadgen - earlier.loadgen;
+        CpuSpent {
+            server_seconds,
+            loadgen_seconds,
+            other_seconds: (self.machine - earlier.machine - server_seconds - loadgen_seconds)
+                .max(0.0),
+            machine_busy_cores_before,
+        }
+    }
+}
+
+/// CPU seconds a phase cost, and what else the (shared) machine did meanwhile.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct CpuSpent {
+    pub server_seconds: f64,
+    pub loadgen_seconds: f64,
+    /// Everything else on the machine: other processes, kernel threads.
+    pub other_seconds: f64,
+    /// Busy cores just before the phase started (see `--quiet-wait-seconds`).
+    pub machine_busy_cores_before: f64,
+}
+
+/// Wait until the machine is idle, within the configured limit.
+async fn quiet(settings: &Settings) -> f64 {
+    let limit = settings.quiet_wait;
+    tokio::task::spawn_blocking(move || wait_for_quiet(limit))
+        .await
+        .unwrap_or(f64::NAN)
 }
 
 /// One technician pulls everything, again and again, nobody else busy.
@@ -247,6 +288,7 @@ async fn probe(device: &Device, pulls: usize) -> Result<Probe, String> {
         tickets,
         median_ms: latency.p50_ms,
         latency,
+        machine_busy_cores_before: 0.0,
     })
 }
 
@@ -303,8 +345,7 @@ fn summarize_push(
     tallies: &[PushTally],
     mutations_sent: usize,
     wall: Duration,
-    server_cpu_seconds: f64,
-    loadgen_cpu_seconds: f64,
+    cpu: CpuSpent,
 ) -> PushPhase {
     let mut push_latencies = Vec::new();
     let mut blob_latencies = Vec::new();
@@ -333,8 +374,7 @@ fn summarize_push(
         missing_blobs: sum(|t| t.missing_blobs),
         blobs_created: sum(|t| t.blobs_created),
         errors: errors.into_iter().take(10).collect(),
-        server_cpu_seconds,
-        loadgen_cpu_seconds,
+        cpu,
         server_cpu_by_thread: Vec::new(),
     }
 }
@@ -501,32 +541,44 @@ fn check_ticket(ticket: &sync_protocol::Ticket, want: &ExpectedTicket) -> Vec<St
     problems
 }
 
+/// Every device of the estate with its last sequence number, page by page.
 async fn device_seqs(settings: &Settings, token: &str) -> Result<Vec<(String, u64)>, String> {
     let client = reqwest::Client::builder()
         .timeout(settings.request_timeout)
         .no_proxy()
         .build()
         .map_err(|error| format!("cannot build an HTTP client: {error}"))?;
-    let response = client
-        .get(format!("{}/api/v1/devices", settings.base_url))
-        .bearer_auth(token)
-        .send()
-        .await
-        .map_err(|error| format!("device list: {error}"))?;
-    let body = crate::device::expect_success(response, "device list").await?;
-    let list: serde_json::Value =
-        serde_json::from_slice(&body).map_err(|error| format!("device list: {error}"))?;
-    let devices = list["devices"]
-        .as_array()
-        .ok_or("device list: no devices array")?;
-    Ok(devices
-        .iter()
-        .filter_map(|device| {
-            let id = device["device_id"].as_str()?.to_owned();
-            let seq = device["last_seq"].as_u64()?;
-            Some((id, seq))
-        })
-        .collect())
+    let mut seqs = Vec::new();
+    let mut after: Option<String> = None;
+    // Bounded: far more pages than the devices of any run need.
+    for _ in 0..MAX_DEVICE_PAGES {
+        let mut url = format!(
+            "{}/api/v1/devices?limit={DEVICE_PAGE_SIZE}",
+            settings.base_url
+        );
+        if let Some(after) = &after {
+            url.push_str(&format!("&after={after}"));
+        }
+        let response = client
+            .get(url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .map_err(|error| format!("device list: {error}"))?;
+        let body = crate::device::expect_success(response, "device list").await?;
+        let page: DevicePage =
+            serde_json::from_slice(&body).map_err(|error| format!("device list: {error}"))?;
+        seqs.extend(
+            page.devices
+                .iter()
+                .map(|device| (device.device_id.to_string(), device.last_seq.0)),
+        );
+        match page.next_after {
+            Some(next) => after = Some(next.to_string()),
+            None => return Ok(seqs),
+        }
+    }
+    Err(format!("device list: more than {MAX_DEVICE_PAGES} pages"))
 }
 
 async fn download_blob(

@@ -206,10 +206,7 @@ pub fn print_summary(report: &Report) {
         "  pull       {} devices, {} tickets in {:.1} ms; per request {}",
         m.pull.devices, m.pull.tickets, m.pull.wall_ms, m.pull.latency
     );
-    println!(
-        "             CPU: server {:.2} s, load generator {:.2} s",
-        m.pull.server_cpu_seconds, m.pull.loadgen_cpu_seconds
-    );
+    println!("             {}", cpu_line(&m.pull.cpu, m.pull.wall_ms));
     println!(
         "  push       {} mutations + {} blobs in {:.1} ms = {:.0} mutations/s ({:.0} requests/s)",
         m.push.applied,
@@ -220,12 +217,7 @@ pub fn print_summary(report: &Report) {
     );
     println!("             push requests {}", m.push.push_latency);
     println!("             blob uploads  {}", m.push.blob_latency);
-    println!(
-        "             CPU: server {:.2} s ({:.0}% of a core), load generator {:.2} s",
-        m.push.server_cpu_seconds,
-        100.0 * m.push.server_cpu_seconds / (m.push.wall_ms / 1000.0),
-        m.push.loadgen_cpu_seconds
-    );
+    println!("             {}", cpu_line(&m.push.cpu, m.push.wall_ms));
     let threads: Vec<String> = m
         .push
         .server_cpu_by_thread
@@ -264,6 +256,21 @@ pub fn print_summary(report: &Report) {
             target.name, target.goal, target.actual
         );
     }
+}
+
+fn cpu_line(cpu: &crate::phases::CpuSpent, wall_ms: f64) -> String {
+    let cores = |seconds: f64| seconds / (wall_ms / 1000.0);
+    format!(
+        "CPU: server {:.2} s ({:.2} cores), load generator {:.2} s ({:.2} cores), \
+         everything else on the machine {:.2} s ({:.2} cores; {:.2} busy before the phase)",
+        cpu.server_seconds,
+        cores(cpu.server_seconds),
+        cpu.loadgen_seconds,
+        cores(cpu.loadgen_seconds),
+        cpu.other_seconds,
+        cores(cpu.other_seconds),
+        cpu.machine_busy_cores_before
+    )
 }
 
 pub fn mebibytes(bytes: u64) -> String {

@@ -2,8 +2,9 @@
 //!
 //! Every change goes through one thread, so each one reads the state the
 //! previous left and applies atomically. The thread takes all requests that
-//! are waiting, applies each as its own atomic group, flushes once, and only
-//! then answers: durability costs one fsync per group, not per request.
+//! are waiting, applies each as its own atomic group, hands the storage engine
+//! the whole group as one atomic batch, flushes once, and only then answers:
+//! durability costs one batch and one fsync per group, not per request.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -108,7 +109,10 @@ impl Writer {
         let durable_cursor = Arc::new(AtomicU64::new(counters.feed));
         let (jobs, receiver) = mpsc::channel(queue);
         let state = WriterState {
-            store,
+            // Each command's writes are held and reach the backend with the
+            // group's flush, as one batch: sled writes its log out around
+            // every batch, so a batch per command cost two disk writes each.
+            store: store.staged(),
             clock,
             counters,
             durable_cursor: durable_cursor.clone(),

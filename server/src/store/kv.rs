@@ -46,6 +46,9 @@ pub type Entry = (Vec<u8>, Vec<u8>);
 pub trait Kv: Send + Sync + 'static {
     fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
 
+    /// Whether the key is there, without copying its value.
+    fn contains(&self, space: Space, key: &[u8]) -> Result<bool, StoreError>;
+
     /// Entries with `from <= key < to`, ascending, at most `limit`.
     fn range(
         &self,

@@ -29,6 +29,11 @@ impl Kv for MemoryKv {
         Ok(entries.get(&(space, key.to_vec())).cloned())
     }
 
+    fn contains(&self, space: Space, key: &[u8]) -> Result<bool, StoreError> {
+        let entries = self.entries.read().map_err(poisoned)?;
+        Ok(entries.contains_key(&(space, key.to_vec())))
+    }
+
     fn range(
         &self,
         space: Space,

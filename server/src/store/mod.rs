@@ -6,6 +6,7 @@
 mod kv;
 mod memory_kv;
 mod sled_kv;
+mod staged_kv;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -69,6 +70,16 @@ impl Store {
     pub fn in_memory() -> Self {
         Self {
             kv: Arc::new(MemoryKv::new()),
+        }
+    }
+
+    /// A view of this store whose writes are held back until its flush,
+    /// which applies them all here as one atomic group and then flushes.
+    /// Reads through the view see its held writes; reads of this store do
+    /// not until then.
+    pub fn staged(&self) -> Self {
+        Self {
+            kv: Arc::new(staged_kv::StagedKv::new(self.kv.clone())),
         }
     }
 
@@ -190,7 +201,7 @@ impl Store {
     }
 
     pub fn has_blob(&self, hash: &Sha256Hex) -> Result<bool, StoreError> {
-        Ok(self.blob(hash)?.is_some())
+        self.kv.contains(Space::Blobs, hash.as_str().as_bytes())
     }
 
     pub fn blob(&self, hash: &Sha256Hex) -> Result<Option<Vec<u8>>, StoreError> {

@@ -1,12 +1,26 @@
 //! sled behind the [`Kv`] interface: one tree, keys prefixed by their space,
 //! so that a group of writes is one atomic `apply_batch`.
+//!
+//! sled's own flush is not enough for an acknowledgement: on Linux it ends
+//! with `sync_file_range`, which writes the log's pages but neither flushes
+//! the disk's cache nor persists metadata such as the file's new length, and
+//! values too large for a log segment go to files under `blobs/` that sled
+//! never syncs. So [`SledKv::flush`] follows sled's flush with `fdatasync` of
+//! the log, of every blob file not yet synced, and of the `blobs/` directory.
 
-use std::path::Path;
+use std::collections::HashSet;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use super::kv::{Entry, Kv, Space, StoreError, Write};
 
 pub struct SledKv {
     db: sled::Db,
+    log: File,
+    blob_dir: PathBuf,
+    /// Blob files already synced (sled never rewrites one in place).
+    synced_blobs: Mutex<HashSet<std::ffi::OsString>>,
 }
 
 impl SledKv {
@@ -18,8 +32,49 @@ impl SledKv {
             .cache_capacity(256 * 1024 * 1024)
             .open()
             .map_err(engine)?;
-        Ok(Self { db })
+        let log = File::open(path.join("db")).map_err(io)?;
+        Ok(Self {
+            db,
+            log,
+            blob_dir: path.join("blobs"),
+            synced_blobs: Mutex::new(HashSet::new()),
+        })
     }
+
+    /// Make sled's files durable after its flush (see the module comment).
+    fn sync_files(&self) -> Result<(), StoreError> {
+        self.log.sync_data().map_err(io)?;
+        let mut synced = self
+            .synced_blobs
+            .lock()
+            .map_err(|_| StoreError::Engine("blob sync set poisoned".to_owned()))?;
+        let mut new_files = false;
+        let mut present = HashSet::new();
+        for entry in std::fs::read_dir(&self.blob_dir).map_err(io)? {
+            let name = entry.map_err(io)?.file_name();
+            if !synced.contains(&name) {
+                match File::open(self.blob_dir.join(&name)).and_then(|f| f.sync_data()) {
+                    Ok(()) => new_files = true,
+                    // sled removed it meanwhile: nothing left to make durable.
+                    Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(error) => return Err(io(error)),
+                }
+            }
+            present.insert(name);
+        }
+        // Forget files sled has removed, so the set stays as small as the directory.
+        *synced = present;
+        if new_files {
+            File::open(&self.blob_dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io)?;
+        }
+        Ok(())
+    }
+}
+
+fn io(error: std::io::Error) -> StoreError {
+    StoreError::Engine(error.to_string())
 }
 
 fn engine(error: sled::Error) -> StoreError {
@@ -37,6 +92,10 @@ impl Kv for SledKv {
     fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         let value = self.db.get(prefixed(space, key)).map_err(engine)?;
         Ok(value.map(|v| v.to_vec()))
+    }
+
+    fn contains(&self, space: Space, key: &[u8]) -> Result<bool, StoreError> {
+        self.db.contains_key(prefixed(space, key)).map_err(engine)
     }
 
     fn range(
@@ -71,7 +130,8 @@ impl Kv for SledKv {
     }
 
     fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush().map(|_| ()).map_err(engine)
+        self.db.flush().map_err(engine)?;
+        self.sync_files()
     }
 
     fn size_on_disk(&self) -> Result<u64, StoreError> {
@@ -103,5 +163,20 @@ mod tests {
         assert_eq!(tickets, vec![(b"a".to_vec(), b"1".to_vec())]);
         assert_eq!(kv.get(Space::Users, b"a").unwrap(), Some(b"user".to_vec()));
         assert!(kv.size_on_disk().unwrap() > 0);
+    }
+
+    #[test]
+    fn a_value_too_large_for_the_log_is_synced_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let photo = vec![7u8; 1024 * 1024];
+        {
+            let kv = SledKv::open(dir.path()).unwrap();
+            kv.apply(vec![Write::Put(Space::Blobs, b"p".to_vec(), photo.clone())])
+                .unwrap();
+            kv.flush().unwrap();
+            assert!(!kv.synced_blobs.lock().unwrap().is_empty());
+        }
+        let kv = SledKv::open(dir.path()).unwrap();
+        assert_eq!(kv.get(Space::Blobs, b"p").unwrap(), Some(photo));
     }
 }
