@@ -7,6 +7,7 @@
 //! durability costs one batch and one fsync per group, not per request.
 
 use std::collections::BTreeMap;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
@@ -83,6 +84,8 @@ pub enum WriteError {
     DeviceOfAnotherUser(String),
     #[error("the writer has stopped")]
     Stopped,
+    #[error("applying the command panicked")]
+    Panicked,
 }
 
 struct Job {
@@ -189,7 +192,11 @@ impl WriterState {
     fn commit_group(&mut self, group: Vec<Job>) -> Result<(), ()> {
         let mut waiting: Vec<Pending> = Vec::with_capacity(group.len());
         for job in group {
-            let result = self.apply(job.command);
+            // A bug in one command must not take the writer down with it: the
+            // command's writes are applied only at its very end, so after a
+            // panic nothing of it is in the store and the next one can go on.
+            let applied = panic::catch_unwind(AssertUnwindSafe(|| self.apply(job.command)));
+            let result = applied.unwrap_or(Err(WriteError::Panicked));
             waiting.push((job.reply, result));
         }
         let flushed = self.store.flush();

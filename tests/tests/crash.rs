@@ -194,3 +194,26 @@ async fn a_pull_cursor_from_before_a_crash_stays_valid_and_is_never_reused() {
     assert_eq!(**ticket, noted);
     assert_eq!(ticket.office_notes.len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_cleanly_and_keeps_every_acknowledged_write() {
+    let mut server = TestServer::start();
+    let ticket = server.tickets_of("li").await.remove(0);
+    let acknowledged = morning(&server, "li", Handheld::new("hh-li-term"), ticket).await;
+    let before = server.estate_snapshot().await;
+
+    assert!(server.stop_gracefully(), "the server exits 0 on SIGTERM");
+    server.start_again();
+
+    assert_eq!(server.estate_snapshot().await, before);
+    let last = acknowledged.last().expect("pushes were acknowledged");
+    let replay = server
+        .push(&last.token, &last.device, last.batch.clone())
+        .await;
+    for outcome in &replay.outcomes {
+        assert!(
+            matches!(outcome.outcome, Outcome::Duplicate { .. }),
+            "{outcome:?}"
+        );
+    }
+}

@@ -172,6 +172,7 @@ impl From<WriteError> for ApiError {
                 "device_of_another_user",
                 format!("device {device} is registered to another technician"),
             ),
+            WriteError::Panicked => ApiError::Internal("a write command panicked".to_owned()),
             WriteError::Stopped => ApiError::client(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "shutting_down",

@@ -216,10 +216,42 @@ impl TestServer {
         }
     }
 
+    /// Stop the process with SIGTERM, as a service manager would, and return
+    /// whether it exited successfully (within the startup timeout).
+    pub fn stop_gracefully(&mut self) -> bool {
+        let Some(mut child) = self.process.take() else {
+            return false;
+        };
+        let signalled = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(signalled.success(), "SIGTERM could not be sent");
+        let pid = child.id();
+        let (exited, exit) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = exited.send(child.wait().map(|status| status.success()));
+        });
+        match exit.recv_timeout(STARTUP_TIMEOUT) {
+            Ok(status) => status.unwrap_or(false),
+            Err(_) => {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+                false
+            }
+        }
+    }
+
     /// Start the server again on the same data directory (killing it first
     /// if it still runs). It gets a new port.
     pub fn restart(&mut self) {
         self.kill_hard();
+        self.spawn();
+    }
+
+    /// Start the server again after [`TestServer::stop_gracefully`].
+    pub fn start_again(&mut self) {
         self.spawn();
     }
 
