@@ -143,6 +143,23 @@ impl Kv for SledKv {
 mod tests {
     use super::*;
 
+    /// Open again after the previous handle was dropped. sled's background
+    /// threads let go of the directory's lock a moment after the drop, so a
+    /// reopen in the same process retries while the lock is still held.
+    fn reopen(path: &Path) -> SledKv {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match SledKv::open(path) {
+                Ok(kv) => return kv,
+                Err(error) if std::time::Instant::now() < deadline => {
+                    assert!(error.to_string().contains("lock"), "{error}");
+                    std::thread::yield_now();
+                }
+                Err(error) => panic!("{error}"),
+            }
+        }
+    }
+
     #[test]
     fn flushed_writes_survive_reopening_and_spaces_stay_apart() {
         let dir = tempfile::tempdir().unwrap();
@@ -158,7 +175,7 @@ mod tests {
                 .unwrap();
             kv.flush().unwrap();
         }
-        let kv = SledKv::open(dir.path()).unwrap();
+        let kv = reopen(dir.path());
         let tickets = kv.range(Space::Tickets, b"", &[0xff], 10).unwrap();
         assert_eq!(tickets, vec![(b"a".to_vec(), b"1".to_vec())]);
         assert_eq!(kv.get(Space::Users, b"a").unwrap(), Some(b"user".to_vec()));
@@ -176,7 +193,7 @@ mod tests {
             kv.flush().unwrap();
             assert!(!kv.synced_blobs.lock().unwrap().is_empty());
         }
-        let kv = SledKv::open(dir.path()).unwrap();
+        let kv = reopen(dir.path());
         assert_eq!(kv.get(Space::Blobs, b"p").unwrap(), Some(photo));
     }
 }
