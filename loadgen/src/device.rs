@@ -240,6 +240,7 @@ impl Device {
                     blob: blob.clone(),
                     signed_record: signed_record.clone(),
                     signer_name: "王女士".to_owned(),
+                    rating: None,
                 },
             ];
             for (step, op) in operations.into_iter().enumerate() {

@@ -224,6 +224,7 @@ fn dispatched_ticket(
             "厨房水管漏水 kitchen pipe leaking under the sink, ticket {number}; owner home after 9:00"
         ),
         received_at: now - chrono::Duration::hours(1),
+        follow_up_of: None,
     };
     let received = create_ticket(id, intake, agent.clone(), now - chrono::Duration::hours(1))?;
     let dispatch = OfficeOp::Dispatch { technician };

@@ -117,6 +117,7 @@ pub async fn seed(store: &Store, writer: &Writer) -> Result<bool, DemoError> {
             location: location.to_owned(),
             description: description.to_owned(),
             received_at: now - Duration::minutes(5),
+            follow_up_of: None,
         };
         let command = Command::CreateTicket {
             by: agent.clone(),

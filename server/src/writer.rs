@@ -12,12 +12,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, FixedOffset, Utc};
+use sync_protocol::serial::{
+    ASIA_SHANGHAI_UTC_OFFSET_SECONDS, SerialKind, SerialMonth, SerialSeries,
+};
 use sync_protocol::{
     BatchError, BlobReceipt, Cursor, DeviceMutation, DeviceReport, DeviceSeq, EstateId, Intake,
-    Ledger, OfficeActionRequest, PROTOCOL_VERSION, PushResponse, Recorder, Sha256Hex,
-    StoredOutcome, Ticket, TicketId, TicketVersion, UserId, Version, WorkflowError, apply_batch,
-    apply_office_op, check_batch, create_ticket,
+    Ledger, OfficeActionRequest, OfficeOp, PROTOCOL_VERSION, PushResponse, Recorder, Sha256Hex,
+    StoredOutcome, Ticket, TicketId, TicketKind, TicketVersion, UserId, Version, WorkflowError,
+    apply_batch, apply_office_op, check_batch, convert_work_order, create_ticket,
+    link_follow_up_report,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -260,9 +264,31 @@ impl WriterState {
                 counters.tickets += 1;
                 let id = TicketId::parse(&format!("tk{:08}", counters.tickets))
                     .expect("generated ticket ids are valid");
-                let ticket = create_ticket(id, intake, by, now)?;
+                // Validate the record first, so that R-I2 lists every problem.
+                let mut ticket = create_ticket(id, intake, by.clone(), now)?;
+                let original = match &ticket.follow_up_of {
+                    Some(original) => Some(
+                        self.store
+                            .ticket(original)?
+                            // Another estate's ticket is as unknown as a missing one.
+                            .filter(|original| original.estate == ticket.estate)
+                            .ok_or(WriteError::TicketNotFound)?,
+                    ),
+                    None => None,
+                };
+                self.assign_serial_number(&mut changes, &mut ticket, now)?;
                 self.store
                     .stage_ticket(&mut changes, &mut counters, None, &ticket)?;
+                // R-F3: the report and the ticket it came from name each other.
+                if let Some(original) = original {
+                    let linked = link_follow_up_report(&original, &ticket, &by, now);
+                    self.store.stage_ticket(
+                        &mut changes,
+                        &mut counters,
+                        Some(&original),
+                        &linked,
+                    )?;
+                }
                 changes.put_ticket_counter(&counters);
                 Reply::Ticket(Box::new(ticket))
             }
@@ -283,7 +309,34 @@ impl WriterState {
                         actual: ticket.version,
                     });
                 }
-                let next = apply_office_op(&ticket, &request.op, &by, now)?;
+                let next = match &request.op {
+                    OfficeOp::Convert { reason } => {
+                        // R-C2: the new coordination ticket gets the next ticket number.
+                        counters.tickets += 1;
+                        let id = TicketId::parse(&format!("tk{:08}", counters.tickets))
+                            .expect("generated ticket ids are valid");
+                        let (converted, mut coordination) =
+                            convert_work_order(&ticket, id, reason, &by, now)?;
+                        // R-A1: the new coordination ticket draws a CT number;
+                        // the work order keeps its WO number.
+                        self.assign_serial_number(&mut changes, &mut coordination, now)?;
+                        self.store.stage_ticket(
+                            &mut changes,
+                            &mut counters,
+                            None,
+                            &coordination,
+                        )?;
+                        changes.put_ticket_counter(&counters);
+                        converted
+                    }
+                    op => {
+                        if matches!(op, OfficeOp::Close {}) && ticket.kind == TicketKind::WorkOrder
+                        {
+                            self.check_signature_image(&ticket)?;
+                        }
+                        apply_office_op(&ticket, op, &by, now)?
+                    }
+                };
                 self.store
                     .stage_ticket(&mut changes, &mut counters, Some(&ticket), &next)?;
                 Reply::Ticket(Box::new(next))
@@ -308,6 +361,30 @@ impl WriterState {
         self.store.apply(changes)?;
         self.counters = counters;
         Ok(reply)
+    }
+
+    /// R-A1: give a work order or coordination ticket the next number of its
+    /// series (estate, kind, month of the estate's calendar at `now`), and
+    /// stage the series' counter in the same atomic group as the ticket. One
+    /// thread runs every command, so no two tickets can draw the same number;
+    /// a refused command never applies its group, so it uses up no number.
+    /// Call it at most once per series in one command: the counter is read
+    /// from the store, which does not see the command's own staged writes.
+    fn assign_serial_number(
+        &self,
+        changes: &mut Changes,
+        ticket: &mut Ticket,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let Some(kind) = SerialKind::of(ticket.kind) else {
+            return Ok(());
+        };
+        let month = SerialMonth::containing(now, estate_utc_offset(&ticket.estate));
+        let series = SerialSeries::new(ticket.estate.clone(), kind, month);
+        let number = series.number(self.store.last_serial_sequence(&series)? + 1);
+        changes.put_last_serial(&number);
+        ticket.serial_number = Some(number);
+        Ok(())
     }
 
     fn push(
@@ -372,6 +449,22 @@ impl WriterState {
         }))
     }
 
+    /// R-P7: a work order closes only when the owner's signature image, not
+    /// just its hash, is on the server.
+    fn check_signature_image(&self, ticket: &Ticket) -> Result<(), WriteError> {
+        if let Some(signature) = ticket.signature_of_current_result()
+            && !self.store.has_blob(&signature.body.blob)?
+        {
+            return Err(WriteError::Workflow(WorkflowError::Invalid(vec![
+                sync_protocol::FieldProblem::new(
+                    "signatures",
+                    "the owner's signature image has not been uploaded yet (R-P7, 签字图片未上传)",
+                ),
+            ])));
+        }
+        Ok(())
+    }
+
     /// The device's record updated with what it just reported; a device is
     /// bound to the first technician who synced with it.
     fn device_for(
@@ -412,6 +505,13 @@ impl WriterState {
         device.clock_offset_ms = offset.num_milliseconds();
         Ok(device)
     }
+}
+
+/// The UTC offset of an estate's calendar, which decides the month of a
+/// serial number. Every estate is in Asia/Shanghai for now; the estate
+/// calendar (with its IANA time zone) will replace this.
+fn estate_utc_offset(_estate: &EstateId) -> FixedOffset {
+    FixedOffset::east_opt(ASIA_SHANGHAI_UTC_OFFSET_SECONDS).expect("+08:00 is a valid UTC offset")
 }
 
 /// The device's ledger, loaded before the batch: its last sequence number and
@@ -491,6 +591,7 @@ mod tests {
             location: "3-1-502".into(),
             description: "漏水 leak".into(),
             received_at: at(8, 55),
+            follow_up_of: None,
         }
     }
 
@@ -681,5 +782,219 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(store.counters().unwrap().tickets, 1);
+    }
+
+    // ---- R-A1 serial numbers --------------------------------------------
+
+    /// A writer whose clock the test moves.
+    fn start_at(now: DateTime<Utc>) -> (Store, Writer, Arc<ManualClock>) {
+        let store = Store::in_memory();
+        let clock = Arc::new(ManualClock::new(now));
+        let (writer, _thread) = Writer::start(store.clone(), clock.clone(), 64).unwrap();
+        (store, writer, clock)
+    }
+
+    /// A valid report of `kind` for `estate`.
+    fn report_of(estate: &str, kind: TicketKind) -> Intake {
+        let category = match kind {
+            TicketKind::VerbalDispatch => Category::Security,
+            TicketKind::WorkOrder => Category::Repair,
+            TicketKind::CoordinationTicket => Category::OwnerCommunication,
+        };
+        Intake {
+            estate: EstateId::parse(estate).unwrap(),
+            kind,
+            category,
+            ..intake()
+        }
+    }
+
+    /// Record a report; its serial number as text, if it got one.
+    async fn serial_of(writer: &Writer, intake: Intake) -> Option<String> {
+        let command = Command::CreateTicket {
+            by: user("kefu"),
+            intake,
+        };
+        match writer.submit(command).await.unwrap() {
+            Reply::Ticket(ticket) => ticket.serial_number.map(|number| number.to_string()),
+            _ => panic!("expected a ticket"),
+        }
+    }
+
+    fn expected(numbers: &[&str]) -> Vec<Option<String>> {
+        numbers
+            .iter()
+            .map(|number| (!number.is_empty()).then(|| (*number).to_owned()))
+            .collect()
+    }
+
+    fn series(estate: &str, kind: SerialKind, year: u16, month: u8) -> SerialSeries {
+        let month = SerialMonth::new(year, month).unwrap();
+        SerialSeries::new(EstateId::parse(estate).unwrap(), kind, month)
+    }
+
+    #[tokio::test]
+    async fn r_a1_numbers_run_per_estate_kind_and_month_from_00001_without_gaps() {
+        use TicketKind::{CoordinationTicket, VerbalDispatch, WorkOrder};
+        let (store, writer, _clock) = start_at(at(9, 0));
+        let mut numbers = Vec::new();
+        for (estate, kind) in [
+            ("E01", WorkOrder),
+            ("E01", WorkOrder),
+            ("E01", CoordinationTicket),
+            ("E02", WorkOrder),
+            ("E01", VerbalDispatch),
+            ("E01", WorkOrder),
+            ("E01", CoordinationTicket),
+        ] {
+            numbers.push(serial_of(&writer, report_of(estate, kind)).await);
+        }
+        assert_eq!(
+            numbers,
+            expected(&[
+                "E01-WO-202611-00001",
+                "E01-WO-202611-00002",
+                "E01-CT-202611-00001",
+                "E02-WO-202611-00001",
+                "",
+                "E01-WO-202611-00003",
+                "E01-CT-202611-00002",
+            ])
+        );
+        let work_orders = series("E01", SerialKind::WorkOrder, 2026, 11);
+        assert_eq!(store.last_serial_sequence(&work_orders).unwrap(), 3);
+    }
+
+    #[tokio::test]
+    async fn r_a1_a_verbal_dispatch_gets_no_serial_number_and_uses_none_up() {
+        let (_store, writer, _clock) = start_at(at(9, 0));
+        let verbal = report_of("E01", TicketKind::VerbalDispatch);
+        assert_eq!(serial_of(&writer, verbal).await, None);
+        let work_order = report_of("E01", TicketKind::WorkOrder);
+        assert_eq!(
+            serial_of(&writer, work_order).await.as_deref(),
+            Some("E01-WO-202611-00001")
+        );
+    }
+
+    #[tokio::test]
+    async fn r_a1_a_refused_intake_skips_no_serial_number() {
+        let (store, writer, _clock) = start_at(at(9, 0));
+        let first = serial_of(&writer, report_of("E01", TicketKind::WorkOrder)).await;
+        let mut incomplete = report_of("E01", TicketKind::WorkOrder);
+        incomplete.location = " ".into();
+        let refused = writer
+            .submit(Command::CreateTicket {
+                by: user("kefu"),
+                intake: incomplete,
+            })
+            .await;
+        assert!(matches!(refused, Err(WriteError::Workflow(_))));
+        let next = serial_of(&writer, report_of("E01", TicketKind::WorkOrder)).await;
+        assert_eq!(
+            [first, next],
+            [
+                Some("E01-WO-202611-00001".to_owned()),
+                Some("E01-WO-202611-00002".to_owned())
+            ]
+        );
+        let work_orders = series("E01", SerialKind::WorkOrder, 2026, 11);
+        assert_eq!(store.last_serial_sequence(&work_orders).unwrap(), 2);
+    }
+
+    #[tokio::test]
+    async fn r_a1_a_new_month_of_the_estate_calendar_restarts_at_00001() {
+        // 23:59 on 30 November in Shanghai (+08:00).
+        let last_minute = Utc.with_ymd_and_hms(2026, 11, 30, 15, 59, 0).unwrap();
+        let (store, writer, clock) = start_at(last_minute);
+        let mut numbers = Vec::new();
+        for kind in [TicketKind::WorkOrder, TicketKind::WorkOrder] {
+            numbers.push(serial_of(&writer, report_of("E01", kind)).await);
+        }
+        numbers.push(serial_of(&writer, report_of("E01", TicketKind::CoordinationTicket)).await);
+        // Midnight in Shanghai, still 30 November in UTC.
+        clock.advance(chrono::Duration::minutes(1));
+        numbers.push(serial_of(&writer, report_of("E01", TicketKind::WorkOrder)).await);
+        numbers.push(serial_of(&writer, report_of("E01", TicketKind::CoordinationTicket)).await);
+        numbers.push(serial_of(&writer, report_of("E01", TicketKind::WorkOrder)).await);
+        assert_eq!(
+            numbers,
+            expected(&[
+                "E01-WO-202611-00001",
+                "E01-WO-202611-00002",
+                "E01-CT-202611-00001",
+                "E01-WO-202612-00001",
+                "E01-CT-202612-00001",
+                "E01-WO-202612-00002",
+            ])
+        );
+        let november = series("E01", SerialKind::WorkOrder, 2026, 11);
+        assert_eq!(store.last_serial_sequence(&november).unwrap(), 2);
+    }
+
+    #[tokio::test]
+    async fn r_a1_intakes_committed_in_one_group_get_distinct_consecutive_numbers() {
+        let (_store, writer, _clock) = start_at(at(9, 0));
+        let mut intakes = tokio::task::JoinSet::new();
+        for _ in 0..40 {
+            let writer = writer.clone();
+            intakes.spawn(async move {
+                serial_of(&writer, report_of("E01", TicketKind::WorkOrder)).await
+            });
+        }
+        let mut numbers: Vec<String> = intakes
+            .join_all()
+            .await
+            .into_iter()
+            .map(|number| number.expect("a work order is numbered"))
+            .collect();
+        numbers.sort();
+        let all: Vec<String> = (1..=40).map(|n| format!("E01-WO-202611-{n:05}")).collect();
+        assert_eq!(numbers, all);
+    }
+
+    #[tokio::test]
+    async fn r_a1_r_c2_a_converted_work_order_keeps_its_number_and_the_coordination_ticket_draws_a_ct_number()
+     {
+        let (store, writer, _clock) = start_at(at(9, 0));
+        let work_order = create(&writer).await;
+        let convert = OfficeOp::Convert {
+            reason: "needs a part from the supplier 需等配件".into(),
+        };
+        let Reply::Ticket(converted) = office(&writer, &work_order.id, convert).await.unwrap()
+        else {
+            panic!("expected a ticket")
+        };
+        let number = |ticket: &Ticket| ticket.serial_number.as_ref().map(ToString::to_string);
+        assert_eq!(number(&converted).as_deref(), Some("E01-WO-202611-00001"));
+        let coordination_id = converted
+            .converted_to
+            .clone()
+            .expect("linked to its coordination ticket");
+        let coordination = store.ticket(&coordination_id).unwrap().unwrap();
+        assert_eq!(
+            number(&coordination).as_deref(),
+            Some("E01-CT-202611-00001")
+        );
+        let next = serial_of(&writer, report_of("E01", TicketKind::CoordinationTicket)).await;
+        assert_eq!(next.as_deref(), Some("E01-CT-202611-00002"));
+    }
+
+    #[tokio::test]
+    async fn r_a1_a_restarted_writer_continues_the_series() {
+        let store = Store::in_memory();
+        let clock = Arc::new(ManualClock::new(at(9, 0)));
+        let (writer, thread) = Writer::start(store.clone(), clock.clone(), 16).unwrap();
+        for _ in 0..2 {
+            serial_of(&writer, report_of("E01", TicketKind::WorkOrder)).await;
+        }
+        drop(writer);
+        tokio::task::spawn_blocking(move || thread.join())
+            .await
+            .unwrap()
+            .unwrap();
+        let (writer, _thread) = Writer::start(store, clock, 16).unwrap();
+        let next = serial_of(&writer, report_of("E01", TicketKind::WorkOrder)).await;
+        assert_eq!(next.as_deref(), Some("E01-WO-202611-00003"));
     }
 }

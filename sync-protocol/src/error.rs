@@ -12,6 +12,12 @@ pub enum ParseError {
     InvalidId { kind: &'static str, value: String },
     #[error("invalid SHA-256: expected 64 lowercase hex digits")]
     InvalidHash,
+    #[error("invalid serial number {value:?}: expected e.g. E01-WO-202611-00042")]
+    InvalidSerialNumber { value: String },
+    #[error(
+        "invalid provisional reference {value:?}: expected a device id, # and its sequence number, e.g. hh-li-1#57"
+    )]
+    InvalidProvisionalRef { value: String },
 }
 
 /// One problem with one field of an incoming record (R-I2 wants all of them at once).

@@ -5,6 +5,7 @@
 //! This crate is pure: no I/O, no clocks (time is always a parameter), no
 //! storage, no HTTP. The server and handheld clients share it.
 
+pub mod calendar;
 pub mod error;
 pub mod ids;
 pub mod merge;
@@ -12,10 +13,13 @@ pub mod mutation;
 pub mod office;
 pub mod push;
 pub mod roles;
+pub mod serial;
 pub mod ticket;
+pub mod time_rules;
 pub mod wire;
 pub mod workflow;
 
+pub use calendar::{CalendarConfig, CalendarError, OpeningHours, WorkingCalendar, WorkingHours};
 pub use error::{FieldProblem, ParseError, WorkflowError};
 pub use ids::{
     Cursor, DeviceId, DeviceSeq, EstateId, MutationId, Sha256Hex, TicketId, UserId, Version,
@@ -24,9 +28,18 @@ pub use merge::{Merged, Recorder, merge};
 pub use mutation::{
     Applied, DeviceMutation, DeviceOp, MutationOutcome, Outcome, RejectCode, Rejection, Verdict,
 };
-pub use office::{Intake, OfficeOp, apply_office_op, create_ticket, validate_intake};
+pub use office::{
+    Intake, OfficeOp, apply_office_op, convert_work_order, create_ticket, link_follow_up_report,
+    validate_intake,
+};
 pub use push::{BatchError, Ledger, PushEffects, StoredOutcome, apply_batch, check_batch};
 pub use roles::Role;
+pub use serial::{ProvisionalRef, SerialKind, SerialMonth, SerialNumber, SerialSeries};
 pub use ticket::*;
+pub use time_rules::{
+    Basis, Cadence, ClockJudgement, ContactOutcome, CorrectedTime, Deadline, DeadlineState, Duty,
+    Escalation, EscalationReason, OwnerContact, RuleId, assess, corrected_event_time,
+    needs_follow_up,
+};
 pub use wire::*;
 pub use workflow::{Event, Status, transition};

@@ -120,14 +120,15 @@ fn rejected(code: RejectCode, reason: &str) -> Merged {
     }
 }
 
-/// Late when the recorder no longer holds the ticket, or it was cancelled.
+/// Late when the ticket moved on without the recorder: cancelled, closed,
+/// converted, or given to somebody else.
 fn lateness(ticket: &Ticket, user: &UserId) -> Option<Lateness> {
-    let reason = if ticket.status == Status::Cancelled {
-        LateReason::Cancelled
-    } else if !ticket.is_assigned_to(user) {
-        LateReason::ReassignedAway
-    } else {
-        return None;
+    let reason = match ticket.status {
+        Status::Cancelled => LateReason::Cancelled,
+        Status::Closed => LateReason::Closed,
+        Status::Converted => LateReason::Converted,
+        _ if !ticket.is_assigned_to(user) => LateReason::ReassignedAway,
+        _ => return None,
     };
     Some(Lateness {
         reason,
@@ -236,11 +237,13 @@ fn insert_fact(
             blob,
             signed_record,
             signer_name,
+            rating,
         } => {
             let body = Signature {
                 blob: blob.clone(),
                 signed_record: signed_record.clone(),
                 signer_name: signer_name.trim().to_owned(),
+                rating: *rating,
             };
             let body = fact(recorder, mutation, received_at, late, body);
             ticket.signatures.insert(id, body);
@@ -318,6 +321,7 @@ mod tests {
             blob: Sha256Hex::of(b"signature image"),
             signed_record,
             signer_name: "王女士".into(),
+            rating: None,
         }
     }
 
@@ -698,6 +702,7 @@ mod tests {
             blob: Sha256Hex::of(b"signature image"),
             signed_record: paid_result().record_hash(),
             signer_name: " ".into(),
+            rating: None,
         };
         assert_eq!(
             refuse(&completed, "li", &mutation(2, op)),

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{DeviceSeq, Sha256Hex, TicketId, Version};
-use crate::ticket::{CompletionRecord, Lateness};
+use crate::ticket::{CompletionRecord, Lateness, Rating};
 
 /// One thing a technician did, as the device recorded it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,6 +45,9 @@ pub enum DeviceOp {
         blob: Sha256Hex,
         signed_record: Sha256Hex,
         signer_name: String,
+        /// The owner's rating, given with the signature (R-F1).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rating: Option<Rating>,
     },
 }
 

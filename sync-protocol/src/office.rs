@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::{FieldProblem, WorkflowError};
 use crate::ids::{EstateId, TicketId, UserId, Version};
 use crate::ticket::{
-    Actor, Appointment, Area, Category, HistoryEvent, OfficeNote, Reporter, Source, Ticket,
-    TicketKind,
+    Actor, Appointment, Area, Category, Closure, FollowUp, HistoryEvent, OfficeNote, Rating,
+    Reporter, SignOff, Source, Ticket, TicketKind, TrackingKind, TrackingRecord,
 };
 use crate::workflow::{Event, Status, transition};
 
@@ -31,6 +31,10 @@ pub struct Intake {
     pub description: String,
     /// When the report was received; required, never guessed.
     pub received_at: DateTime<Utc>,
+    /// R-F3: the ticket whose follow-up raised this report; required exactly
+    /// when the source is a follow-up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub follow_up_of: Option<TicketId>,
 }
 
 /// An office action on an existing ticket.
@@ -57,6 +61,33 @@ pub enum OfficeOp {
     },
     AddNote {
         text: String,
+    },
+    /// R-C1 (work order, by its dispatcher, owner's signature required),
+    /// R-C3 (coordination ticket, by the customer-service manager after the
+    /// department manager's sign-off), R-K1 (verbal dispatch, by whoever took the report).
+    Close {},
+    /// R-C3: the department manager signs a completed coordination ticket off.
+    SignOff {
+        #[serde(default)]
+        note: String,
+    },
+    /// R-C2: an unfinished work order becomes a coordination ticket.
+    Convert {
+        reason: String,
+    },
+    /// R-F2: the result of a follow-up call on a closed ticket.
+    RecordFollowUp {
+        reached: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rating: Option<Rating>,
+        #[serde(default)]
+        note: String,
+    },
+    /// R-P3, R-P4, R-P5, R-D2: a tracking record on an open coordination ticket.
+    Track {
+        kind: TrackingKind,
+        #[serde(default)]
+        note: String,
     },
 }
 
@@ -93,6 +124,17 @@ pub fn validate_intake(intake: &Intake, now: DateTime<Utc>) -> Result<(), Workfl
             "received_at",
             "lies in the future (受理时间晚于当前时间)",
         ));
+    }
+    match (intake.source, &intake.follow_up_of) {
+        (Source::FollowUp, None) => problems.push(FieldProblem::new(
+            "follow_up_of",
+            "a report from a follow-up names the ticket it came from (R-F3, 需关联原工单)",
+        )),
+        (Source::FollowUp, Some(_)) | (_, None) => {}
+        (_, Some(_)) => problems.push(FieldProblem::new(
+            "follow_up_of",
+            "only a report from a follow-up is linked to an earlier ticket (R-F3)",
+        )),
     }
     if let Some(problem) = kind_category_problem(intake.kind, intake.category) {
         problems.push(FieldProblem::new("kind", problem));
@@ -155,6 +197,14 @@ pub fn create_ticket(
         results: Default::default(),
         signatures: Default::default(),
         office_notes: Vec::new(),
+        sign_offs: Vec::new(),
+        closed: None,
+        converted_from: None,
+        converted_to: None,
+        follow_up_of: intake.follow_up_of,
+        follow_up_reports: Vec::new(),
+        follow_ups: Vec::new(),
+        tracking: Vec::new(),
         history: Vec::new(),
         version: Version(0),
         updated_at: now,
@@ -250,8 +300,175 @@ pub fn apply_office_op(
             });
             next.record(now, actor, HistoryEvent::OfficeNoteAdded, ticket.status);
         }
+        OfficeOp::Close {} => {
+            let event = match ticket.kind {
+                TicketKind::VerbalDispatch => Event::CloseVerbal,
+                TicketKind::WorkOrder | TicketKind::CoordinationTicket => Event::Close,
+            };
+            let status = transition(ticket.status, event)?;
+            if ticket.kind == TicketKind::WorkOrder
+                && ticket.signature_of_current_result().is_none()
+            {
+                return Err(invalid(
+                    "signatures",
+                    "the owner has not signed the current result (R-P7, 缺业主签字)",
+                ));
+            }
+            if ticket.kind == TicketKind::CoordinationTicket && ticket.sign_offs.is_empty() {
+                return Err(invalid(
+                    "sign_offs",
+                    "the department manager signs off first (R-C3, 需部门经理签字)",
+                ));
+            }
+            next.closed = Some(Closure {
+                by: by.clone(),
+                at: now,
+            });
+            next.record(now, actor, HistoryEvent::Closed, status);
+        }
+        OfficeOp::SignOff { note } => {
+            require_kind(ticket, TicketKind::CoordinationTicket)?;
+            let status = transition(ticket.status, Event::SignOff)?;
+            if !ticket.sign_offs.is_empty() {
+                return Err(invalid("sign_offs", "already signed off (已签字)"));
+            }
+            check_optional_text("note", note, 500)?;
+            next.sign_offs.push(SignOff {
+                by: by.clone(),
+                at: now,
+                note: note.trim().to_owned(),
+            });
+            next.record(now, actor, HistoryEvent::SignedOff, status);
+        }
+        OfficeOp::Convert { .. } => {
+            // Conversion creates a second ticket: see `convert_work_order`.
+            return Err(invalid("op", "use convert_work_order"));
+        }
+        OfficeOp::RecordFollowUp {
+            reached,
+            rating,
+            note,
+        } => {
+            let status = transition(ticket.status, Event::FollowUp)?;
+            check_optional_text("note", note, MAX_TEXT_CHARS)?;
+            if !reached && rating.is_some() {
+                return Err(invalid(
+                    "rating",
+                    "an owner who was not reached gave no rating",
+                ));
+            }
+            next.follow_ups.push(FollowUp {
+                by: by.clone(),
+                at: now,
+                reached: *reached,
+                rating: *rating,
+                note: note.trim().to_owned(),
+            });
+            let event = HistoryEvent::FollowedUp { reached: *reached };
+            next.record(now, actor, event, status);
+        }
+        OfficeOp::Track { kind, note } => {
+            require_kind(ticket, TicketKind::CoordinationTicket)?;
+            let status = transition(ticket.status, Event::Track)?;
+            check_optional_text("note", note, MAX_TEXT_CHARS)?;
+            next.tracking.push(TrackingRecord {
+                by: by.clone(),
+                at: now,
+                kind: kind.clone(),
+                note: note.trim().to_owned(),
+            });
+            let event = HistoryEvent::Tracked { kind: kind.clone() };
+            next.record(now, actor, event, status);
+        }
     }
     Ok(next)
+}
+
+/// R-C2: an unfinished work order becomes a coordination ticket with a new
+/// id. The coordination ticket carries the work order's whole history and
+/// facts; each names the other. Returns (the work order, the new ticket).
+pub fn convert_work_order(
+    work_order: &Ticket,
+    new_id: TicketId,
+    reason: &str,
+    by: &UserId,
+    now: DateTime<Utc>,
+) -> Result<(Ticket, Ticket), WorkflowError> {
+    require_kind(work_order, TicketKind::WorkOrder)?;
+    require_text("reason", reason, 500)?;
+    let status = transition(work_order.status, Event::Convert)?;
+
+    let mut coordination = work_order.clone();
+    coordination.id = new_id.clone();
+    coordination.kind = TicketKind::CoordinationTicket;
+    coordination.serial_number = None;
+    coordination.converted_from = Some(work_order.id.clone());
+    // The coordination ticket starts over with the department (R-D1, R-D2).
+    coordination.status = Status::Received;
+    coordination.assigned_technician = None;
+    coordination.dispatched_at = None;
+    coordination.appointment = None;
+    let actor = Actor::User { user: by.clone() };
+    coordination.record(
+        now,
+        actor.clone(),
+        HistoryEvent::ConvertedFrom {
+            from: work_order.id.clone(),
+        },
+        Status::Received,
+    );
+
+    let mut converted = work_order.clone();
+    converted.converted_to = Some(new_id.clone());
+    let event = HistoryEvent::ConvertedTo {
+        to: new_id,
+        reason: reason.trim().to_owned(),
+    };
+    converted.record(now, actor, event, status);
+    Ok((converted, coordination))
+}
+
+/// R-F3: link a report raised during a follow-up to the ticket it came from.
+pub fn link_follow_up_report(
+    original: &Ticket,
+    report: &Ticket,
+    by: &UserId,
+    now: DateTime<Utc>,
+) -> Ticket {
+    let mut next = original.clone();
+    next.follow_up_reports.push(report.id.clone());
+    let event = HistoryEvent::FollowUpReportRaised {
+        report: report.id.clone(),
+    };
+    next.record(
+        now,
+        Actor::User { user: by.clone() },
+        event,
+        original.status,
+    );
+    next
+}
+
+fn invalid(field: &str, problem: &str) -> WorkflowError {
+    WorkflowError::Invalid(vec![FieldProblem::new(field, problem)])
+}
+
+fn require_kind(ticket: &Ticket, kind: TicketKind) -> Result<(), WorkflowError> {
+    if ticket.kind == kind {
+        Ok(())
+    } else {
+        Err(invalid(
+            "kind",
+            "this action is for another kind of ticket (工单类型不符)",
+        ))
+    }
+}
+
+fn check_optional_text(field: &str, value: &str, max_chars: usize) -> Result<(), WorkflowError> {
+    if value.chars().count() > max_chars {
+        return Err(invalid(field, "is too long (超出长度)"));
+    }
+    Ok(())
 }
 
 fn check_text(problems: &mut Vec<FieldProblem>, field: &str, value: &str, max_chars: usize) {
@@ -307,6 +524,7 @@ pub(crate) mod tests {
             location: "3-1-502".into(),
             description: "厨房水管漏水 kitchen pipe leaking".into(),
             received_at: at(9, 0),
+            follow_up_of: None,
         }
     }
 
@@ -407,5 +625,255 @@ pub(crate) mod tests {
             note: String::new(),
         };
         assert!(apply_office_op(&ticket, &op, &user("agent"), at(10, 0)).is_err());
+    }
+
+    /// A dispatched work order that li completed and the owner signed.
+    fn signed_work_order() -> Ticket {
+        use crate::ids::{DeviceId, DeviceSeq, Sha256Hex};
+        use crate::merge::{Recorder, merge};
+        use crate::mutation::{DeviceMutation, DeviceOp};
+        use crate::ticket::{Charge, CompletionRecord};
+        let recorder = Recorder {
+            user: user("li"),
+            device: DeviceId::parse("hh-li").unwrap(),
+        };
+        let result = CompletionRecord {
+            work_done: "换了阀门 replaced the valve".into(),
+            materials: vec![],
+            charge: Charge::Free {},
+        };
+        let ops = [
+            DeviceOp::RecordArrival {},
+            DeviceOp::Complete {
+                result: result.clone(),
+            },
+            DeviceOp::AttachSignature {
+                blob: Sha256Hex::of(b"signature image"),
+                signed_record: result.record_hash(),
+                signer_name: "王女士".into(),
+                rating: Some(Rating::Satisfied),
+            },
+        ];
+        let mut ticket = dispatched_ticket("li");
+        for (n, op) in ops.into_iter().enumerate() {
+            let mutation = DeviceMutation {
+                seq: DeviceSeq(n as u64 + 1),
+                ticket_id: ticket.id.clone(),
+                base_version: ticket.version,
+                recorded_at: at(9, 20),
+                op,
+            };
+            ticket = merge(&ticket, &recorder, &mutation, at(9, 30))
+                .ticket
+                .unwrap();
+        }
+        ticket
+    }
+
+    fn coordination_ticket() -> Ticket {
+        let mut record = intake();
+        record.kind = TicketKind::CoordinationTicket;
+        create_ticket(
+            TicketId::parse("t-9").unwrap(),
+            record,
+            user("agent"),
+            at(9, 0),
+        )
+        .unwrap()
+    }
+
+    fn problem_fields(error: WorkflowError) -> Vec<String> {
+        match error {
+            WorkflowError::Invalid(problems) => problems.into_iter().map(|p| p.field).collect(),
+            other => panic!("expected a refusal with problems, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn r_c1_r_p7_a_signed_completed_work_order_is_closed_by_its_dispatcher() {
+        let ticket = signed_work_order();
+        assert_eq!(ticket.status, Status::Completed);
+        let closed =
+            apply_office_op(&ticket, &OfficeOp::Close {}, &user("dispatcher"), at(10, 0)).unwrap();
+        assert_eq!(closed.status, Status::Closed);
+        assert_eq!(closed.closed.as_ref().unwrap().by, user("dispatcher"));
+        assert_eq!(
+            closed.holder(),
+            None,
+            "the handheld lets go of a closed ticket"
+        );
+    }
+
+    #[test]
+    fn r_p7_a_work_order_without_the_owners_signature_cannot_be_closed() {
+        let mut ticket = signed_work_order();
+        ticket.signatures.clear();
+        let refused = apply_office_op(&ticket, &OfficeOp::Close {}, &user("dispatcher"), at(10, 0));
+        assert_eq!(problem_fields(refused.unwrap_err()), ["signatures"]);
+    }
+
+    #[test]
+    fn r_c1_an_unfinished_work_order_cannot_be_closed() {
+        let ticket = dispatched_ticket("li");
+        let refused = apply_office_op(&ticket, &OfficeOp::Close {}, &user("dispatcher"), at(10, 0));
+        assert!(matches!(
+            refused,
+            Err(WorkflowError::TransitionNotAllowed { .. })
+        ));
+    }
+
+    #[test]
+    fn r_c3_a_coordination_ticket_closes_only_after_the_department_sign_off() {
+        let mut ticket = coordination_ticket();
+        ticket.status = Status::Completed;
+        let early = apply_office_op(&ticket, &OfficeOp::Close {}, &user("kf-manager"), at(10, 0));
+        assert_eq!(problem_fields(early.unwrap_err()), ["sign_offs"]);
+        let sign_off = OfficeOp::SignOff {
+            note: "done and checked".into(),
+        };
+        let signed = apply_office_op(&ticket, &sign_off, &user("dept-manager"), at(10, 0)).unwrap();
+        let twice = apply_office_op(&signed, &sign_off, &user("dept-manager"), at(10, 5));
+        assert_eq!(problem_fields(twice.unwrap_err()), ["sign_offs"]);
+        let closed =
+            apply_office_op(&signed, &OfficeOp::Close {}, &user("kf-manager"), at(11, 0)).unwrap();
+        assert_eq!(closed.status, Status::Closed);
+    }
+
+    #[test]
+    fn r_k1_a_verbal_dispatch_closes_without_a_technician() {
+        let mut record = intake();
+        record.kind = TicketKind::VerbalDispatch;
+        record.category = Category::Security;
+        let ticket = create_ticket(
+            TicketId::parse("t-v").unwrap(),
+            record,
+            user("agent"),
+            at(9, 0),
+        )
+        .unwrap();
+        let closed =
+            apply_office_op(&ticket, &OfficeOp::Close {}, &user("agent"), at(9, 5)).unwrap();
+        assert_eq!(closed.status, Status::Closed);
+    }
+
+    #[test]
+    fn r_c2_conversion_keeps_the_history_and_links_both_ways() {
+        let ticket = dispatched_ticket("li");
+        let new_id = TicketId::parse("t-2").unwrap();
+        let (work_order, coordination) = convert_work_order(
+            &ticket,
+            new_id.clone(),
+            "needs a part from the supplier",
+            &user("dispatcher"),
+            at(17, 0),
+        )
+        .unwrap();
+        assert_eq!(work_order.status, Status::Converted);
+        assert_eq!(work_order.converted_to, Some(new_id.clone()));
+        assert_eq!(coordination.id, new_id);
+        assert_eq!(coordination.kind, TicketKind::CoordinationTicket);
+        assert_eq!(coordination.converted_from, Some(ticket.id.clone()));
+        assert_eq!(coordination.status, Status::Received);
+        assert_eq!(
+            &coordination.history[..ticket.history.len()],
+            &ticket.history[..]
+        );
+        assert!(
+            convert_work_order(
+                &work_order,
+                TicketId::parse("t-3").unwrap(),
+                "again",
+                &user("dispatcher"),
+                at(17, 5)
+            )
+            .is_err()
+        );
+        assert!(
+            convert_work_order(
+                &coordination,
+                TicketId::parse("t-3").unwrap(),
+                "again",
+                &user("dispatcher"),
+                at(17, 5)
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn r_f2_a_follow_up_is_recorded_on_a_closed_ticket_only() {
+        let follow_up = OfficeOp::RecordFollowUp {
+            reached: true,
+            rating: Some(Rating::BasicallySatisfied),
+            note: "业主说水管不再漏 no more leak".into(),
+        };
+        let open = dispatched_ticket("li");
+        assert!(apply_office_op(&open, &follow_up, &user("agent"), at(10, 0)).is_err());
+        let closed = apply_office_op(
+            &signed_work_order(),
+            &OfficeOp::Close {},
+            &user("dispatcher"),
+            at(10, 0),
+        )
+        .unwrap();
+        let followed = apply_office_op(&closed, &follow_up, &user("agent"), at(15, 0)).unwrap();
+        assert_eq!(followed.follow_ups.len(), 1);
+        assert_eq!(followed.status, Status::Closed);
+        let unreached_with_rating = OfficeOp::RecordFollowUp {
+            reached: false,
+            rating: Some(Rating::Satisfied),
+            note: String::new(),
+        };
+        assert!(
+            apply_office_op(&closed, &unreached_with_rating, &user("agent"), at(15, 0)).is_err()
+        );
+    }
+
+    #[test]
+    fn r_f3_a_follow_up_report_must_name_its_ticket_and_is_linked_back() {
+        let mut record = intake();
+        record.source = Source::FollowUp;
+        assert_eq!(
+            problem_fields(validate_intake(&record, at(9, 0)).unwrap_err()),
+            ["follow_up_of"]
+        );
+        let original = dispatched_ticket("li");
+        record.follow_up_of = Some(original.id.clone());
+        let report = create_ticket(
+            TicketId::parse("t-5").unwrap(),
+            record,
+            user("agent"),
+            at(9, 0),
+        )
+        .unwrap();
+        let linked = link_follow_up_report(&original, &report, &user("agent"), at(9, 0));
+        assert_eq!(linked.follow_up_reports, vec![report.id.clone()]);
+        assert_eq!(report.follow_up_of, Some(original.id));
+    }
+
+    #[test]
+    fn r_p4_tracking_records_belong_to_open_coordination_tickets() {
+        let track = OfficeOp::Track {
+            kind: TrackingKind::OwnerContact {
+                reached: true,
+                proposal_rejected: true,
+            },
+            note: "owner wants a full replacement".into(),
+        };
+        let tracked = apply_office_op(
+            &coordination_ticket(),
+            &track,
+            &user("specialist"),
+            at(10, 0),
+        )
+        .unwrap();
+        assert_eq!(tracked.tracking.len(), 1);
+        let refused = apply_office_op(
+            &dispatched_ticket("li"),
+            &track,
+            &user("specialist"),
+            at(10, 0),
+        );
+        assert_eq!(problem_fields(refused.unwrap_err()), ["kind"]);
     }
 }

@@ -533,6 +533,7 @@ mod tests {
                     blob: crate::ids::Sha256Hex::of(b"png"),
                     signed_record: result.record_hash(),
                     signer_name: "王女士".into(),
+                    rating: None,
                 },
             ),
         ];

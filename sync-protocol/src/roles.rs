@@ -98,6 +98,49 @@ impl Role {
         )
     }
 
+    /// R-C1 closes a work order by its dispatcher (the role that dispatches
+    /// it), R-C3 a coordination ticket by the customer-service manager; a
+    /// verbal dispatch is closed by the one who took the report (R-K1,
+    /// checked by identity), so by any role that takes reports: a specialist
+    /// takes them too (R-F3), and their verbal dispatches must not stay open.
+    pub fn may_close(self, kind: TicketKind, category: Category) -> bool {
+        match kind {
+            TicketKind::VerbalDispatch => self.may_take_reports(),
+            TicketKind::WorkOrder => self.may_dispatch(kind, category),
+            TicketKind::CoordinationTicket => self == Role::CustomerServiceManager,
+        }
+    }
+
+    /// R-C3: the department manager signs a completed coordination ticket off.
+    pub fn may_sign_off(self) -> bool {
+        self == Role::DepartmentManager
+    }
+
+    /// R-C2: the work order's dispatcher, or customer service, converts it.
+    pub fn may_convert(self, category: Category) -> bool {
+        self.may_dispatch(TicketKind::WorkOrder, category)
+            || matches!(
+                self,
+                Role::CustomerServiceAgent | Role::CustomerServiceSpecialist
+            )
+    }
+
+    /// R-F1/R-F2: customer service calls owners back.
+    pub fn may_follow_up(self) -> bool {
+        self.may_take_reports()
+    }
+
+    /// R-P3/R-P4/R-P5/R-D2: the tracking specialist and the department.
+    pub fn may_track(self) -> bool {
+        matches!(
+            self,
+            Role::CustomerServiceSpecialist
+                | Role::DepartmentManager
+                | Role::EnvironmentManager
+                | Role::Dispatcher
+        )
+    }
+
     pub fn may_cancel(self) -> bool {
         matches!(
             self,
@@ -163,6 +206,34 @@ mod tests {
     }
 
     #[test]
+    fn r_c1_r_c3_r_k1_each_kind_is_closed_by_its_own_role() {
+        let closers = |kind, category| -> Vec<Role> {
+            Role::ALL
+                .into_iter()
+                .filter(|role| role.may_close(kind, category))
+                .collect()
+        };
+        assert_eq!(
+            closers(TicketKind::WorkOrder, Category::Repair),
+            vec![Role::Dispatcher]
+        );
+        assert_eq!(
+            closers(TicketKind::CoordinationTicket, Category::Repair),
+            vec![Role::CustomerServiceManager]
+        );
+        assert_eq!(
+            closers(TicketKind::VerbalDispatch, Category::Security),
+            vec![
+                Role::CustomerServiceAgent,
+                Role::CustomerServiceSpecialist,
+                Role::CustomerServiceManager
+            ]
+        );
+        assert!(Role::DepartmentManager.may_sign_off());
+        assert!(!Role::CustomerServiceManager.may_sign_off());
+    }
+
+    #[test]
     fn technicians_do_no_office_work() {
         let technician = Role::Technician;
         assert!(!technician.may_take_reports());
@@ -170,6 +241,10 @@ mod tests {
         assert!(!technician.may_cancel());
         assert!(!technician.may_write_office_notes());
         assert!(!technician.sees_whole_estate());
+        assert!(!technician.may_sign_off());
+        assert!(!technician.may_convert(Category::Repair));
+        assert!(!technician.may_follow_up());
+        assert!(!technician.may_track());
         for kind in [
             TicketKind::VerbalDispatch,
             TicketKind::WorkOrder,

@@ -154,6 +154,10 @@ pub enum LateReason {
     ReassignedAway,
     /// The ticket was cancelled while the device was offline.
     Cancelled,
+    /// The ticket was closed while the device was offline.
+    Closed,
+    /// The work order became a coordination ticket while the device was offline (R-C2).
+    Converted,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -173,6 +177,76 @@ pub struct Signature {
     pub blob: Sha256Hex,
     pub signed_record: Sha256Hex,
     pub signer_name: String,
+    /// The owner's rating given when signing; R-F1 samples follow-ups by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rating: Option<Rating>,
+}
+
+/// The owner's rating of the service (R-F1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rating {
+    /// 满意.
+    Satisfied,
+    /// 基本满意.
+    BasicallySatisfied,
+    /// 不满意.
+    Dissatisfied,
+}
+
+/// A sign-off on a completed coordination ticket (R-C3).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignOff {
+    pub by: UserId,
+    pub at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub note: String,
+}
+
+/// A follow-up call's result (R-F2).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FollowUp {
+    pub by: UserId,
+    pub at: DateTime<Utc>,
+    /// Whether the owner was reached.
+    pub reached: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rating: Option<Rating>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub note: String,
+}
+
+/// What a tracking record on a coordination ticket says (R-P3, R-P4, R-P5, R-D2).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum TrackingKind {
+    /// R-D2: the department signed for the ticket.
+    CollectionAcknowledged {},
+    /// R-P3: the site inspection is booked with the owner for this time.
+    InspectionBooked { at: DateTime<Utc> },
+    /// R-P4: the specialist checked the ticket's progress.
+    Check {},
+    /// R-P3, R-P4: the owner was given a reply or a progress report.
+    OwnerReply {},
+    /// R-P5: an attempt to reach the owner, and whether a proposal was rejected.
+    OwnerContact {
+        reached: bool,
+        #[serde(default)]
+        proposal_rejected: bool,
+    },
+}
+
+/// One tracking record on a coordination ticket.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrackingRecord {
+    pub by: UserId,
+    pub at: DateTime<Utc>,
+    pub kind: TrackingKind,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub note: String,
 }
 
 /// A note written in the office (customer service, dispatcher).
@@ -182,6 +256,14 @@ pub struct OfficeNote {
     pub by: UserId,
     pub at: DateTime<Utc>,
     pub text: String,
+}
+
+/// The closing of a ticket.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Closure {
+    pub by: UserId,
+    pub at: DateTime<Utc>,
 }
 
 /// Who caused a change.
@@ -231,6 +313,26 @@ pub enum HistoryEvent {
         reason: String,
     },
     OfficeNoteAdded,
+    SignedOff,
+    Closed,
+    /// R-C2: this work order became `to`; or this coordination ticket came from `from`.
+    ConvertedTo {
+        to: TicketId,
+        reason: String,
+    },
+    ConvertedFrom {
+        from: TicketId,
+    },
+    FollowedUp {
+        reached: bool,
+    },
+    /// R-F3: a new report was raised during this ticket's follow-up.
+    FollowUpReportRaised {
+        report: TicketId,
+    },
+    Tracked {
+        kind: TrackingKind,
+    },
     /// A device fact was stored; `late` says it could not move the ticket.
     FactRecorded {
         mutation: MutationId,
@@ -254,9 +356,10 @@ pub enum FactKind {
 pub struct Ticket {
     pub id: TicketId,
     pub estate: EstateId,
-    /// R-A1 serial number; assigned by the numbering rules, absent until then.
+    /// R-A1 serial number, given by the server when a work order or
+    /// coordination ticket is recorded; a verbal dispatch has none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub serial_number: Option<String>,
+    pub serial_number: Option<crate::serial::SerialNumber>,
     pub kind: TicketKind,
     pub category: Category,
     pub area: Area,
@@ -287,6 +390,30 @@ pub struct Ticket {
     pub signatures: BTreeMap<MutationId, Fact<Signature>>,
     #[serde(default)]
     pub office_notes: Vec<OfficeNote>,
+    /// R-C3 sign-offs: the department manager's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sign_offs: Vec<SignOff>,
+    /// Who closed the ticket, and when (R-C1, R-C3, R-K1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed: Option<Closure>,
+    /// R-C2: the work order this coordination ticket was converted from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub converted_from: Option<TicketId>,
+    /// R-C2: the coordination ticket this work order became.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub converted_to: Option<TicketId>,
+    /// R-F3: the ticket whose follow-up raised this report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub follow_up_of: Option<TicketId>,
+    /// R-F3: reports raised during this ticket's follow-ups.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub follow_up_reports: Vec<TicketId>,
+    /// R-F2 follow-up results.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub follow_ups: Vec<FollowUp>,
+    /// R-P3, R-P4, R-P5, R-D2 tracking of a coordination ticket.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tracking: Vec<TrackingRecord>,
     pub history: Vec<HistoryEntry>,
     pub version: Version,
     pub updated_at: DateTime<Utc>,
@@ -302,8 +429,19 @@ impl Ticket {
     /// unless the ticket was cancelled. Pulls revoke it from anyone else.
     pub fn holder(&self) -> Option<&UserId> {
         match self.status {
-            Status::Cancelled => None,
+            Status::Cancelled | Status::Closed | Status::Converted => None,
             _ => self.assigned_technician.as_ref(),
+        }
+    }
+
+    /// Why a device that held the ticket must let go of it now.
+    pub fn revoke_reason(&self) -> crate::wire::RevokeReason {
+        use crate::wire::RevokeReason;
+        match self.status {
+            Status::Cancelled => RevokeReason::Cancelled,
+            Status::Closed => RevokeReason::Closed,
+            Status::Converted => RevokeReason::Converted,
+            _ => RevokeReason::Reassigned,
         }
     }
 
@@ -323,6 +461,15 @@ impl Ticket {
     /// Blob hashes the ticket refers to (signatures), for the missing-blob check.
     pub fn referenced_blobs(&self) -> impl Iterator<Item = &Sha256Hex> {
         self.signatures.values().map(|fact| &fact.body.blob)
+    }
+
+    /// The owner's signature over the current result (R-P7), if there is one.
+    pub fn signature_of_current_result(&self) -> Option<&Fact<Signature>> {
+        let hash = self.current_result()?.body.record_hash();
+        self.signatures
+            .values()
+            .filter(|fact| fact.late.is_none())
+            .find(|fact| fact.body.signed_record == hash)
     }
 
     /// Whether any result on the ticket has this hash.

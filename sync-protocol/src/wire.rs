@@ -122,6 +122,8 @@ impl Change {
 pub enum RevokeReason {
     Reassigned,
     Cancelled,
+    Closed,
+    Converted,
 }
 
 /// The answer to a blob upload.

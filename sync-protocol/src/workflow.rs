@@ -15,8 +15,13 @@ pub enum Status {
     Dispatched,
     /// 处理中: the technician arrived on site.
     InProgress,
-    /// 已完成: the technician recorded the result; waiting for closure (R-C1).
+    /// 已完成: the technician recorded the result; waiting for closure (R-C1)
+    /// or, for a coordination ticket, for its sign-offs (R-C3).
     Completed,
+    /// 已完结: closed (R-C1, R-C3, R-K1); follow-ups are recorded on it (R-F2).
+    Closed,
+    /// 已转协调单: a work order converted into a coordination ticket (R-C2).
+    Converted,
     /// 已取消.
     Cancelled,
 }
@@ -28,6 +33,8 @@ impl Status {
             Status::Dispatched => "dispatched",
             Status::InProgress => "in_progress",
             Status::Completed => "completed",
+            Status::Closed => "closed",
+            Status::Converted => "converted",
             Status::Cancelled => "cancelled",
         }
     }
@@ -52,6 +59,18 @@ pub enum Event {
     Arrive,
     Complete,
     Cancel,
+    /// R-C3: the department manager signs a completed coordination ticket off.
+    SignOff,
+    /// R-C1, R-C3: the ticket is closed.
+    Close,
+    /// R-K1: a verbal dispatch is closed by the agent when the radio says done.
+    CloseVerbal,
+    /// R-C2: an unfinished work order becomes a coordination ticket.
+    Convert,
+    /// R-F2: a follow-up result is recorded.
+    FollowUp,
+    /// R-P3, R-P4, R-P5, R-D2: a tracking record on an open coordination ticket.
+    Track,
 }
 
 impl Event {
@@ -63,6 +82,12 @@ impl Event {
             Event::Arrive => "arrive",
             Event::Complete => "complete",
             Event::Cancel => "cancel",
+            Event::SignOff => "sign_off",
+            Event::Close => "close",
+            Event::CloseVerbal => "close_verbal",
+            Event::Convert => "convert",
+            Event::FollowUp => "follow_up",
+            Event::Track => "track",
         }
     }
 }
@@ -94,6 +119,12 @@ pub fn transition(from: Status, event: Event) -> Result<Status, WorkflowError> {
         // A second result (a correction) keeps the ticket completed.
         (S::Completed, E::Complete) => S::Completed,
         (S::Received | S::Dispatched | S::InProgress, E::Cancel) => S::Cancelled,
+        (S::Completed, E::SignOff) => S::Completed,
+        (S::Completed, E::Close) => S::Closed,
+        (S::Received | S::Dispatched | S::InProgress, E::CloseVerbal) => S::Closed,
+        (S::Received | S::Dispatched | S::InProgress, E::Convert) => S::Converted,
+        (S::Closed, E::FollowUp) => S::Closed,
+        (S::Received | S::Dispatched | S::InProgress | S::Completed, E::Track) => from,
         _ => return Err(WorkflowError::TransitionNotAllowed { from, event }),
     };
     Ok(to)
@@ -103,20 +134,28 @@ pub fn transition(from: Status, event: Event) -> Result<Status, WorkflowError> {
 mod tests {
     use super::*;
 
-    const ALL_STATUSES: [Status; 5] = [
+    const ALL_STATUSES: [Status; 7] = [
         Status::Received,
         Status::Dispatched,
         Status::InProgress,
         Status::Completed,
+        Status::Closed,
+        Status::Converted,
         Status::Cancelled,
     ];
-    const ALL_EVENTS: [Event; 6] = [
+    const ALL_EVENTS: [Event; 12] = [
         Event::Dispatch,
         Event::Reassign,
         Event::Appoint,
         Event::Arrive,
         Event::Complete,
         Event::Cancel,
+        Event::SignOff,
+        Event::Close,
+        Event::CloseVerbal,
+        Event::Convert,
+        Event::FollowUp,
+        Event::Track,
     ];
 
     #[test]
@@ -156,7 +195,13 @@ mod tests {
         for from in ALL_STATUSES {
             for event in ALL_EVENTS {
                 match transition(from, event) {
-                    Ok(to) => assert!(from.is_open() || to == from, "{from:?} {event:?}"),
+                    // Only closure moves a ticket that is no longer open.
+                    Ok(to) => assert!(
+                        from.is_open()
+                            || to == from
+                            || (from, event) == (Status::Completed, Event::Close),
+                        "{from:?} {event:?}"
+                    ),
                     Err(WorkflowError::TransitionNotAllowed { from: f, event: e }) => {
                         assert_eq!((f, e), (from, event))
                     }
@@ -164,6 +209,33 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn r_c3_a_coordination_ticket_is_signed_off_then_closed() {
+        let signed = transition(Status::Completed, Event::SignOff).unwrap();
+        assert_eq!(transition(signed, Event::Close).unwrap(), Status::Closed);
+    }
+
+    #[test]
+    fn r_f2_a_closed_ticket_takes_only_follow_ups_and_converted_or_cancelled_ones_nothing() {
+        for event in ALL_EVENTS {
+            let allowed = transition(Status::Closed, event).is_ok();
+            assert_eq!(allowed, event == Event::FollowUp, "{event:?}");
+            assert!(transition(Status::Converted, event).is_err(), "{event:?}");
+        }
+    }
+
+    #[test]
+    fn r_k1_r_c2_verbal_closure_and_conversion_happen_before_completion_only() {
+        for from in [Status::Received, Status::Dispatched, Status::InProgress] {
+            assert_eq!(
+                transition(from, Event::CloseVerbal).unwrap(),
+                Status::Closed
+            );
+            assert_eq!(transition(from, Event::Convert).unwrap(), Status::Converted);
+        }
+        assert!(transition(Status::Completed, Event::Convert).is_err());
     }
 
     #[test]

@@ -62,6 +62,7 @@ fn initial_ticket(setup: Setup) -> Ticket {
         location: "3-1-502".into(),
         description: "厨房水管漏水 kitchen pipe leaking".into(),
         received_at: at(9, 0),
+        follow_up_of: None,
     };
     let office = |ticket: &Ticket, op: OfficeOp, now| {
         apply_office_op(ticket, &op, &user("dispatcher"), now).unwrap()
@@ -226,6 +227,7 @@ fn build_stream(technician: &'static str, specs: &[OpSpec], setup: Setup) -> Str
                     blob: Sha256Hex::of(format!("{technician} signature {seq}").as_bytes()),
                     signed_record,
                     signer_name: "王女士".into(),
+                    rating: None,
                 };
                 (op, valid)
             }

@@ -16,9 +16,10 @@ use sync_protocol::{
     Applied, Area, Category, Change, Charge, CompletionRecord, Cursor, DeviceId, DeviceMutation,
     DeviceOp, DeviceReport, DeviceSeq, ErrorBody, EstateId, Intake, LateReason, Lateness,
     LoginResponse, MutationOutcome, OfficeActionRequest, OfficeOp, Outcome, PROTOCOL_VERSION,
-    PullRequest, PullResponse, PushRequest, PushResponse, Recorder, RejectCode, Rejection,
+    PullRequest, PullResponse, PushRequest, PushResponse, Rating, Recorder, RejectCode, Rejection,
     Reporter, RevokeReason, Role, Sha256Hex, Source, Ticket, TicketId, TicketKind, TicketVersion,
-    UserId, Verdict, Version, apply_office_op, create_ticket, merge,
+    TrackingKind, UserId, Verdict, Version, apply_office_op, convert_work_order, create_ticket,
+    link_follow_up_report, merge,
 };
 
 fn at(hour: u32, minute: u32) -> DateTime<Utc> {
@@ -125,6 +126,7 @@ fn device_mutations() -> Vec<DeviceMutation> {
                 blob: signature_blob(),
                 signed_record: paid_result().record_hash(),
                 signer_name: "王女士".into(),
+                rating: None,
             },
         ),
     ];
@@ -154,6 +156,7 @@ fn intake() -> Intake {
         location: "3-1-502".into(),
         description: "厨房水管漏水 kitchen pipe leaking".into(),
         received_at: at(9, 0),
+        follow_up_of: None,
     }
 }
 
@@ -174,7 +177,7 @@ fn full_ticket() -> Ticket {
             .expect("the golden ticket's facts all apply")
     };
     let mut ticket = create_ticket(ticket_id("t-1"), intake(), user("agent"), at(9, 0)).unwrap();
-    ticket.serial_number = Some("E01-WO-2026-000042".into());
+    ticket.serial_number = Some(sync_protocol::SerialNumber::parse("E01-WO-202611-00042").unwrap());
     let ticket = office(
         &ticket,
         OfficeOp::Dispatch {
@@ -419,6 +422,41 @@ fn an_office_action_request_of_every_kind_is_frozen() {
                 text: "owner asked for a receipt 业主需要收据".into(),
             },
         ),
+        ("office_action_close", Some(Version(9)), OfficeOp::Close {}),
+        (
+            "office_action_sign_off",
+            Some(Version(8)),
+            OfficeOp::SignOff {
+                note: "外墙已修复并验收 wall repaired and checked".into(),
+            },
+        ),
+        (
+            "office_action_convert",
+            Some(Version(4)),
+            OfficeOp::Convert {
+                reason: "需厂家配件，当天无法完成 needs a part from the supplier".into(),
+            },
+        ),
+        (
+            "office_action_record_follow_up",
+            None,
+            OfficeOp::RecordFollowUp {
+                reached: true,
+                rating: Some(Rating::BasicallySatisfied),
+                note: "业主说不再漏水 no more leak".into(),
+            },
+        ),
+        (
+            "office_action_track",
+            None,
+            OfficeOp::Track {
+                kind: TrackingKind::OwnerContact {
+                    reached: true,
+                    proposal_rejected: true,
+                },
+                note: "业主不同意局部修补 the owner rejects a partial repair".into(),
+            },
+        ),
     ];
     for (name, expected_version, op) in requests {
         let request = OfficeActionRequest {
@@ -427,6 +465,196 @@ fn an_office_action_request_of_every_kind_is_frozen() {
         };
         check_golden(name, &request);
     }
+}
+
+/// R-C2, R-C3, R-F2, R-F3, R-P4: a work order raised by a follow-up call,
+/// dispatched to li and converted into a coordination ticket (li's note,
+/// synced afterwards, is late); the coordination ticket tracked, worked by
+/// zhang, signed by the owner with a rating, signed off, closed, followed up,
+/// and the source of a new report. Returns (the work order, the coordination ticket).
+fn lifecycle_tickets() -> (Ticket, Ticket) {
+    let office = |ticket: &Ticket, op: OfficeOp, by: &str, now| {
+        apply_office_op(ticket, &op, &user(by), now).unwrap()
+    };
+    let field = |ticket: &Ticket, by: &str, seq, op, recorded_at, now| {
+        let recorder = Recorder {
+            user: user(by),
+            device: device(&format!("hh-{by}")),
+        };
+        let mutation = DeviceMutation {
+            seq: DeviceSeq(seq),
+            ticket_id: ticket.id.clone(),
+            base_version: ticket.version,
+            recorded_at,
+            op,
+        };
+        merge(ticket, &recorder, &mutation, now)
+            .ticket
+            .expect("the golden ticket's facts all apply")
+    };
+    let serial = |raw| Some(sync_protocol::SerialNumber::parse(raw).unwrap());
+
+    let raised = Intake {
+        source: Source::FollowUp,
+        follow_up_of: Some(ticket_id("t-0")),
+        ..intake()
+    };
+    let mut work_order = create_ticket(ticket_id("t-1"), raised, user("agent"), at(9, 0)).unwrap();
+    work_order.serial_number = serial("E01-WO-202611-00042");
+    let work_order = office(
+        &work_order,
+        OfficeOp::Dispatch {
+            technician: user("li"),
+        },
+        "dispatcher",
+        at(9, 1),
+    );
+    let work_order = field(
+        &work_order,
+        "li",
+        1,
+        DeviceOp::RecordArrival {},
+        at(9, 14),
+        at(9, 15),
+    );
+    let (work_order, coordination) = convert_work_order(
+        &work_order,
+        ticket_id("t-2"),
+        "需厂家配件，当天无法完成 needs a part from the supplier",
+        &user("dispatcher"),
+        at(17, 0),
+    )
+    .unwrap();
+    let work_order = field(
+        &work_order,
+        "li",
+        2,
+        DeviceOp::AddNote {
+            text: "阀体开裂 the valve body is cracked".into(),
+        },
+        at(16, 50),
+        at(17, 10),
+    );
+
+    let mut coordination = coordination;
+    coordination.serial_number = serial("E01-CT-202611-00007");
+    let coordination = office(
+        &coordination,
+        OfficeOp::Dispatch {
+            technician: user("zhang"),
+        },
+        "environment-manager",
+        at(17, 5),
+    );
+    let tracking = [
+        (
+            "environment-manager",
+            TrackingKind::CollectionAcknowledged {},
+            "",
+            at(17, 6),
+        ),
+        (
+            "environment-manager",
+            TrackingKind::InspectionBooked { at: at(18, 0) },
+            "owner home at 18:00 业主18点在家",
+            at(17, 8),
+        ),
+        (
+            "specialist",
+            TrackingKind::OwnerContact {
+                reached: true,
+                proposal_rejected: false,
+            },
+            "",
+            at(17, 20),
+        ),
+        ("specialist", TrackingKind::OwnerReply {}, "", at(17, 25)),
+        (
+            "specialist",
+            TrackingKind::Check {},
+            "part ordered 配件已订",
+            at(17, 30),
+        ),
+    ];
+    let mut coordination = coordination;
+    for (by, kind, note, now) in tracking {
+        let op = OfficeOp::Track {
+            kind,
+            note: note.into(),
+        };
+        coordination = office(&coordination, op, by, now);
+    }
+    let coordination = field(
+        &coordination,
+        "zhang",
+        1,
+        DeviceOp::RecordArrival {},
+        at(18, 2),
+        at(18, 3),
+    );
+    let coordination = field(
+        &coordination,
+        "zhang",
+        2,
+        DeviceOp::Complete {
+            result: paid_result(),
+        },
+        at(18, 40),
+        at(18, 41),
+    );
+    let coordination = field(
+        &coordination,
+        "zhang",
+        3,
+        DeviceOp::AttachSignature {
+            blob: signature_blob(),
+            signed_record: paid_result().record_hash(),
+            signer_name: "王女士".into(),
+            rating: Some(Rating::Satisfied),
+        },
+        at(18, 42),
+        at(18, 43),
+    );
+    let coordination = office(
+        &coordination,
+        OfficeOp::SignOff {
+            note: "已验收 checked on site".into(),
+        },
+        "department-manager",
+        at(18, 50),
+    );
+    let coordination = office(&coordination, OfficeOp::Close {}, "cs-manager", at(18, 55));
+    let coordination = office(
+        &coordination,
+        OfficeOp::RecordFollowUp {
+            reached: true,
+            rating: Some(Rating::Satisfied),
+            note: "业主满意，另报卫生间漏水 satisfied; reported a bathroom leak".into(),
+        },
+        "specialist",
+        at(19, 0),
+    );
+    let report = Intake {
+        source: Source::FollowUp,
+        follow_up_of: Some(ticket_id("t-2")),
+        location: "3-1-502 卫生间".into(),
+        description: "卫生间漏水 bathroom leaking".into(),
+        received_at: at(19, 1),
+        ..intake()
+    };
+    let report = create_ticket(ticket_id("t-3"), report, user("specialist"), at(19, 2)).unwrap();
+    let coordination =
+        link_follow_up_report(&coordination, &report, &user("specialist"), at(19, 2));
+    (work_order, coordination)
+}
+
+#[test]
+fn a_converted_work_order_and_its_closed_followed_up_coordination_ticket_are_frozen() {
+    let (work_order, coordination) = lifecycle_tickets();
+    assert_eq!(work_order.converted_to, Some(coordination.id.clone()));
+    assert_eq!(coordination.converted_from, Some(work_order.id.clone()));
+    check_golden("ticket_converted_work_order", &work_order);
+    check_golden("ticket_closed_coordination", &coordination);
 }
 
 #[test]

@@ -157,13 +157,20 @@ const GOLDEN_SCHEMAS: &[(&str, &str)] = &[
     ("login_response", "LoginResponse"),
     ("office_action_add_note", "OfficeActionRequest"),
     ("office_action_cancel", "OfficeActionRequest"),
+    ("office_action_close", "OfficeActionRequest"),
+    ("office_action_convert", "OfficeActionRequest"),
     ("office_action_dispatch", "OfficeActionRequest"),
     ("office_action_reassign", "OfficeActionRequest"),
+    ("office_action_record_follow_up", "OfficeActionRequest"),
     ("office_action_set_appointment", "OfficeActionRequest"),
+    ("office_action_sign_off", "OfficeActionRequest"),
+    ("office_action_track", "OfficeActionRequest"),
     ("pull_request", "PullRequest"),
     ("pull_response", "PullResponse"),
     ("push_request", "PushRequest"),
     ("push_response", "PushResponse"),
+    ("ticket_closed_coordination", "Ticket"),
+    ("ticket_converted_work_order", "Ticket"),
 ];
 
 /// docs/openapi.json as it is on disk (the server compiles in the same file).

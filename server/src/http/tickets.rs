@@ -7,7 +7,7 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use sync_protocol::{
-    Intake, OfficeActionRequest, OfficeOp, Role, Ticket, TicketId, TicketPage, UserId,
+    Intake, OfficeActionRequest, OfficeOp, Role, Ticket, TicketId, TicketKind, TicketPage, UserId,
 };
 
 use super::{ApiError, ApiJson, ApiPath, AppState, Caller, next_after, page_limit};
@@ -101,6 +101,32 @@ pub async fn act(
         OfficeOp::AddNote { .. } => {
             caller.require(caller.role.may_write_office_notes(), "write office notes")?
         }
+        OfficeOp::Close {} => {
+            caller.require(
+                caller.role.may_close(ticket.kind, ticket.category),
+                "close this kind of ticket (R-C1, R-C3, R-K1)",
+            )?;
+            if ticket.kind == TicketKind::VerbalDispatch && ticket.received_by != caller.user {
+                return Err(ApiError::forbidden(
+                    "a verbal dispatch is closed by whoever took the report (R-K1, 由受理人关闭)",
+                ));
+            }
+        }
+        OfficeOp::SignOff { .. } => caller.require(
+            caller.role.may_sign_off(),
+            "sign coordination tickets off (R-C3)",
+        )?,
+        OfficeOp::Convert { .. } => caller.require(
+            caller.role.may_convert(ticket.category),
+            "convert work orders (R-C2)",
+        )?,
+        OfficeOp::RecordFollowUp { .. } => {
+            caller.require(caller.role.may_follow_up(), "record follow-ups (R-F2)")?
+        }
+        OfficeOp::Track { .. } => caller.require(
+            caller.role.may_track(),
+            "track coordination tickets (R-P3, R-P4)",
+        )?,
     }
     let command = Command::Office {
         by: caller.user,

@@ -14,8 +14,8 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sync_protocol::{
-    Cursor, DeviceId, DeviceSeq, EstateId, RevokeReason, Role, Sha256Hex, StoredOutcome, Ticket,
-    TicketId, UserId,
+    Cursor, DeviceId, DeviceSeq, EstateId, RevokeReason, Role, SerialNumber, SerialSeries,
+    Sha256Hex, StoredOutcome, Ticket, TicketId, UserId,
 };
 
 pub use kv::{Kv, Space, StoreError, Write};
@@ -54,6 +54,9 @@ pub struct Counters {
 
 const META_FEED: &[u8] = b"feed";
 const META_TICKETS: &[u8] = b"tickets";
+/// Prefix of the R-A1 counters: `serial\0E01-WO-202611` holds the last
+/// sequence handed out in that series.
+const META_SERIAL: &str = "serial";
 
 #[derive(Clone)]
 pub struct Store {
@@ -226,6 +229,16 @@ impl Store {
         })
     }
 
+    /// The last sequence handed out in an R-A1 series; 0 before its first.
+    pub fn last_serial_sequence(&self, series: &SerialSeries) -> Result<u64, StoreError> {
+        let key = key2(META_SERIAL, &series.to_string());
+        Ok(self
+            .kv
+            .get(Space::Meta, &key)?
+            .map(|value| decode_u64(&value))
+            .unwrap_or(0))
+    }
+
     /// Apply one atomic group of changes (visible now, durable after [`Store::flush`]).
     pub fn apply(&self, changes: Changes) -> Result<(), StoreError> {
         if changes.writes.is_empty() {
@@ -277,12 +290,13 @@ impl Store {
         let old_holder = old.and_then(Ticket::holder);
         let new_holder = new.holder();
         if let Some(previous) = old_holder.filter(|p| Some(*p) != new_holder) {
-            let reason = if new.status == sync_protocol::Status::Cancelled {
-                RevokeReason::Cancelled
-            } else {
-                RevokeReason::Reassigned
-            };
-            self.stage_feed(changes, counters, previous, &new.id, Some(reason))?;
+            self.stage_feed(
+                changes,
+                counters,
+                previous,
+                &new.id,
+                Some(new.revoke_reason()),
+            )?;
         }
         if let Some(current) = new_holder {
             self.stage_feed(changes, counters, current, &new.id, None)?;
@@ -382,6 +396,13 @@ impl Changes {
     pub fn put_ticket_counter(&mut self, counters: &Counters) {
         let value = counters.tickets.to_be_bytes().to_vec();
         self.put(Space::Meta, META_TICKETS.to_vec(), value);
+    }
+
+    /// Record `number` as the last one handed out in its series (R-A1).
+    pub fn put_last_serial(&mut self, number: &SerialNumber) {
+        let key = key2(META_SERIAL, &number.series().to_string());
+        let value = number.sequence().to_be_bytes().to_vec();
+        self.put(Space::Meta, key, value);
     }
 }
 

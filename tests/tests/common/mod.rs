@@ -689,6 +689,7 @@ pub fn signature(image: &[u8], result: &CompletionRecord) -> DeviceOp {
         blob: Sha256Hex::of(image),
         signed_record: result.record_hash(),
         signer_name: "王女士 Ms Wang".to_owned(),
+        rating: None,
     }
 }
 
@@ -707,5 +708,6 @@ pub fn intake() -> Intake {
         location: "9-3-801".to_owned(),
         description: "阳台地漏堵塞 Balcony drain blocked".to_owned(),
         received_at: Utc::now() - chrono::Duration::minutes(2),
+        follow_up_of: None,
     }
 }
