@@ -11,6 +11,7 @@ mod device;
 mod latency;
 mod phases;
 mod report;
+mod report_bench;
 mod seed;
 mod server_process;
 
@@ -30,9 +31,13 @@ use crate::server_process::{ServerProcess, disk_usage};
 #[derive(Parser, Debug)]
 #[command(
     name = "loadgen",
-    about = "The field-day benchmark: 200 handhelds pull, work offline and push against a real estate-sync server on loopback"
+    about = "The field-day benchmark: 200 handhelds pull, work offline and push against a real estate-sync server on loopback",
+    args_conflicts_with_subcommands = true
 )]
 struct Cli {
+    /// Another benchmark instead of the field day.
+    #[command(subcommand)]
+    bench: Option<Bench>,
     /// Technicians seeded with their tickets.
     #[arg(long, default_value_t = 500)]
     technicians: usize,
@@ -87,6 +92,13 @@ struct Cli {
     baseline: Option<PathBuf>,
 }
 
+#[derive(clap::Subcommand, Debug)]
+enum Bench {
+    /// The monthly report (R-A3) over 100,000 tickets built in memory:
+    /// statistics, XLSX, CSV and JSON, and the daily list (R-C4).
+    ReportBench(report_bench::ReportBenchArgs),
+}
+
 /// How long the server may take to open its store and bind.
 const SERVER_STARTUP_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long the server may take to finish its requests, flush and exit.
@@ -94,7 +106,11 @@ const SERVER_STOP_TIMEOUT: Duration = Duration::from_secs(60);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(&cli) {
+    let outcome = match &cli.bench {
+        Some(Bench::ReportBench(args)) => report_bench::run(args),
+        None => run(&cli),
+    };
+    match outcome {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(error) => {

@@ -3,11 +3,13 @@
 
 pub mod app;
 pub mod auth;
+pub mod calendars;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod http;
+pub mod reports;
 pub mod store;
 pub mod users;
 pub mod writer;

@@ -12,10 +12,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 
-use chrono::{DateTime, FixedOffset, Utc};
-use sync_protocol::serial::{
-    ASIA_SHANGHAI_UTC_OFFSET_SECONDS, SerialKind, SerialMonth, SerialSeries,
-};
+use chrono::{DateTime, Utc};
+use sync_protocol::serial::{SerialKind, SerialMonth, SerialSeries};
 use sync_protocol::{
     BatchError, BlobReceipt, Cursor, DeviceMutation, DeviceReport, DeviceSeq, EstateId, Intake,
     Ledger, OfficeActionRequest, OfficeOp, PROTOCOL_VERSION, PushResponse, Recorder, Sha256Hex,
@@ -25,6 +23,7 @@ use sync_protocol::{
 };
 use tokio::sync::{mpsc, oneshot};
 
+use crate::calendars::estate_calendar;
 use crate::clock::Clock;
 use crate::store::{Changes, Counters, DeviceRecord, Store, StoreError, UserRecord};
 
@@ -379,7 +378,8 @@ impl WriterState {
         let Some(kind) = SerialKind::of(ticket.kind) else {
             return Ok(());
         };
-        let month = SerialMonth::containing(now, estate_utc_offset(&ticket.estate));
+        let calendar = estate_calendar(&ticket.estate);
+        let month = SerialMonth::of_local_date(calendar.local_date(now));
         let series = SerialSeries::new(ticket.estate.clone(), kind, month);
         let number = series.number(self.store.last_serial_sequence(&series)? + 1);
         changes.put_last_serial(&number);
@@ -505,13 +505,6 @@ impl WriterState {
         device.clock_offset_ms = offset.num_milliseconds();
         Ok(device)
     }
-}
-
-/// The UTC offset of an estate's calendar, which decides the month of a
-/// serial number. Every estate is in Asia/Shanghai for now; the estate
-/// calendar (with its IANA time zone) will replace this.
-fn estate_utc_offset(_estate: &EstateId) -> FixedOffset {
-    FixedOffset::east_opt(ASIA_SHANGHAI_UTC_OFFSET_SECONDS).expect("+08:00 is a valid UTC offset")
 }
 
 /// The device's ledger, loaded before the batch: its last sequence number and

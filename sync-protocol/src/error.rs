@@ -18,6 +18,8 @@ pub enum ParseError {
         "invalid provisional reference {value:?}: expected a device id, # and its sequence number, e.g. hh-li-1#57"
     )]
     InvalidProvisionalRef { value: String },
+    #[error("invalid month {value:?}: expected YYYY-MM, e.g. 2026-11")]
+    InvalidMonth { value: String },
 }
 
 /// One problem with one field of an incoming record (R-I2 wants all of them at once).

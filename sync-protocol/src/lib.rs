@@ -6,12 +6,14 @@
 //! storage, no HTTP. The server and handheld clients share it.
 
 pub mod calendar;
+pub mod dispatch;
 pub mod error;
 pub mod ids;
 pub mod merge;
 pub mod mutation;
 pub mod office;
 pub mod push;
+pub mod reports;
 pub mod roles;
 pub mod serial;
 pub mod ticket;
@@ -20,6 +22,10 @@ pub mod wire;
 pub mod workflow;
 
 pub use calendar::{CalendarConfig, CalendarError, OpeningHours, WorkingCalendar, WorkingHours};
+pub use dispatch::{
+    OpenJob, Priority, TechnicianLoad, assignment_event, building_of, dispatch_queue, holds_open,
+    suggest_technicians, waits_for_dispatch,
+};
 pub use error::{FieldProblem, ParseError, WorkflowError};
 pub use ids::{
     Cursor, DeviceId, DeviceSeq, EstateId, MutationId, Sha256Hex, TicketId, UserId, Version,
@@ -33,6 +39,10 @@ pub use office::{
     validate_intake,
 };
 pub use push::{BatchError, Ledger, PushEffects, StoredOutcome, apply_batch, check_batch};
+pub use reports::{
+    DailyUnclosed, DailyUnclosedBuilder, MonthlyStatistics, MonthlyStatisticsBuilder, ReportMonth,
+    Responsible, RuleTally, UnclosedItem, daily_unclosed, monthly_statistics,
+};
 pub use roles::Role;
 pub use serial::{ProvisionalRef, SerialKind, SerialMonth, SerialNumber, SerialSeries};
 pub use ticket::*;

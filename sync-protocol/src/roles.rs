@@ -89,6 +89,18 @@ impl Role {
         }
     }
 
+    /// R-D1, R-D3: whether the role dispatches any kind of ticket at all,
+    /// and so has a dispatch queue and asks for suggestions.
+    pub fn may_dispatch_any(self) -> bool {
+        matches!(
+            self,
+            Role::Dispatcher
+                | Role::EnvironmentManager
+                | Role::CustomerServiceAgent
+                | Role::CustomerServiceSpecialist
+        )
+    }
+
     /// R-P1: customer service books appointments with the owner; the
     /// dispatcher moves them when the plan changes.
     pub fn may_set_appointments(self) -> bool {
@@ -138,6 +150,28 @@ impl Role {
                 | Role::DepartmentManager
                 | Role::EnvironmentManager
                 | Role::Dispatcher
+        )
+    }
+
+    /// R-C4: the daily unclosed list, for the front desk and its lead, the
+    /// specialists' review of coordination tickets, and the people who watch.
+    pub fn may_read_daily_unclosed(self) -> bool {
+        matches!(
+            self,
+            Role::CustomerServiceAgent
+                | Role::CustomerServiceSpecialist
+                | Role::CustomerServiceManager
+                | Role::DepartmentManager
+                | Role::Supervisor
+        )
+    }
+
+    /// R-A3: the monthly statistics, the customer-service manager's, and
+    /// for the managers who answer for them.
+    pub fn may_read_monthly_statistics(self) -> bool {
+        matches!(
+            self,
+            Role::CustomerServiceManager | Role::DepartmentManager | Role::Supervisor
         )
     }
 
@@ -206,6 +240,32 @@ mod tests {
     }
 
     #[test]
+    fn r_d3_the_roles_with_a_dispatch_queue_are_those_that_dispatch_something() {
+        let kinds = [
+            TicketKind::VerbalDispatch,
+            TicketKind::WorkOrder,
+            TicketKind::CoordinationTicket,
+        ];
+        let categories = [
+            Category::Repair,
+            Category::Rework,
+            Category::Environment,
+            Category::Security,
+            Category::OwnerCommunication,
+            Category::HomeService,
+            Category::PrivateGarden,
+        ];
+        for role in Role::ALL {
+            let dispatches_something = kinds.iter().any(|kind| {
+                categories
+                    .iter()
+                    .any(|category| role.may_dispatch(*kind, *category))
+            });
+            assert_eq!(role.may_dispatch_any(), dispatches_something, "{role:?}");
+        }
+    }
+
+    #[test]
     fn r_c1_r_c3_r_k1_each_kind_is_closed_by_its_own_role() {
         let closers = |kind, category| -> Vec<Role> {
             Role::ALL
@@ -245,6 +305,8 @@ mod tests {
         assert!(!technician.may_convert(Category::Repair));
         assert!(!technician.may_follow_up());
         assert!(!technician.may_track());
+        assert!(!technician.may_read_daily_unclosed());
+        assert!(!technician.may_read_monthly_statistics());
         for kind in [
             TicketKind::VerbalDispatch,
             TicketKind::WorkOrder,

@@ -14,7 +14,7 @@
 
 use std::fmt;
 
-use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, FixedOffset, NaiveDate};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ParseError;
@@ -23,11 +23,6 @@ use crate::ticket::TicketKind;
 
 /// The sequence part is zero-padded to this many digits; past 99999 it grows.
 pub const MIN_SEQUENCE_DIGITS: usize = 5;
-
-/// UTC offset of Asia/Shanghai, in seconds. China has no daylight saving
-/// time, so a fixed offset is exact there. Until estates have their own
-/// calendar (with an IANA time zone), every estate's month is taken here.
-pub const ASIA_SHANGHAI_UTC_OFFSET_SECONDS: i32 = 8 * 60 * 60;
 
 /// The kinds that carry a serial number (R-A1): a verbal dispatch (R-K1) has none.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -94,12 +89,6 @@ impl SerialMonth {
     /// The month of a moment as the estate's local calendar shows it.
     pub fn of_local_time(at: DateTime<FixedOffset>) -> Self {
         Self::of_local_date(at.date_naive())
-    }
-
-    /// The month `at` falls in at the UTC offset `offset`: 2026-11-30T16:30Z
-    /// is already December in Shanghai (+08:00).
-    pub fn containing(at: DateTime<Utc>, offset: FixedOffset) -> Self {
-        Self::of_local_time(at.with_timezone(&offset))
     }
 
     pub fn year(self) -> u16 {
@@ -309,12 +298,12 @@ impl From<ProvisionalRef> for String {
 
 #[cfg(test)]
 mod tests {
-    use chrono::TimeZone;
+    use chrono::{TimeZone, Utc};
 
     use super::*;
 
     fn shanghai() -> FixedOffset {
-        FixedOffset::east_opt(ASIA_SHANGHAI_UTC_OFFSET_SECONDS).unwrap()
+        FixedOffset::east_opt(8 * 60 * 60).unwrap()
     }
 
     fn series(estate: &str, kind: SerialKind, year: u16, month: u8) -> SerialSeries {
@@ -421,7 +410,9 @@ mod tests {
 
     #[test]
     fn r_a1_the_month_is_the_estates_local_month_at_plus_eight_hours() {
-        let month = |at: DateTime<Utc>| SerialMonth::containing(at, shanghai()).to_string();
+        let month = |at: DateTime<Utc>| {
+            SerialMonth::of_local_time(at.with_timezone(&shanghai())).to_string()
+        };
         // 2026-11-30T16:30Z is 00:30 on 1 December in Shanghai.
         assert_eq!(
             month(Utc.with_ymd_and_hms(2026, 11, 30, 16, 30, 0).unwrap()),

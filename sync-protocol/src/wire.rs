@@ -4,11 +4,12 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::dispatch::Priority;
 use crate::ids::{Cursor, DeviceId, DeviceSeq, EstateId, Sha256Hex, TicketId, UserId, Version};
 use crate::mutation::{DeviceMutation, MutationOutcome};
 use crate::office::OfficeOp;
 use crate::roles::Role;
-use crate::ticket::Ticket;
+use crate::ticket::{Area, Category, Source, Ticket, TicketKind};
 
 /// The protocol version this crate speaks. It travels in every sync body and
 /// in the [`PROTOCOL_HEADER`] of every response.
@@ -219,4 +220,96 @@ pub struct ErrorBody {
     pub message: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub details: Option<serde_json::Value>,
+}
+
+/// The most entries a dispatch queue answer lists; `waiting` counts them all.
+pub const MAX_DISPATCH_QUEUE: usize = 500;
+/// The most technicians one suggestion answer ranks.
+pub const MAX_SUGGESTIONS: usize = 50;
+
+/// R-D3: the tickets waiting for dispatch that the caller may dispatch,
+/// owners' jobs first (先业主后内部), then the oldest first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DispatchQueue {
+    /// In dispatch order; at most [`MAX_DISPATCH_QUEUE`].
+    pub tickets: Vec<QueuedTicket>,
+    /// How many tickets wait in all; more than `tickets` holds when the
+    /// queue was cut at [`MAX_DISPATCH_QUEUE`].
+    pub waiting: u32,
+}
+
+/// One ticket of the dispatch queue: what the dispatcher decides on. The
+/// whole ticket is one `GET /api/v1/tickets/{id}` away.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueuedTicket {
+    pub ticket_id: TicketId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial_number: Option<crate::serial::SerialNumber>,
+    pub kind: TicketKind,
+    pub category: Category,
+    pub area: Area,
+    pub source: Source,
+    /// Whose job it is: an owner's or an internal one (R-D3).
+    pub priority: Priority,
+    pub location: String,
+    pub description: String,
+    pub received_at: DateTime<Utc>,
+    /// Send it as `expected_version` with the dispatch action.
+    pub version: Version,
+}
+
+impl QueuedTicket {
+    pub fn of(ticket: &Ticket) -> Self {
+        Self {
+            ticket_id: ticket.id.clone(),
+            serial_number: ticket.serial_number.clone(),
+            kind: ticket.kind,
+            category: ticket.category,
+            area: ticket.area,
+            source: ticket.source,
+            priority: Priority::of(ticket.source),
+            location: ticket.location.clone(),
+            description: ticket.description.clone(),
+            received_at: ticket.received_at,
+            version: ticket.version,
+        }
+    }
+}
+
+/// R-D3: the estate's technicians ranked for one ticket, most efficient first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DispatchSuggestions {
+    pub ticket_id: TicketId,
+    /// The building the ranking looked for, read from the ticket's location
+    /// ([`crate::dispatch::building_of`]); absent when the location names none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub building: Option<String>,
+    /// Best first; at most [`MAX_SUGGESTIONS`].
+    pub suggestions: Vec<Suggestion>,
+}
+
+/// One technician for a ticket, and why they rank where they do.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Suggestion {
+    /// 1 for the best.
+    pub rank: u32,
+    pub technician: UserId,
+    pub display_name: String,
+    /// Their open tickets (dispatched or in progress), this one not counted.
+    pub open_load: u32,
+    /// How many of those are in the ticket's building.
+    pub same_building_jobs: u32,
+    pub reason: Reason,
+}
+
+/// A short explanation for people, in English and Chinese (zh-CN).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reason {
+    pub en: String,
+    pub zh_cn: String,
 }

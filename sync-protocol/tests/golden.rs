@@ -780,3 +780,301 @@ fn a_fee_on_a_free_job_or_a_field_on_an_arrival_is_refused_not_dropped() {
         Charge::Free {}
     );
 }
+
+/// R-D3: three reports waiting — an older self-inspection, a phone call and
+/// a walk-in — in the order the queue gives them.
+#[test]
+fn a_dispatch_queue_with_owners_jobs_before_an_internal_one_is_frozen() {
+    use sync_protocol::{DispatchQueue, QueuedTicket, dispatch_queue};
+    let report = |id: &str, source, location: &str, description: &str, received_at| {
+        let intake = Intake {
+            source,
+            location: location.into(),
+            description: description.into(),
+            received_at,
+            ..intake()
+        };
+        create_ticket(ticket_id(id), intake, user("agent"), at(9, 30)).unwrap()
+    };
+    let mut inspection = report(
+        "t-7",
+        Source::SelfInspection,
+        "B2 水泵房",
+        "2号水泵异响 pump 2 noisy",
+        at(8, 10),
+    );
+    inspection.serial_number =
+        Some(sync_protocol::SerialNumber::parse("E01-WO-202611-00040").unwrap());
+    let mut phone = report(
+        "t-9",
+        Source::Phone,
+        "3-2-601",
+        "卫生间漏水 bathroom leaking",
+        at(9, 20),
+    );
+    phone.serial_number = Some(sync_protocol::SerialNumber::parse("E01-WO-202611-00042").unwrap());
+    let mut walk_in = Intake {
+        kind: TicketKind::CoordinationTicket,
+        area: sync_protocol::Area::PublicArea,
+        ..intake()
+    };
+    walk_in.source = Source::WalkIn;
+    walk_in.location = "5-1 外墙".into();
+    walk_in.description = "外墙渗水 the outer wall lets water in".into();
+    walk_in.received_at = at(9, 5);
+    let mut walk_in = create_ticket(ticket_id("t-8"), walk_in, user("agent"), at(9, 30)).unwrap();
+    walk_in.serial_number =
+        Some(sync_protocol::SerialNumber::parse("E01-CT-202611-00007").unwrap());
+    let tickets = [inspection, phone, walk_in];
+    let queue = dispatch_queue(&tickets);
+    let queue = DispatchQueue {
+        waiting: queue.len() as u32,
+        tickets: queue.into_iter().map(QueuedTicket::of).collect(),
+    };
+    check_golden("dispatch_queue", &queue);
+}
+
+/// R-D3: three technicians ranked for a job in building 3: zhang has the
+/// fewest open tickets; li and wang have two each, and wang's are in
+/// building 3, which puts him before li.
+#[test]
+fn dispatch_suggestions_for_a_job_in_building_3_are_frozen() {
+    use sync_protocol::{
+        DispatchSuggestions, OfficeOp, TechnicianLoad, building_of, suggest_technicians,
+    };
+    let job = |id: &str, location: &str, technician: &str| {
+        let intake = Intake {
+            location: location.into(),
+            ..intake()
+        };
+        let ticket = create_ticket(ticket_id(id), intake, user("agent"), at(9, 0)).unwrap();
+        let op = OfficeOp::Dispatch {
+            technician: user(technician),
+        };
+        apply_office_op(&ticket, &op, &user("dispatcher"), at(9, 1)).unwrap()
+    };
+    let held = [
+        job("t-1", "7-1-302", "li"),
+        job("t-2", "9-2-801", "li"),
+        job("t-3", "3-1-502", "wang"),
+        job("t-4", "3-1-1101", "wang"),
+        job("t-5", "B2 水泵房", "zhang"),
+    ];
+    let load = |technician: &str, name: &str| {
+        TechnicianLoad::from_tickets(user(technician), name.into(), &held)
+    };
+    let candidates = [
+        load("li", "维修 李师傅 Li"),
+        load("wang", "维修 王师傅 Wang"),
+        load("zhang", "维修 张师傅 Zhang"),
+    ];
+    let new_job = create_ticket(
+        ticket_id("t-9"),
+        Intake {
+            location: "3-2-601".into(),
+            ..intake()
+        },
+        user("agent"),
+        at(9, 20),
+    )
+    .unwrap();
+    let suggestions = DispatchSuggestions {
+        ticket_id: new_job.id.clone(),
+        building: building_of(&new_job.location).map(str::to_owned),
+        suggestions: suggest_technicians(&new_job, &candidates),
+    };
+    check_golden("dispatch_suggestions", &suggestions);
+}
+
+// ---- Reports (R-C4, R-A3) ---------------------------------------------------
+
+fn shanghai_time(day: u32, hour: u32, minute: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, day, hour, minute, 0)
+        .unwrap()
+        - chrono::Duration::hours(8)
+}
+
+fn serial(raw: &str) -> Option<sync_protocol::SerialNumber> {
+    Some(sync_protocol::SerialNumber::parse(raw).unwrap())
+}
+
+/// An unclosed item with everything a list shows but its deadline.
+fn unclosed_item(
+    (id, serial_number): (&str, Option<&str>),
+    kind: TicketKind,
+    status: sync_protocol::Status,
+    received_at: DateTime<Utc>,
+    age_days: u32,
+    responsible: sync_protocol::Responsible,
+) -> sync_protocol::UnclosedItem {
+    sync_protocol::UnclosedItem {
+        ticket_id: ticket_id(id),
+        serial_number: serial_number.and_then(serial),
+        kind,
+        category: Category::Repair,
+        area: Area::PrivateUnit,
+        location: "3-1-502".into(),
+        description: "厨房水管漏水 kitchen pipe leaking".into(),
+        status,
+        received_at,
+        age_days,
+        responsible,
+        window: None,
+    }
+}
+
+/// The list of 27 November as the morning meeting of the 28th gets it:
+/// a work order with its technician, one nobody dispatched (its R-K2 window
+/// missed), and a coordination ticket waiting for its 3-day check.
+fn daily_unclosed_list() -> sync_protocol::DailyUnclosed {
+    use sync_protocol::reports::RuleWindow;
+    use sync_protocol::time_rules::{Duty, RuleId};
+    use sync_protocol::{Responsible, Status, UnclosedItem};
+    let end_of_day = shanghai_time(28, 0, 0) - chrono::Duration::nanoseconds(1);
+    let window = |rule, duty, due_at, missed| {
+        Some(RuleWindow {
+            rule,
+            duty,
+            due_at,
+            missed,
+        })
+    };
+    sync_protocol::DailyUnclosed {
+        date: chrono::NaiveDate::from_ymd_opt(2026, 11, 27).unwrap(),
+        time_zone: "Asia/Shanghai".into(),
+        as_of: end_of_day,
+        work_orders: vec![
+            UnclosedItem {
+                window: window(
+                    RuleId::K2,
+                    Duty::Finish,
+                    shanghai_time(27, 0, 0) - chrono::Duration::nanoseconds(1),
+                    true,
+                ),
+                ..unclosed_item(
+                    ("tk00000041", Some("E01-WO-202611-00041")),
+                    TicketKind::WorkOrder,
+                    Status::Received,
+                    shanghai_time(26, 16, 40),
+                    1,
+                    Responsible::Role {
+                        role: Role::Dispatcher,
+                    },
+                )
+            },
+            UnclosedItem {
+                window: window(RuleId::K2, Duty::Finish, end_of_day, false),
+                ..unclosed_item(
+                    ("tk00000042", Some("E01-WO-202611-00042")),
+                    TicketKind::WorkOrder,
+                    Status::InProgress,
+                    shanghai_time(27, 9, 0),
+                    0,
+                    Responsible::Technician { user: user("li") },
+                )
+            },
+        ],
+        coordination_tickets: vec![UnclosedItem {
+            window: window(RuleId::P4, Duty::Check, end_of_day, false),
+            ..unclosed_item(
+                ("tk00000017", Some("E01-CT-202611-00003")),
+                TicketKind::CoordinationTicket,
+                Status::Dispatched,
+                shanghai_time(23, 10, 0),
+                4,
+                Responsible::Technician {
+                    user: user("zhang"),
+                },
+            )
+        }],
+    }
+}
+
+#[test]
+fn r_c4_a_daily_unclosed_list_is_frozen() {
+    check_golden("report_daily_unclosed", &daily_unclosed_list());
+}
+
+#[test]
+fn r_a3_r_c5_monthly_statistics_are_frozen() {
+    use sync_protocol::reports::{
+        CategoryCounts, ChargeCounts, ClosureCounts, KindCounts, StatusCounts, TicketRef,
+    };
+    use sync_protocol::time_rules::{Duty, RuleId};
+    use sync_protocol::{ReportMonth, Responsible, RuleTally, Status};
+    let tally = |rule, duty, met, missed, pending| RuleTally {
+        rule,
+        duty,
+        met,
+        missed,
+        pending,
+    };
+    let statistics = sync_protocol::MonthlyStatistics {
+        month: ReportMonth::parse("2026-11").unwrap(),
+        time_zone: "Asia/Shanghai".into(),
+        from: shanghai_time(1, 0, 0),
+        until: Utc.with_ymd_and_hms(2026, 11, 30, 16, 0, 0).unwrap(),
+        generated_at: shanghai_time(27, 18, 0),
+        received: 12,
+        by_kind: KindCounts {
+            verbal_dispatch: 2,
+            work_order: 8,
+            coordination_ticket: 2,
+        },
+        by_category: CategoryCounts {
+            repair: 7,
+            rework: 1,
+            environment: 1,
+            security: 1,
+            owner_communication: 1,
+            home_service: 1,
+            private_garden: 0,
+        },
+        by_status: StatusCounts {
+            received: 1,
+            dispatched: 1,
+            in_progress: 1,
+            completed: 0,
+            closed: 7,
+            converted: 1,
+            cancelled: 1,
+        },
+        charges: ChargeCounts {
+            paid: 3,
+            free: 2,
+            not_recorded: 0,
+            paid_fee_fen: 12_500,
+        },
+        closure: ClosureCounts {
+            closed: 7,
+            cancelled: 1,
+            converted: 1,
+            closable: 10,
+            closure_rate_percent: Some(70.0),
+        },
+        timeliness: vec![
+            tally(RuleId::P1, Duty::Arrival, 5, 1, 1),
+            tally(RuleId::P3, Duty::BookSiteInspection, 1, 0, 1),
+            tally(RuleId::P3, Duty::ReplyToOwner, 2, 0, 0),
+            tally(RuleId::P4, Duty::Check, 3, 1, 2),
+            tally(RuleId::P4, Duty::ReplyToOwner, 1, 0, 2),
+            tally(RuleId::F1, Duty::FollowUp, 4, 1, 0),
+        ],
+        missing_signatures: vec![TicketRef {
+            ticket_id: ticket_id("tk00000007"),
+            serial_number: serial("E01-WO-202611-00007"),
+        }],
+        unclosed: vec![
+            unclosed_item(
+                ("tk00000009", None),
+                TicketKind::VerbalDispatch,
+                Status::Received,
+                shanghai_time(20, 8, 15),
+                7,
+                Responsible::Agent { user: user("kefu") },
+            ),
+            daily_unclosed_list().work_orders.remove(1),
+        ],
+    };
+    check_golden("report_monthly_statistics", &statistics);
+}

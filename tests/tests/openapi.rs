@@ -134,7 +134,11 @@ async fn the_openapi_document_describes_every_endpoint_a_client_uses() {
         ("post", "/api/v1/tickets"),
         ("get", "/api/v1/tickets/{}"),
         ("post", "/api/v1/tickets/{}/actions"),
+        ("get", "/api/v1/tickets/{}/suggestions"),
+        ("get", "/api/v1/dispatch-queue"),
         ("get", "/api/v1/devices"),
+        ("get", "/api/v1/reports/daily-unclosed"),
+        ("get", "/api/v1/reports/monthly"),
         ("get", "/api/v1/openapi.json"),
     ];
     let missing: Vec<_> = used
@@ -152,6 +156,8 @@ async fn the_openapi_document_describes_every_endpoint_a_client_uses() {
 /// Which schema of `components.schemas` describes each golden wire file of
 /// `sync-protocol/tests/golden/` (by file stem). A new golden file needs a row.
 const GOLDEN_SCHEMAS: &[(&str, &str)] = &[
+    ("dispatch_queue", "DispatchQueue"),
+    ("dispatch_suggestions", "DispatchSuggestions"),
     ("error_body", "ErrorBody"),
     ("intake", "Intake"),
     ("login_response", "LoginResponse"),
@@ -169,6 +175,8 @@ const GOLDEN_SCHEMAS: &[(&str, &str)] = &[
     ("pull_response", "PullResponse"),
     ("push_request", "PushRequest"),
     ("push_response", "PushResponse"),
+    ("report_daily_unclosed", "DailyUnclosed"),
+    ("report_monthly_statistics", "MonthlyStatistics"),
     ("ticket_closed_coordination", "Ticket"),
     ("ticket_converted_work_order", "Ticket"),
 ];

@@ -4,8 +4,10 @@
 
 mod blobs;
 mod caller;
+mod dispatch;
 mod error;
 mod openapi;
+mod reports;
 mod session;
 mod sync;
 mod tickets;
@@ -56,6 +58,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(openapi::TICKETS, post(tickets::create).get(tickets::list))
         .route(openapi::TICKET, get(tickets::show))
         .route(openapi::TICKET_ACTIONS, post(tickets::act))
+        .route(openapi::TICKET_SUGGESTIONS, get(dispatch::suggestions))
+        .route(openapi::DISPATCH_QUEUE, get(dispatch::queue))
+        .route(openapi::REPORT_DAILY_UNCLOSED, get(reports::daily_unclosed))
+        .route(openapi::REPORT_MONTHLY, get(reports::monthly_statistics))
         .route(openapi::OPENAPI, get(openapi::document))
         .route(openapi::HEALTH, get(health));
     api.fallback(route_not_found)

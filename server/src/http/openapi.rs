@@ -13,6 +13,10 @@ pub const BLOB: &str = "/api/v1/blobs/{sha256}";
 pub const TICKETS: &str = "/api/v1/tickets";
 pub const TICKET: &str = "/api/v1/tickets/{id}";
 pub const TICKET_ACTIONS: &str = "/api/v1/tickets/{id}/actions";
+pub const REPORT_DAILY_UNCLOSED: &str = "/api/v1/reports/daily-unclosed";
+pub const REPORT_MONTHLY: &str = "/api/v1/reports/monthly";
+pub const TICKET_SUGGESTIONS: &str = "/api/v1/tickets/{id}/suggestions";
+pub const DISPATCH_QUEUE: &str = "/api/v1/dispatch-queue";
 
 /// Every (method, path) the router serves. The router is built from the same
 /// constants, and a test checks this table against the document both ways.
@@ -29,6 +33,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", TICKETS),
     ("get", TICKET),
     ("post", TICKET_ACTIONS),
+    ("get", REPORT_DAILY_UNCLOSED),
+    ("get", REPORT_MONTHLY),
+    ("get", TICKET_SUGGESTIONS),
+    ("get", DISPATCH_QUEUE),
 ];
 
 pub const OPENAPI_JSON: &str = include_str!("../../../docs/openapi.json");

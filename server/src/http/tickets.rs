@@ -136,7 +136,11 @@ pub async fn act(
     Ok(Json(expect_ticket(state.writer.submit(command).await?)?))
 }
 
-fn load_visible(state: &AppState, caller: &Caller, id: &str) -> Result<Ticket, ApiError> {
+pub(super) fn load_visible(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<Ticket, ApiError> {
     let not_found = || ApiError::not_found("ticket_not_found", "no such ticket");
     let id = TicketId::parse(id).map_err(|_| not_found())?;
     let ticket = state.store.ticket(&id)?.ok_or_else(not_found)?;

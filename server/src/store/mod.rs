@@ -215,6 +215,35 @@ impl Store {
         self.get_json(Space::Users, id.as_str().as_bytes())
     }
 
+    /// The users of `estate` with `role`, in id order. A scan of every user:
+    /// users are few (tens per estate), so they have no estate index, and
+    /// one that `add-user` could leave stale when it changes a user's estate
+    /// or role is not worth keeping.
+    pub fn estate_users(
+        &self,
+        estate: &EstateId,
+        role: Role,
+    ) -> Result<Vec<UserRecord>, StoreError> {
+        const SCAN_PAGE: usize = 500;
+        // User ids are ASCII, so every key sorts below 0xFF.
+        let end = [0xFF];
+        let mut from = Vec::new();
+        let mut found = Vec::new();
+        loop {
+            let page = self.kv.range(Space::Users, &from, &end, SCAN_PAGE)?;
+            for (_, value) in &page {
+                let user: UserRecord = decode(Space::Users, value)?;
+                if user.role == role && &user.estate == estate {
+                    found.push(user);
+                }
+            }
+            match page.last() {
+                Some((key, _)) if page.len() == SCAN_PAGE => from = [key.as_slice(), &[0]].concat(),
+                _ => return Ok(found),
+            }
+        }
+    }
+
     pub fn counters(&self) -> Result<Counters, StoreError> {
         let read = |key| -> Result<u64, StoreError> {
             Ok(self
@@ -444,4 +473,50 @@ fn outcome_key(device: &DeviceId, seq: DeviceSeq) -> Vec<u8> {
     let mut key = key2(device.as_str(), "");
     key.extend_from_slice(&seq.0.to_be_bytes());
     key
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(id: &str, role: Role, estate: &str) -> UserRecord {
+        UserRecord {
+            id: UserId::parse(id).unwrap(),
+            role,
+            estate: EstateId::parse(estate).unwrap(),
+            display_name: id.to_owned(),
+            password_hash: "not a real hash".to_owned(),
+        }
+    }
+
+    #[test]
+    fn estate_users_lists_one_estates_users_of_one_role_across_scan_pages() {
+        let store = Store::in_memory();
+        let mut changes = Changes::default();
+        for n in 0..1200 {
+            let (role, estate) = match n % 3 {
+                0 => (Role::Technician, "E01"),
+                1 => (Role::Technician, "E02"),
+                _ => (Role::Dispatcher, "E01"),
+            };
+            changes.put_user(&user(&format!("u{n:04}"), role, estate));
+        }
+        store.apply(changes).unwrap();
+        let e01 = EstateId::parse("E01").unwrap();
+        let technicians = store.estate_users(&e01, Role::Technician).unwrap();
+        assert_eq!(technicians.len(), 400);
+        assert!(technicians.windows(2).all(|pair| pair[0].id < pair[1].id));
+        assert!(
+            technicians
+                .iter()
+                .all(|user| user.role == Role::Technician && user.estate == e01)
+        );
+        let e03 = EstateId::parse("E03").unwrap();
+        assert!(
+            store
+                .estate_users(&e03, Role::Technician)
+                .unwrap()
+                .is_empty()
+        );
+    }
 }

@@ -1,0 +1,764 @@
+//! `loadgen report-bench`: the monthly report over 100,000 tickets
+//! (docs/BENCHMARKS.md, "Reports"). Builds a month of varied tickets in
+//! memory with the core's own functions (intake, office actions, device
+//! mutations, conversion), then times, over several runs, what a report
+//! request computes once the tickets are read: the R-A3 statistics
+//! (`monthly_statistics`), their XLSX, CSV and JSON forms, and the R-C4
+//! daily list. Reading the tickets from the store is not part of it.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use chrono::{DateTime, Duration, Utc};
+use clap::Args;
+use serde::Serialize;
+use sync_protocol::{
+    Area, Category, Charge, CompletionRecord, DeviceId, DeviceMutation, DeviceOp, DeviceSeq,
+    EstateId, Intake, OfficeOp, Rating, Recorder, ReportMonth, Reporter, SerialKind, SerialMonth,
+    SerialSeries, Sha256Hex, Source, Ticket, TicketId, TicketKind, TrackingKind, UserId,
+    WorkingCalendar, apply_office_op, convert_work_order, create_ticket, daily_unclosed, merge,
+    monthly_statistics,
+};
+
+use crate::report::Machine;
+
+/// The target for the monthly report over 100,000 tickets.
+const TARGET_SECONDS: f64 = 1.0;
+
+#[derive(Args, Debug)]
+pub struct ReportBenchArgs {
+    /// Tickets received in the report's month (a converted work order adds
+    /// its coordination ticket on top).
+    #[arg(long, default_value_t = 100_000)]
+    tickets: usize,
+    /// Timed runs of each measurement; the median is reported.
+    #[arg(long, default_value_t = 7)]
+    runs: usize,
+    /// The month the tickets are received in and the report covers.
+    #[arg(long, default_value = "2026-11")]
+    month: String,
+    /// Seed of the ticket mix (the same seed gives the same tickets).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Also write the monthly XLSX here, to look at.
+    #[arg(long)]
+    xlsx_out: Option<PathBuf>,
+    /// Also write the monthly CSV here.
+    #[arg(long)]
+    csv_out: Option<PathBuf>,
+    /// Write the measurements as JSON here too.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Also store the tickets in a temporary sled directory and time what a
+    /// request does: read the estate page by page, build the statistics,
+    /// write the XLSX.
+    #[arg(long)]
+    with_store: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct BenchReport {
+    machine: Machine,
+    tickets: usize,
+    month: String,
+    build_seconds: f64,
+    by_status: BTreeMap<String, u64>,
+    unclosed_items: usize,
+    runs: usize,
+    /// Median, minimum and maximum seconds of each measurement.
+    monthly_statistics: Timing,
+    monthly_xlsx: Timing,
+    monthly_csv: Timing,
+    monthly_json: Timing,
+    /// Statistics and XLSX together, as a `format=xlsx` request computes them.
+    monthly_statistics_and_xlsx: Timing,
+    daily_unclosed_last_day: Timing,
+    /// With `--with-store`: reading the estate from sled (warm) and building
+    /// the statistics, then the same and the XLSX.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    from_store_statistics: Option<Timing>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    from_store_statistics_and_xlsx: Option<Timing>,
+    xlsx_bytes: usize,
+    csv_bytes: usize,
+    json_bytes: usize,
+    peak_resident_bytes: u64,
+    target_seconds: f64,
+    target_met: bool,
+}
+
+#[derive(Clone, Copy, Debug, Serialize)]
+struct Timing {
+    median_seconds: f64,
+    min_seconds: f64,
+    max_seconds: f64,
+}
+
+/// Build the month, time the reports, print the summary. Errors are
+/// failures of the run; a missed target is reported, not an error.
+pub fn run(args: &ReportBenchArgs) -> Result<bool, String> {
+    if args.tickets == 0 || args.tickets > 10_000_000 || args.runs == 0 {
+        return Err("--tickets must be 1-10,000,000 and --runs at least 1".to_owned());
+    }
+    let month = ReportMonth::parse(&args.month).map_err(|error| error.to_string())?;
+    let estate = EstateId::parse("E01").expect("a valid estate");
+    let calendar = server::calendars::estate_calendar(&estate);
+    let (from, until) = month.bounds(&calendar);
+    // The report is made on the morning after the month.
+    let now = until + Duration::hours(10);
+
+    eprintln!("building {} tickets received in {month} …", args.tickets);
+    let started = Instant::now();
+    let tickets = Month::new(estate, &calendar, from, until, now, args.seed).build(args.tickets);
+    let build_seconds = started.elapsed().as_secs_f64();
+    eprintln!(
+        "built {} tickets (with converted work orders' coordination tickets) in {build_seconds:.1} s; timing {} runs …",
+        tickets.len(),
+        args.runs
+    );
+
+    let statistics = monthly_statistics(&tickets, &calendar, month, now);
+    let monthly_statistics_timing = time(args.runs, || {
+        monthly_statistics(&tickets, &calendar, month, now);
+    });
+    let mut xlsx = Vec::new();
+    let monthly_xlsx = time(args.runs, || {
+        xlsx = server::reports::monthly_statistics_xlsx(&statistics, &calendar)
+            .expect("the workbook is written");
+    });
+    let mut csv = Vec::new();
+    let monthly_csv = time(args.runs, || {
+        csv = server::reports::monthly_statistics_csv(&statistics, &calendar);
+    });
+    let mut json = Vec::new();
+    let monthly_json = time(args.runs, || {
+        json = serde_json::to_vec(&statistics).expect("the statistics serialize");
+    });
+    let monthly_statistics_and_xlsx = time(args.runs, || {
+        let statistics = monthly_statistics(&tickets, &calendar, month, now);
+        server::reports::monthly_statistics_xlsx(&statistics, &calendar)
+            .expect("the workbook is written");
+    });
+    let last_day = calendar.local_date(until - Duration::seconds(1));
+    let daily_unclosed_last_day = time(args.runs, || {
+        daily_unclosed(&tickets, &calendar, last_day);
+    });
+    let from_store = if args.with_store {
+        Some(time_from_store(args, &tickets, &calendar, month, now)?)
+    } else {
+        None
+    };
+    if let Some(path) = &args.xlsx_out {
+        std::fs::write(path, &xlsx).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    if let Some(path) = &args.csv_out {
+        std::fs::write(path, &csv).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+
+    let by_status = serde_json::to_value(statistics.by_status)
+        .ok()
+        .and_then(|value| serde_json::from_value(value).ok())
+        .unwrap_or_default();
+    let report = BenchReport {
+        machine: crate::machine(),
+        tickets: tickets.len(),
+        month: month.to_string(),
+        build_seconds,
+        by_status,
+        unclosed_items: statistics.unclosed.len(),
+        runs: args.runs,
+        monthly_statistics: monthly_statistics_timing,
+        monthly_xlsx,
+        monthly_csv,
+        monthly_json,
+        monthly_statistics_and_xlsx,
+        daily_unclosed_last_day,
+        from_store_statistics: from_store.map(|(statistics, _)| statistics),
+        from_store_statistics_and_xlsx: from_store.map(|(_, with_xlsx)| with_xlsx),
+        xlsx_bytes: xlsx.len(),
+        csv_bytes: csv.len(),
+        json_bytes: json.len(),
+        peak_resident_bytes: peak_resident_bytes(),
+        target_seconds: TARGET_SECONDS,
+        target_met: monthly_statistics_and_xlsx.median_seconds <= TARGET_SECONDS,
+    };
+    print_summary(&report, &statistics);
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&report).expect("the report serializes");
+        std::fs::write(path, text + "\n").map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(true)
+}
+
+fn print_summary(report: &BenchReport, statistics: &sync_protocol::MonthlyStatistics) {
+    let line = |name: &str, timing: Timing| {
+        println!(
+            "  {name:<38} median {:>8.1} ms  [{:.1}-{:.1}]",
+            timing.median_seconds * 1000.0,
+            timing.min_seconds * 1000.0,
+            timing.max_seconds * 1000.0
+        );
+    };
+    println!(
+        "report bench: {} tickets received in {} ({} unclosed), {} runs, {} × {}",
+        report.tickets,
+        report.month,
+        report.unclosed_items,
+        report.runs,
+        report.machine.cores,
+        report.machine.cpu_model
+    );
+    println!(
+        "  kinds: {} verbal, {} work orders, {} coordination; closure rate {:?} %; paid {} free {}",
+        statistics.by_kind.verbal_dispatch,
+        statistics.by_kind.work_order,
+        statistics.by_kind.coordination_ticket,
+        statistics.closure.closure_rate_percent,
+        statistics.charges.paid,
+        statistics.charges.free
+    );
+    for tally in &statistics.timeliness {
+        println!(
+            "  {} {:?}: met {} missed {} pending {}",
+            tally.rule, tally.duty, tally.met, tally.missed, tally.pending
+        );
+    }
+    line("monthly_statistics", report.monthly_statistics);
+    line("XLSX export", report.monthly_xlsx);
+    line("CSV export", report.monthly_csv);
+    line("JSON serialization", report.monthly_json);
+    line(
+        "statistics + XLSX (a format=xlsx request)",
+        report.monthly_statistics_and_xlsx,
+    );
+    line("daily_unclosed (last day)", report.daily_unclosed_last_day);
+    if let Some(timing) = report.from_store_statistics {
+        line("from sled: read + statistics", timing);
+    }
+    if let Some(timing) = report.from_store_statistics_and_xlsx {
+        line("from sled: read + statistics + XLSX", timing);
+    }
+    println!(
+        "  sizes: XLSX {} KiB, CSV {} KiB, JSON {} KiB; peak memory {} MiB; built in {:.1} s",
+        report.xlsx_bytes / 1024,
+        report.csv_bytes / 1024,
+        report.json_bytes / 1024,
+        report.peak_resident_bytes / (1024 * 1024),
+        report.build_seconds
+    );
+    println!(
+        "  target: statistics + XLSX ≤ {:.1} s: {}",
+        report.target_seconds,
+        if report.target_met { "met" } else { "MISSED" }
+    );
+}
+
+/// Store the tickets in a fresh sled directory as the writer would, then
+/// time reading them back into the statistics, without and with the XLSX.
+fn time_from_store(
+    args: &ReportBenchArgs,
+    tickets: &[Ticket],
+    calendar: &WorkingCalendar,
+    month: ReportMonth,
+    now: DateTime<Utc>,
+) -> Result<(Timing, Timing), String> {
+    use server::store::{Changes, Store};
+    let directory = tempfile::tempdir().map_err(|e| format!("a temporary directory: {e}"))?;
+    eprintln!(
+        "storing {} tickets in {} …",
+        tickets.len(),
+        directory.path().display()
+    );
+    let store = Store::open(directory.path()).map_err(|e| e.to_string())?;
+    let mut counters = store.counters().map_err(|e| e.to_string())?;
+    for group in tickets.chunks(2000) {
+        let mut changes = Changes::default();
+        for ticket in group {
+            store
+                .stage_ticket(&mut changes, &mut counters, None, ticket)
+                .map_err(|e| e.to_string())?;
+        }
+        store.apply(changes).map_err(|e| e.to_string())?;
+    }
+    store.flush().map_err(|e| e.to_string())?;
+    let json_bytes: usize = tickets
+        .iter()
+        .map(|ticket| serde_json::to_vec(ticket).map_or(0, |json| json.len()))
+        .sum();
+    eprintln!(
+        "stored: {} MiB of ticket JSON, {} bytes per ticket on average",
+        json_bytes / (1024 * 1024),
+        json_bytes / tickets.len()
+    );
+    let parse = time(args.runs, || {
+        for ticket in tickets {
+            let json = serde_json::to_vec(ticket).expect("a ticket serializes");
+            let _: Ticket = serde_json::from_slice(&json).expect("and parses");
+        }
+    });
+    eprintln!(
+        "serializing and parsing every ticket once in memory: median {:.0} ms",
+        parse.median_seconds * 1000.0
+    );
+    let estate = &tickets[0].estate;
+    let build = || {
+        server::reports::monthly_statistics_of(&store, estate, calendar, month, now)
+            .expect("the store reads")
+    };
+    let statistics = time(args.runs, || {
+        build();
+    });
+    let with_xlsx = time(args.runs, || {
+        server::reports::monthly_statistics_xlsx(&build(), calendar).expect("the workbook");
+    });
+    Ok((statistics, with_xlsx))
+}
+
+/// Run `work` once to warm up, then `runs` times, timed.
+fn time(runs: usize, mut work: impl FnMut()) -> Timing {
+    work();
+    let mut seconds: Vec<f64> = (0..runs)
+        .map(|_| {
+            let started = Instant::now();
+            work();
+            started.elapsed().as_secs_f64()
+        })
+        .collect();
+    seconds.sort_by(f64::total_cmp);
+    Timing {
+        median_seconds: seconds[seconds.len() / 2],
+        min_seconds: seconds[0],
+        max_seconds: seconds[seconds.len() - 1],
+    }
+}
+
+/// VmHWM of this process.
+fn peak_resident_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.trim().strip_suffix("kB"))
+        .and_then(|kib| kib.trim().parse::<u64>().ok())
+        .map_or(0, |kib| kib * 1024)
+}
+
+// ---- The month's tickets -------------------------------------------------------
+
+/// xorshift64*: a small, seedable generator, so runs are repeatable.
+struct Random(u64);
+
+impl Random {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Uniform in `[0, 1)`.
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Uniform in `low..=high`.
+    fn between(&mut self, low: i64, high: i64) -> i64 {
+        low + (self.next() % (high - low + 1) as u64) as i64
+    }
+
+    fn chance(&mut self, probability: f64) -> bool {
+        self.unit() < probability
+    }
+}
+
+/// Builds the tickets of one month of one estate.
+struct Month {
+    estate: EstateId,
+    from: DateTime<Utc>,
+    until: DateTime<Utc>,
+    now: DateTime<Utc>,
+    random: Random,
+    technicians: Vec<(UserId, DeviceId)>,
+    next_ticket: u64,
+    next_serial: [u64; 2],
+    serial_month: SerialMonth,
+}
+
+/// One ticket's life being written: every step happens at a later time,
+/// and the life stops at the first step that would lie after `now`.
+struct Life {
+    ticket: Ticket,
+    at: DateTime<Utc>,
+    now: DateTime<Utc>,
+    technician: Option<(UserId, DeviceId)>,
+}
+
+impl Life {
+    /// Move the clock on; false (and the life ends) when that passes `now`.
+    fn wait(&mut self, minutes: i64) -> bool {
+        self.at += Duration::minutes(minutes);
+        self.at <= self.now
+    }
+
+    fn office(&mut self, by: &str, op: OfficeOp) {
+        let by = UserId::parse(by).expect("a valid user");
+        self.ticket = apply_office_op(&self.ticket, &op, &by, self.at)
+            .unwrap_or_else(|error| panic!("{op:?} on {}: {error}", self.ticket.id));
+    }
+
+    fn field(&mut self, op: DeviceOp) {
+        let (user, device) = self.technician.as_ref().expect("dispatched first");
+        let recorder = Recorder {
+            user: user.clone(),
+            device: device.clone(),
+        };
+        let mutation = DeviceMutation {
+            seq: DeviceSeq(self.ticket.version.0 + 1),
+            ticket_id: self.ticket.id.clone(),
+            base_version: self.ticket.version,
+            recorded_at: self.at,
+            op,
+        };
+        self.ticket = merge(&self.ticket, &recorder, &mutation, self.at)
+            .ticket
+            .expect("the mutation applies");
+    }
+
+    fn track(&mut self, kind: TrackingKind) {
+        let op = OfficeOp::Track {
+            kind,
+            note: String::new(),
+        };
+        self.office("zhuanyuan", op);
+    }
+}
+
+impl Month {
+    fn new(
+        estate: EstateId,
+        calendar: &WorkingCalendar,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+        seed: u64,
+    ) -> Self {
+        let technicians = (0..200)
+            .map(|n| {
+                let user = UserId::parse(&format!("tech-{n:03}")).expect("a valid user");
+                let device = DeviceId::parse(&format!("hh-tech-{n:03}")).expect("a valid device");
+                (user, device)
+            })
+            .collect();
+        let serial_month = SerialMonth::of_local_date(calendar.local_date(from));
+        Self {
+            estate,
+            from,
+            until,
+            now,
+            random: Random(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1),
+            technicians,
+            next_ticket: 0,
+            next_serial: [0, 0],
+            serial_month,
+        }
+    }
+
+    fn build(mut self, count: usize) -> Vec<Ticket> {
+        let mut tickets = Vec::with_capacity(count + count / 20);
+        for _ in 0..count {
+            let roll = self.random.unit();
+            if roll < 0.10 {
+                tickets.push(self.verbal_dispatch());
+            } else if roll < 0.85 {
+                tickets.extend(self.work_order());
+            } else {
+                tickets.push(self.coordination_ticket(None));
+            }
+        }
+        tickets
+    }
+
+    fn new_ticket(&mut self, kind: TicketKind, category: Category, area: Area) -> Life {
+        let month_minutes = (self.until - self.from).num_minutes() - 1;
+        let received_at = self.from + Duration::minutes(self.random.between(0, month_minutes));
+        self.next_ticket += 1;
+        let id = TicketId::parse(&format!("tk{:08}", self.next_ticket)).expect("a valid id");
+        let building = self.random.between(1, 30);
+        let unit = self.random.between(101, 3302);
+        let intake = Intake {
+            estate: self.estate.clone(),
+            kind,
+            category,
+            area,
+            source: Source::Phone,
+            reporter: Reporter {
+                name: "业主 Owner".to_owned(),
+                phone: Some("138 0000 0000".to_owned()),
+            },
+            location: match area {
+                Area::PrivateUnit => format!("{building}-1-{unit}"),
+                Area::PublicArea => format!("{building}号楼大堂"),
+            },
+            description: "厨房水管漏水，业主要求尽快上门 Kitchen pipe leaking, please come soon"
+                .to_owned(),
+            received_at,
+            follow_up_of: None,
+        };
+        let agent = UserId::parse("kefu").expect("a valid user");
+        let mut ticket = create_ticket(id, intake, agent, received_at).expect("a valid intake");
+        self.number(&mut ticket);
+        Life {
+            ticket,
+            at: received_at,
+            now: self.now,
+            technician: None,
+        }
+    }
+
+    /// R-A1: the next serial number of the ticket's kind.
+    fn number(&mut self, ticket: &mut Ticket) {
+        let Some(kind) = SerialKind::of(ticket.kind) else {
+            return;
+        };
+        let counter = match kind {
+            SerialKind::WorkOrder => &mut self.next_serial[0],
+            SerialKind::CoordinationTicket => &mut self.next_serial[1],
+        };
+        *counter += 1;
+        let series = SerialSeries::new(self.estate.clone(), kind, self.serial_month);
+        ticket.serial_number = Some(series.number(*counter));
+    }
+
+    fn pick_technician(&mut self) -> (UserId, DeviceId) {
+        let index = self.random.between(0, self.technicians.len() as i64 - 1) as usize;
+        self.technicians[index].clone()
+    }
+
+    fn verbal_dispatch(&mut self) -> Ticket {
+        let category = [
+            Category::Security,
+            Category::Environment,
+            Category::HomeService,
+        ][self.random.between(0, 2) as usize];
+        let mut life = self.new_ticket(TicketKind::VerbalDispatch, category, Area::PublicArea);
+        if self.random.chance(0.9) && life.wait(self.random.between(5, 60)) {
+            life.office("kefu", OfficeOp::Close {});
+        }
+        life.ticket
+    }
+
+    /// A work order's life; a converted one comes with its coordination ticket.
+    fn work_order(&mut self) -> Vec<Ticket> {
+        let roll = self.random.unit();
+        let category = if roll < 0.70 {
+            Category::Repair
+        } else if roll < 0.80 {
+            Category::Rework
+        } else if roll < 0.90 {
+            Category::Environment
+        } else if roll < 0.97 {
+            Category::HomeService
+        } else {
+            Category::PrivateGarden
+        };
+        let area = if self.random.chance(0.25) {
+            Area::PublicArea
+        } else {
+            Area::PrivateUnit
+        };
+        let technician = self.pick_technician();
+        let fate = self.random.unit();
+        let mut life = self.new_ticket(TicketKind::WorkOrder, category, area);
+        // 4 %: nobody dispatched it yet.
+        if fate < 0.04 || !life.wait(self.random.between(1, 30)) {
+            return vec![life.ticket];
+        }
+        let dispatch = OfficeOp::Dispatch {
+            technician: technician.0.clone(),
+        };
+        life.technician = Some(technician);
+        life.office("diaodu", dispatch);
+        if self.random.chance(0.10) && life.wait(5) {
+            let at = life.at + Duration::hours(2);
+            life.office(
+                "kefu",
+                OfficeOp::SetAppointment {
+                    at,
+                    note: String::new(),
+                },
+            );
+            if !life.wait(115) {
+                return vec![into_ticket(life)];
+            }
+        }
+        // 4 %: cancelled; 4 %: still on the way.
+        if fate < 0.08 {
+            if life.wait(self.random.between(10, 60)) {
+                let reason = "业主已自行解决 solved by the owner".to_owned();
+                life.office("kefu", OfficeOp::Cancel { reason });
+            }
+            return vec![into_ticket(life)];
+        }
+        if fate < 0.12 || !life.wait(self.random.between(3, 18)) {
+            return vec![into_ticket(life)];
+        }
+        life.field(DeviceOp::RecordArrival {});
+        // 5 %: converted the next day (R-C2); 6 %: still in progress.
+        if fate < 0.17 {
+            if !life.wait(24 * 60) {
+                return vec![into_ticket(life)];
+            }
+            self.next_ticket += 1;
+            let new_id = TicketId::parse(&format!("tk{:08}", self.next_ticket)).expect("an id");
+            let by = UserId::parse("diaodu").expect("a valid user");
+            let (converted, mut coordination) =
+                convert_work_order(&life.ticket, new_id, "需订货 needs a part", &by, life.at)
+                    .expect("an open work order converts");
+            self.number(&mut coordination);
+            let at = life.at;
+            let coordination = self.coordination_ticket(Some((coordination, at)));
+            return vec![converted, coordination];
+        }
+        if fate < 0.23 || !life.wait(self.random.between(20, 180)) {
+            return vec![into_ticket(life)];
+        }
+        let charge = if self.random.chance(0.4) {
+            Charge::Paid {
+                fee_fen: self.random.between(10, 300) as u64 * 100,
+            }
+        } else {
+            Charge::Free {}
+        };
+        let result = CompletionRecord {
+            work_done: "更换水管接头 replaced the pipe joint".to_owned(),
+            materials: Vec::new(),
+            charge,
+        };
+        life.field(DeviceOp::Complete {
+            result: result.clone(),
+        });
+        let rating_roll = self.random.unit();
+        let rating = if rating_roll < 0.6 {
+            Some(Rating::Satisfied)
+        } else if rating_roll < 0.85 {
+            Some(Rating::BasicallySatisfied)
+        } else if rating_roll < 0.95 {
+            Some(Rating::Dissatisfied)
+        } else {
+            None
+        };
+        life.field(DeviceOp::AttachSignature {
+            blob: Sha256Hex::of(life.ticket.id.as_str().as_bytes()),
+            signed_record: result.record_hash(),
+            signer_name: "业主 Owner".to_owned(),
+            rating,
+        });
+        // 8 %: completed, not yet closed.
+        if fate < 0.31 || !life.wait(self.random.between(5, 120)) {
+            return vec![into_ticket(life)];
+        }
+        let closer = match category {
+            Category::Environment => "huanjing",
+            _ => "diaodu",
+        };
+        life.office(closer, OfficeOp::Close {});
+        if self.random.chance(0.8) && life.wait(self.random.between(60, 40 * 60)) {
+            self.follow_up(&mut life);
+        }
+        vec![into_ticket(life)]
+    }
+
+    fn follow_up(&mut self, life: &mut Life) {
+        let reached = self.random.chance(0.9);
+        life.office(
+            "kefu",
+            OfficeOp::RecordFollowUp {
+                reached,
+                rating: reached.then_some(Rating::Satisfied),
+                note: String::new(),
+            },
+        );
+    }
+
+    /// A coordination ticket issued directly, or `converted` at its moment.
+    fn coordination_ticket(&mut self, converted: Option<(Ticket, DateTime<Utc>)>) -> Ticket {
+        let mut life = match converted {
+            Some((ticket, at)) => Life {
+                ticket,
+                at,
+                now: self.now,
+                technician: None,
+            },
+            None => {
+                let category = [
+                    Category::Repair,
+                    Category::OwnerCommunication,
+                    Category::Environment,
+                ][self.random.between(0, 2) as usize];
+                self.new_ticket(TicketKind::CoordinationTicket, category, Area::PrivateUnit)
+            }
+        };
+        let technician = self.pick_technician();
+        let done = self.random.chance(0.4);
+        if !life.wait(self.random.between(10, 60)) {
+            return into_ticket(life);
+        }
+        life.track(TrackingKind::CollectionAcknowledged {});
+        if !life.wait(self.random.between(30, 8 * 60)) {
+            return into_ticket(life);
+        }
+        let inspection_at = life.at + Duration::days(1);
+        life.track(TrackingKind::InspectionBooked { at: inspection_at });
+        if !life.wait(self.random.between(60, 30 * 60)) {
+            return into_ticket(life);
+        }
+        life.track(TrackingKind::OwnerReply {});
+        let dispatch = OfficeOp::Dispatch {
+            technician: technician.0.clone(),
+        };
+        life.technician = Some(technician);
+        life.office("huanjing", dispatch);
+        for round in 0..self.random.between(1, 5) {
+            if !life.wait(self.random.between(36 * 60, 84 * 60)) {
+                return into_ticket(life);
+            }
+            life.track(TrackingKind::Check {});
+            if round % 2 == 1 {
+                life.track(TrackingKind::OwnerReply {});
+            }
+        }
+        if !done || !life.wait(self.random.between(60, 24 * 60)) {
+            return into_ticket(life);
+        }
+        life.field(DeviceOp::RecordArrival {});
+        life.field(DeviceOp::Complete {
+            result: CompletionRecord {
+                work_done: "更换防水层 redid the waterproofing".to_owned(),
+                materials: Vec::new(),
+                charge: Charge::Free {},
+            },
+        });
+        if !life.wait(self.random.between(60, 24 * 60)) {
+            return into_ticket(life);
+        }
+        life.office(
+            "banzhang",
+            OfficeOp::SignOff {
+                note: String::new(),
+            },
+        );
+        if !life.wait(self.random.between(30, 8 * 60)) {
+            return into_ticket(life);
+        }
+        life.office("kefu-jingli", OfficeOp::Close {});
+        if self.random.chance(0.8) && life.wait(self.random.between(60, 40 * 60)) {
+            self.follow_up(&mut life);
+        }
+        into_ticket(life)
+    }
+}
+
+fn into_ticket(life: Life) -> Ticket {
+    life.ticket
+}

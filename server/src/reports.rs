@@ -1,0 +1,721 @@
+//! The reports of an estate: read its tickets from the store a page at a
+//! time into the core's builders (the numbers come from
+//! `sync_protocol::reports`), and lay the daily unclosed list (R-C4) and the
+//! monthly statistics (R-A3) out as CSV and XLSX, with headers in Chinese
+//! and English (`工单号 Ticket`).
+//!
+//! Both formats show times on the estate's wall clock (`2026-11-27 09:05`,
+//! the time zone in the column header) and kinds, statuses and roles as
+//! bilingual labels. The CSV is UTF-8 with a byte-order mark, which Excel
+//! needs to read Chinese; its free text (location, description) is
+//! neutralized against formula injection by a leading `'` when it starts
+//! with `=`, `+`, `-`, `@`, a tab or a carriage return. The XLSX stores every
+//! text as a string, never as a formula, so it needs no such guard.
+
+use std::fmt::Write as _;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use rust_xlsxwriter::{Format, Workbook, Worksheet, XlsxError};
+use sync_protocol::time_rules::Duty;
+use sync_protocol::{
+    Area, Category, DailyUnclosed, DailyUnclosedBuilder, EstateId, MonthlyStatistics,
+    MonthlyStatisticsBuilder, ReportMonth, Responsible, Role, Status, Ticket, TicketId, TicketKind,
+    UnclosedItem, WorkingCalendar,
+};
+
+use crate::store::{Store, StoreError};
+
+pub const CSV_CONTENT_TYPE: &str = "text/csv; charset=utf-8";
+pub const XLSX_CONTENT_TYPE: &str =
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+/// Excel reads a CSV as UTF-8 only when it starts with this.
+const UTF8_BOM: &str = "\u{feff}";
+
+/// Tickets read from the estate index at a time while a report is built:
+/// memory stays at a page, whatever the size of the estate.
+pub const REPORT_PAGE_SIZE: usize = 1000;
+
+/// R-C4: the daily unclosed list of `date` over the estate's tickets in the store.
+pub fn daily_unclosed_of(
+    store: &Store,
+    estate: &EstateId,
+    calendar: &WorkingCalendar,
+    date: NaiveDate,
+) -> Result<DailyUnclosed, StoreError> {
+    let mut builder = DailyUnclosedBuilder::new(calendar, date);
+    for_each_estate_ticket(store, estate, |ticket| builder.add(ticket))?;
+    Ok(builder.finish())
+}
+
+/// R-A3: the statistics of `month` over the estate's tickets in the store, judged at `now`.
+pub fn monthly_statistics_of(
+    store: &Store,
+    estate: &EstateId,
+    calendar: &WorkingCalendar,
+    month: ReportMonth,
+    now: DateTime<Utc>,
+) -> Result<MonthlyStatistics, StoreError> {
+    let mut builder = MonthlyStatisticsBuilder::new(calendar, month, now);
+    for_each_estate_ticket(store, estate, |ticket| builder.add(ticket))?;
+    Ok(builder.finish())
+}
+
+/// Every ticket of the estate, in id order, a page at a time.
+fn for_each_estate_ticket(
+    store: &Store,
+    estate: &EstateId,
+    mut visit: impl FnMut(&Ticket),
+) -> Result<(), StoreError> {
+    let mut after: Option<TicketId> = None;
+    loop {
+        let page = store.estate_tickets(estate, after.as_ref(), REPORT_PAGE_SIZE)?;
+        page.iter().for_each(&mut visit);
+        if page.len() < REPORT_PAGE_SIZE {
+            return Ok(());
+        }
+        after = page.last().map(|ticket| ticket.id.clone());
+    }
+}
+
+/// A report export failed; only the XLSX writer can fail.
+#[derive(Debug, thiserror::Error)]
+#[error("writing the XLSX workbook: {0}")]
+pub struct ExportError(#[from] XlsxError);
+
+/// `daily-unclosed-E01-2026-11-27.csv`: ASCII only, so it needs no quoting
+/// beyond the plain `filename="…"`.
+pub fn daily_unclosed_filename(estate: &EstateId, list: &DailyUnclosed, extension: &str) -> String {
+    format!("daily-unclosed-{estate}-{}.{extension}", list.date)
+}
+
+/// `monthly-statistics-E01-2026-11.xlsx`.
+pub fn monthly_statistics_filename(
+    estate: &EstateId,
+    statistics: &MonthlyStatistics,
+    extension: &str,
+) -> String {
+    format!(
+        "monthly-statistics-{estate}-{}.{extension}",
+        statistics.month
+    )
+}
+
+// ---- Tables ---------------------------------------------------------------
+
+/// One cell of an exported table.
+#[derive(Clone, Debug, PartialEq)]
+enum Cell {
+    /// Text this server wrote (labels, ids, times).
+    Text(String),
+    /// Text someone typed in (location, description): guarded in CSV.
+    Input(String),
+    Count(u64),
+    /// An amount of money in yuan, shown with two decimals.
+    Yuan(u64),
+    /// A percentage with two decimals; empty when there is none.
+    Percent(Option<f64>),
+}
+
+/// A header row and its rows; one CSV section or one worksheet.
+struct Table {
+    /// The worksheet's name, bilingual (at most 31 characters).
+    sheet: &'static str,
+    header: Vec<String>,
+    rows: Vec<Vec<Cell>>,
+}
+
+fn text(value: impl Into<String>) -> Cell {
+    Cell::Text(value.into())
+}
+
+fn headers(names: &[&str]) -> Vec<String> {
+    names.iter().map(|name| (*name).to_owned()).collect()
+}
+
+// ---- R-C4: the daily list ---------------------------------------------------
+
+/// R-C4: one table, the work orders first, then the coordination tickets.
+pub fn daily_unclosed_csv(list: &DailyUnclosed, calendar: &WorkingCalendar) -> Vec<u8> {
+    let mut table = unclosed_table("未完结 Unclosed", calendar);
+    for item in list.work_orders.iter().chain(&list.coordination_tickets) {
+        table.rows.push(unclosed_row(item, calendar));
+    }
+    csv(&[table])
+}
+
+/// R-C4: a sheet of work orders and a sheet of coordination tickets.
+pub fn daily_unclosed_xlsx(
+    list: &DailyUnclosed,
+    calendar: &WorkingCalendar,
+) -> Result<Vec<u8>, ExportError> {
+    let mut work_orders = unclosed_table("工单 Work orders", calendar);
+    work_orders.rows = list
+        .work_orders
+        .iter()
+        .map(|item| unclosed_row(item, calendar))
+        .collect();
+    let mut coordination = unclosed_table("协调单 Coordination tickets", calendar);
+    coordination.rows = list
+        .coordination_tickets
+        .iter()
+        .map(|item| unclosed_row(item, calendar))
+        .collect();
+    xlsx(&[work_orders, coordination])
+}
+
+// ---- R-A3: the monthly statistics ---------------------------------------------
+
+/// R-A3: four sections, each with its own header row, separated by an
+/// empty line: the counts, the timeliness per rule, the closed work orders
+/// without a signature, and the unclosed analysis.
+pub fn monthly_statistics_csv(
+    statistics: &MonthlyStatistics,
+    calendar: &WorkingCalendar,
+) -> Vec<u8> {
+    csv(&monthly_tables(statistics, calendar))
+}
+
+/// R-A3: the same four tables as worksheets.
+pub fn monthly_statistics_xlsx(
+    statistics: &MonthlyStatistics,
+    calendar: &WorkingCalendar,
+) -> Result<Vec<u8>, ExportError> {
+    xlsx(&monthly_tables(statistics, calendar))
+}
+
+fn monthly_tables(statistics: &MonthlyStatistics, calendar: &WorkingCalendar) -> Vec<Table> {
+    let mut unclosed = unclosed_table("未完结分析 Unclosed analysis", calendar);
+    unclosed.rows = statistics
+        .unclosed
+        .iter()
+        .map(|item| unclosed_row(item, calendar))
+        .collect();
+    vec![
+        counts_table(statistics, calendar),
+        timeliness_table(statistics),
+        missing_signatures_table(statistics),
+        unclosed,
+    ]
+}
+
+fn counts_table(statistics: &MonthlyStatistics, calendar: &WorkingCalendar) -> Table {
+    let mut rows = Vec::new();
+    let mut row = |statistic: &str, item: &str, value: Cell| {
+        rows.push(vec![text(statistic), text(item), value]);
+    };
+    let month = statistics.month.to_string();
+    row("月份 Month", &month, text(""));
+    row("时区 Time zone", &statistics.time_zone, text(""));
+    let generated = local_time(calendar, statistics.generated_at);
+    row("统计时间 Generated", &generated, text(""));
+    row("受理总数 Received", "", Cell::Count(statistics.received));
+
+    let kinds = &statistics.by_kind;
+    for (kind, count) in [
+        (TicketKind::VerbalDispatch, kinds.verbal_dispatch),
+        (TicketKind::WorkOrder, kinds.work_order),
+        (TicketKind::CoordinationTicket, kinds.coordination_ticket),
+    ] {
+        row("按类型 By kind", kind_label(kind), Cell::Count(count));
+    }
+    let categories = &statistics.by_category;
+    for (category, count) in [
+        (Category::Repair, categories.repair),
+        (Category::Rework, categories.rework),
+        (Category::Environment, categories.environment),
+        (Category::Security, categories.security),
+        (Category::OwnerCommunication, categories.owner_communication),
+        (Category::HomeService, categories.home_service),
+        (Category::PrivateGarden, categories.private_garden),
+    ] {
+        row(
+            "按类别 By category",
+            category_label(category),
+            Cell::Count(count),
+        );
+    }
+    let statuses = &statistics.by_status;
+    for (status, count) in [
+        (Status::Received, statuses.received),
+        (Status::Dispatched, statuses.dispatched),
+        (Status::InProgress, statuses.in_progress),
+        (Status::Completed, statuses.completed),
+        (Status::Closed, statuses.closed),
+        (Status::Converted, statuses.converted),
+        (Status::Cancelled, statuses.cancelled),
+    ] {
+        row("按状态 By status", status_label(status), Cell::Count(count));
+    }
+
+    let charges = &statistics.charges;
+    let paid_free = "有偿/无偿 Paid/free (R-C5)";
+    row(paid_free, "有偿 Paid", Cell::Count(charges.paid));
+    row(paid_free, "无偿 Free", Cell::Count(charges.free));
+    row(
+        paid_free,
+        "未记录 Not recorded",
+        Cell::Count(charges.not_recorded),
+    );
+    row(
+        paid_free,
+        "有偿金额(元) Fees (CNY)",
+        Cell::Yuan(charges.paid_fee_fen),
+    );
+
+    let closure = &statistics.closure;
+    let closing = "完结 Closure";
+    row(closing, "已完结 Closed", Cell::Count(closure.closed));
+    row(closing, "已取消 Cancelled", Cell::Count(closure.cancelled));
+    row(
+        closing,
+        "已转协调单 Converted",
+        Cell::Count(closure.converted),
+    );
+    row(closing, "应完结 Closable", Cell::Count(closure.closable));
+    row(
+        closing,
+        "完结率 Closure rate (%)",
+        Cell::Percent(closure.closure_rate_percent),
+    );
+    row(
+        "缺业主签字 Missing owner signatures",
+        "",
+        Cell::Count(statistics.missing_signatures.len() as u64),
+    );
+    row(
+        "未完结 Unclosed",
+        "",
+        Cell::Count(statistics.unclosed.len() as u64),
+    );
+    Table {
+        sheet: "统计 Statistics",
+        header: headers(&["统计项 Statistic", "分项 Item", "数值 Value"]),
+        rows,
+    }
+}
+
+fn timeliness_table(statistics: &MonthlyStatistics) -> Table {
+    let rows = statistics
+        .timeliness
+        .iter()
+        .map(|tally| {
+            vec![
+                text(tally.rule.as_str()),
+                text(duty_label(tally.duty)),
+                Cell::Count(tally.met),
+                Cell::Count(tally.missed),
+                Cell::Count(tally.pending),
+            ]
+        })
+        .collect();
+    Table {
+        sheet: "时效 Timeliness",
+        header: headers(&[
+            "规则 Rule",
+            "事项 Duty",
+            "达标 Met",
+            "超时 Missed",
+            "未到期 Pending",
+        ]),
+        rows,
+    }
+}
+
+fn missing_signatures_table(statistics: &MonthlyStatistics) -> Table {
+    let rows = statistics
+        .missing_signatures
+        .iter()
+        .map(|reference| {
+            vec![
+                text(reference.ticket_id.as_str()),
+                text(serial_text(reference.serial_number.as_ref())),
+            ]
+        })
+        .collect();
+    Table {
+        sheet: "缺签字 Missing signatures",
+        header: headers(&["工单号 Ticket", "编号 Serial number"]),
+        rows,
+    }
+}
+
+// ---- Unclosed items -------------------------------------------------------------
+
+fn unclosed_table(sheet: &'static str, calendar: &WorkingCalendar) -> Table {
+    let zone = calendar.time_zone().name();
+    let header = vec![
+        "工单号 Ticket".to_owned(),
+        "编号 Serial number".to_owned(),
+        "类型 Kind".to_owned(),
+        "类别 Category".to_owned(),
+        "区域 Area".to_owned(),
+        "位置 Location".to_owned(),
+        "描述 Description".to_owned(),
+        "状态 Status".to_owned(),
+        format!("受理时间 Received ({zone})"),
+        "账龄(天) Age (days)".to_owned(),
+        "责任人 Responsible".to_owned(),
+        "时限规则 Rule".to_owned(),
+        format!("截止时间 Due ({zone})"),
+        "已超时 Missed".to_owned(),
+    ];
+    Table {
+        sheet,
+        header,
+        rows: Vec::new(),
+    }
+}
+
+fn unclosed_row(item: &UnclosedItem, calendar: &WorkingCalendar) -> Vec<Cell> {
+    let mut row = vec![
+        text(item.ticket_id.as_str()),
+        text(serial_text(item.serial_number.as_ref())),
+        text(kind_label(item.kind)),
+        text(category_label(item.category)),
+        text(area_label(item.area)),
+        Cell::Input(item.location.clone()),
+        Cell::Input(item.description.clone()),
+        text(status_label(item.status)),
+        text(local_time(calendar, item.received_at)),
+        Cell::Count(item.age_days.into()),
+        Cell::Input(responsible_label(&item.responsible)),
+    ];
+    match &item.window {
+        Some(window) => row.extend([
+            text(format!(
+                "{} {}",
+                window.rule.as_str(),
+                duty_label(window.duty)
+            )),
+            text(local_time(calendar, window.due_at)),
+            text(if window.missed { "是 Yes" } else { "否 No" }),
+        ]),
+        None => row.extend([text(""), text(""), text("")]),
+    }
+    row
+}
+
+fn serial_text(serial_number: Option<&sync_protocol::SerialNumber>) -> String {
+    serial_number.map(ToString::to_string).unwrap_or_default()
+}
+
+/// `2026-11-27 09:05` on the estate's wall clock.
+fn local_time(calendar: &WorkingCalendar, at: DateTime<Utc>) -> String {
+    calendar.local_time(at).format("%Y-%m-%d %H:%M").to_string()
+}
+
+// ---- Labels -----------------------------------------------------------------------
+
+fn kind_label(kind: TicketKind) -> &'static str {
+    match kind {
+        TicketKind::VerbalDispatch => "口头派工 Verbal dispatch",
+        TicketKind::WorkOrder => "派工单 Work order",
+        TicketKind::CoordinationTicket => "协调单 Coordination ticket",
+    }
+}
+
+fn category_label(category: Category) -> &'static str {
+    match category {
+        Category::Repair => "日常维修 Repair",
+        Category::Rework => "返修 Rework",
+        Category::Environment => "环境 Cleaning/greening",
+        Category::Security => "秩序 Security/gate",
+        Category::OwnerCommunication => "沟通 Owner communication",
+        Category::HomeService => "家政 Home service",
+        Category::PrivateGarden => "私家花园养护 Private garden",
+    }
+}
+
+fn area_label(area: Area) -> &'static str {
+    match area {
+        Area::PrivateUnit => "户内 Private unit",
+        Area::PublicArea => "公区 Public area",
+    }
+}
+
+fn status_label(status: Status) -> &'static str {
+    match status {
+        Status::Received => "已受理 Received",
+        Status::Dispatched => "已派工 Dispatched",
+        Status::InProgress => "处理中 In progress",
+        Status::Completed => "已完成 Completed",
+        Status::Closed => "已完结 Closed",
+        Status::Converted => "已转协调单 Converted",
+        Status::Cancelled => "已取消 Cancelled",
+    }
+}
+
+fn role_label(role: Role) -> &'static str {
+    match role {
+        Role::CustomerServiceAgent => "客服前台 Customer-service agent",
+        Role::CustomerServiceSpecialist => "客服专员 Customer-service specialist",
+        Role::CustomerServiceManager => "客服经理 Customer-service manager",
+        Role::Dispatcher => "工程部调度 Dispatcher",
+        Role::Technician => "维修人员 Technician",
+        Role::DepartmentManager => "部门经理 Department manager",
+        Role::EnvironmentManager => "环境经理 Environment manager",
+        Role::Supervisor => "主管 Supervisor",
+    }
+}
+
+fn duty_label(duty: Duty) -> &'static str {
+    match duty {
+        Duty::Arrival => "到场 Arrival",
+        Duty::Finish => "完成 Finish",
+        Duty::ReturnToDispatcher => "交回 Return to dispatcher",
+        Duty::BookSiteInspection => "预约查看 Book site inspection",
+        Duty::ReplyToOwner => "回复业主 Reply to owner",
+        Duty::Check => "跟进检查 Check",
+        Duty::FollowUp => "回访 Follow-up",
+    }
+}
+
+/// `维修人员 Technician: li`, or the role alone.
+fn responsible_label(responsible: &Responsible) -> String {
+    match responsible {
+        Responsible::Technician { user } => format!("{}: {user}", role_label(Role::Technician)),
+        Responsible::Agent { user } => format!("受理人 Agent: {user}"),
+        Responsible::Role { role } => role_label(*role).to_owned(),
+    }
+}
+
+// ---- Writers ----------------------------------------------------------------------
+
+/// RFC 4180 CSV: CRLF line ends, a field quoted when it holds a comma, a
+/// quote, a line break or surrounding spaces, quotes doubled; tables
+/// separated by an empty line; the UTF-8 byte-order mark first.
+fn csv(tables: &[Table]) -> Vec<u8> {
+    let mut out = String::from(UTF8_BOM);
+    for (index, table) in tables.iter().enumerate() {
+        if index > 0 {
+            out.push_str("\r\n");
+        }
+        let header: Vec<Cell> = table.header.iter().map(|name| text(name.clone())).collect();
+        for row in std::iter::once(&header).chain(&table.rows) {
+            for (column, cell) in row.iter().enumerate() {
+                if column > 0 {
+                    out.push(',');
+                }
+                write_csv_field(&mut out, cell);
+            }
+            out.push_str("\r\n");
+        }
+    }
+    out.into_bytes()
+}
+
+fn write_csv_field(out: &mut String, cell: &Cell) {
+    let value = match cell {
+        Cell::Text(value) => value.clone(),
+        Cell::Input(value) => neutralize_formula(value),
+        Cell::Count(count) => count.to_string(),
+        Cell::Yuan(fen) => format!("{}.{:02}", fen / 100, fen % 100),
+        Cell::Percent(Some(percent)) => format!("{percent:.2}"),
+        Cell::Percent(None) => String::new(),
+    };
+    let needs_quotes =
+        value.contains([',', '"', '\r', '\n']) || value.starts_with(' ') || value.ends_with(' ');
+    if needs_quotes {
+        out.push('"');
+        for character in value.chars() {
+            if character == '"' {
+                out.push('"');
+            }
+            out.push(character);
+        }
+        out.push('"');
+    } else {
+        let _ = write!(out, "{value}");
+    }
+}
+
+/// A spreadsheet would run a cell that starts like a formula: prefix `'`.
+fn neutralize_formula(value: &str) -> String {
+    if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{value}")
+    } else {
+        value.to_owned()
+    }
+}
+
+/// One worksheet per table: a bold, frozen header row and an autofilter.
+fn xlsx(tables: &[Table]) -> Result<Vec<u8>, ExportError> {
+    let mut workbook = Workbook::new();
+    let bold = Format::new().set_bold();
+    let money = Format::new().set_num_format("0.00");
+    for table in tables {
+        let sheet = workbook.add_worksheet();
+        sheet.set_name(table.sheet)?;
+        for (column, name) in table.header.iter().enumerate() {
+            let column = column_number(column);
+            sheet.write_string_with_format(0, column, name, &bold)?;
+            sheet.set_column_width(column, column_width(name))?;
+        }
+        for (index, row) in table.rows.iter().enumerate() {
+            let row_number =
+                u32::try_from(index + 1).map_err(|_| XlsxError::RowColumnLimitError)?;
+            for (column, cell) in row.iter().enumerate() {
+                write_xlsx_cell(sheet, row_number, column_number(column), cell, &money)?;
+            }
+        }
+        sheet.set_freeze_panes(1, 0)?;
+        let last_row =
+            u32::try_from(table.rows.len()).map_err(|_| XlsxError::RowColumnLimitError)?;
+        let last_column = column_number(table.header.len().saturating_sub(1));
+        sheet.autofilter(0, 0, last_row, last_column)?;
+    }
+    Ok(workbook.save_to_buffer()?)
+}
+
+fn write_xlsx_cell(
+    sheet: &mut Worksheet,
+    row: u32,
+    column: u16,
+    cell: &Cell,
+    money: &Format,
+) -> Result<(), XlsxError> {
+    match cell {
+        Cell::Text(value) | Cell::Input(value) if value.is_empty() => {}
+        Cell::Text(value) | Cell::Input(value) => {
+            sheet.write_string(row, column, value)?;
+        }
+        Cell::Count(count) => {
+            sheet.write_number(row, column, *count as f64)?;
+        }
+        Cell::Yuan(fen) => {
+            sheet.write_number_with_format(row, column, *fen as f64 / 100.0, money)?;
+        }
+        Cell::Percent(Some(percent)) => {
+            sheet.write_number(row, column, *percent)?;
+        }
+        Cell::Percent(None) => {}
+    }
+    Ok(())
+}
+
+/// Tables here have a handful of columns; Excel's limit is 16,384.
+fn column_number(column: usize) -> u16 {
+    u16::try_from(column).expect("a report table has few columns")
+}
+
+/// Wide enough for the header; Chinese characters count double.
+fn column_width(header: &str) -> f64 {
+    let units: usize = header
+        .chars()
+        .map(|character| if character.is_ascii() { 1 } else { 2 })
+        .sum();
+    (units as f64 + 2.0).clamp(10.0, 40.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{NaiveDate, TimeZone};
+    use sync_protocol::reports::{DailyUnclosed, RuleWindow, UnclosedItem};
+    use sync_protocol::time_rules::RuleId;
+    use sync_protocol::{ReportMonth, TicketId, UserId, monthly_statistics};
+
+    use super::*;
+
+    fn csv_text(bytes: Vec<u8>) -> String {
+        String::from_utf8(bytes).unwrap()
+    }
+
+    fn item(location: &str, description: &str) -> UnclosedItem {
+        UnclosedItem {
+            ticket_id: TicketId::parse("tk00000042").unwrap(),
+            serial_number: None,
+            kind: TicketKind::WorkOrder,
+            category: Category::Repair,
+            area: Area::PublicArea,
+            location: location.to_owned(),
+            description: description.to_owned(),
+            status: Status::Dispatched,
+            received_at: Utc.with_ymd_and_hms(2026, 11, 27, 1, 5, 0).unwrap(),
+            age_days: 0,
+            responsible: Responsible::Technician {
+                user: UserId::parse("li").unwrap(),
+            },
+            window: Some(RuleWindow {
+                rule: RuleId::K2,
+                duty: Duty::Finish,
+                due_at: Utc.with_ymd_and_hms(2026, 11, 30, 15, 59, 59).unwrap(),
+                missed: false,
+            }),
+        }
+    }
+
+    fn list(items: Vec<UnclosedItem>) -> DailyUnclosed {
+        DailyUnclosed {
+            date: NaiveDate::from_ymd_opt(2026, 11, 27).unwrap(),
+            time_zone: "Asia/Shanghai".to_owned(),
+            as_of: Utc.with_ymd_and_hms(2026, 11, 27, 15, 59, 59).unwrap(),
+            work_orders: items,
+            coordination_tickets: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn r_c4_the_csv_starts_with_a_bom_and_a_bilingual_header_and_shows_local_times() {
+        let calendar = WorkingCalendar::asia_shanghai();
+        let text = csv_text(daily_unclosed_csv(
+            &list(vec![item("B2", "漏水")]),
+            &calendar,
+        ));
+        let mut lines = text.split("\r\n");
+        let header = lines.next().unwrap();
+        assert!(header.starts_with("\u{feff}工单号 Ticket,编号 Serial number,类型 Kind,"));
+        assert!(header.ends_with(",时限规则 Rule,截止时间 Due (Asia/Shanghai),已超时 Missed"));
+        assert_eq!(
+            lines.next().unwrap(),
+            "tk00000042,,派工单 Work order,日常维修 Repair,公区 Public area,B2,漏水,\
+             已派工 Dispatched,2026-11-27 09:05,0,维修人员 Technician: li,R-K2 完成 Finish,\
+             2026-11-30 23:59,否 No"
+        );
+    }
+
+    #[test]
+    fn csv_fields_are_quoted_when_they_must_be_and_formulas_are_neutralized() {
+        let calendar = WorkingCalendar::asia_shanghai();
+        let tricky = item("3-1-502, \"east\"", "=HYPERLINK(\"http://x\")\nline two");
+        let text = csv_text(daily_unclosed_csv(&list(vec![tricky]), &calendar));
+        assert!(text.contains(",\"3-1-502, \"\"east\"\"\","), "{text}");
+        assert!(
+            text.contains(",\"'=HYPERLINK(\"\"http://x\"\")\nline two\","),
+            "{text}"
+        );
+        for (raw, safe) in [
+            ("+86", "'+86"),
+            ("-1F", "'-1F"),
+            ("@a", "'@a"),
+            ("B2", "B2"),
+            ("", ""),
+        ] {
+            assert_eq!(neutralize_formula(raw), safe);
+        }
+    }
+
+    #[test]
+    fn r_a3_the_monthly_csv_has_four_tables_and_money_in_yuan() {
+        let calendar = WorkingCalendar::asia_shanghai();
+        let now = Utc.with_ymd_and_hms(2026, 11, 27, 10, 0, 0).unwrap();
+        let month = ReportMonth::parse("2026-11").unwrap();
+        let mut statistics = monthly_statistics([], &calendar, month, now);
+        statistics.charges.paid_fee_fen = 12_305;
+        let text = csv_text(monthly_statistics_csv(&statistics, &calendar));
+        assert!(text.starts_with("\u{feff}统计项 Statistic,分项 Item,数值 Value\r\n"));
+        assert!(text.contains("\r\n有偿/无偿 Paid/free (R-C5),有偿金额(元) Fees (CNY),123.05\r\n"));
+        assert!(text.contains("\r\n完结 Closure,完结率 Closure rate (%),\r\n"));
+        assert!(text.contains("\r\nR-P1,到场 Arrival,0,0,0\r\n"));
+        assert_eq!(text.matches("\r\n\r\n").count(), 3, "{text}");
+    }
+
+    #[test]
+    fn the_xlsx_is_a_zip_with_one_sheet_per_table() {
+        let calendar = WorkingCalendar::asia_shanghai();
+        let bytes = daily_unclosed_xlsx(&list(vec![item("B2", "=1+1")]), &calendar).unwrap();
+        assert!(bytes.starts_with(b"PK\x03\x04"));
+        let holds = |name: &[u8]| bytes.windows(name.len()).any(|window| window == name);
+        assert!(holds(b"xl/worksheets/sheet1.xml") && holds(b"xl/worksheets/sheet2.xml"));
+        assert!(!holds(b"xl/worksheets/sheet3.xml"));
+    }
+}
