@@ -1,5 +1,6 @@
 //! Building and running the server: open the store, start the writer, bind,
-//! serve until told to stop, then flush and stop the writer.
+//! start the time-rule scheduler, serve until told to stop, then stop the
+//! scheduler, flush and stop the writer.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -12,6 +13,7 @@ use crate::auth::Authority;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::http::{AppState, router};
+use crate::scheduler::{Scheduler, SchedulerHandle};
 use crate::store::{Store, StoreError};
 use crate::writer::Writer;
 
@@ -27,6 +29,7 @@ pub struct Application {
     listener: TcpListener,
     state: Arc<AppState>,
     writer_thread: JoinHandle<()>,
+    scheduler: SchedulerHandle,
 }
 
 impl Application {
@@ -41,9 +44,17 @@ impl Application {
         store: Store,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, AppError> {
-        let (writer, writer_thread) =
-            Writer::start(store.clone(), clock.clone(), config.limits.write_queue)?;
+        let scheduler = Scheduler::new();
+        let (writer, writer_thread) = Writer::start_with_notices(
+            store.clone(),
+            clock.clone(),
+            config.limits.write_queue,
+            Some(scheduler.notices()),
+        )?;
         let listener = TcpListener::bind(config.listen).await?;
+        // The scheduler runs on the writer's clock, so that a deadline it
+        // sees pass has passed for the writer too.
+        let scheduler = scheduler.start(store.clone(), writer.clone(), clock.clone())?;
         let state = Arc::new(AppState {
             store,
             writer,
@@ -55,6 +66,7 @@ impl Application {
             listener,
             state,
             writer_thread,
+            scheduler,
         })
     }
 
@@ -80,6 +92,8 @@ impl Application {
         axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)
             .await?;
+        // The scheduler holds a writer handle: stop it first.
+        self.scheduler.stop().await;
         // The router (and with it the last writer handle) is gone: the writer
         // drains its queue, flushes and stops.
         let writer_thread = self.writer_thread;

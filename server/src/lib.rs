@@ -10,6 +10,7 @@ pub mod config;
 pub mod demo;
 pub mod http;
 pub mod reports;
+pub mod scheduler;
 pub mod store;
 pub mod users;
 pub mod writer;

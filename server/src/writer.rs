@@ -16,15 +16,16 @@ use chrono::{DateTime, Utc};
 use sync_protocol::serial::{SerialKind, SerialMonth, SerialSeries};
 use sync_protocol::{
     BatchError, BlobReceipt, Cursor, DeviceMutation, DeviceReport, DeviceSeq, EstateId, Intake,
-    Ledger, OfficeActionRequest, OfficeOp, PROTOCOL_VERSION, PushResponse, Recorder, Sha256Hex,
-    StoredOutcome, Ticket, TicketId, TicketKind, TicketVersion, UserId, Version, WorkflowError,
-    apply_batch, apply_office_op, check_batch, convert_work_order, create_ticket,
-    link_follow_up_report,
+    Ledger, OfficeActionRequest, OfficeOp, PROTOCOL_VERSION, PushResponse, Recorder, RuleId,
+    Sha256Hex, StoredOutcome, Ticket, TicketId, TicketKind, TicketVersion, UserId, Version,
+    WorkflowError, apply_batch, apply_office_op, check_batch, convert_work_order, create_ticket,
+    link_follow_up_report, record_deadline_missed,
 };
 use tokio::sync::{mpsc, oneshot};
 
 use crate::calendars::estate_calendar;
 use crate::clock::Clock;
+use crate::scheduler::TicketChanges;
 use crate::store::{Changes, Counters, DeviceRecord, Store, StoreError, UserRecord};
 
 /// Most requests committed by one flush.
@@ -60,6 +61,13 @@ pub enum Command {
     },
     PutUser {
         user: UserRecord,
+    },
+    /// The scheduler saw a deadline pass: record `deadline_missed` on the
+    /// ticket, unless it was done meanwhile or is recorded already.
+    DeadlineMissed {
+        ticket_id: TicketId,
+        rule: RuleId,
+        due_at: DateTime<Utc>,
     },
 }
 
@@ -111,6 +119,17 @@ impl Writer {
         clock: Arc<dyn Clock>,
         queue: usize,
     ) -> Result<(Self, JoinHandle<()>), StoreError> {
+        Self::start_with_notices(store, clock, queue, None)
+    }
+
+    /// [`Writer::start`], telling `notices` (the scheduler) which tickets
+    /// each flushed group changed.
+    pub fn start_with_notices(
+        store: Store,
+        clock: Arc<dyn Clock>,
+        queue: usize,
+        notices: Option<TicketChanges>,
+    ) -> Result<(Self, JoinHandle<()>), StoreError> {
         let counters = store.counters()?;
         let durable_cursor = Arc::new(AtomicU64::new(counters.feed));
         let (jobs, receiver) = mpsc::channel(queue);
@@ -122,6 +141,8 @@ impl Writer {
             clock,
             counters,
             durable_cursor: durable_cursor.clone(),
+            notices,
+            changed_tickets: Vec::new(),
         };
         let thread = std::thread::Builder::new()
             .name("group-commit".to_owned())
@@ -163,6 +184,9 @@ struct WriterState {
     clock: Arc<dyn Clock>,
     counters: Counters,
     durable_cursor: Arc<AtomicU64>,
+    notices: Option<TicketChanges>,
+    /// Tickets the current group changed; told to `notices` after the flush.
+    changed_tickets: Vec<TicketId>,
 }
 
 type Pending = (
@@ -207,6 +231,10 @@ impl WriterState {
             Ok(()) => {
                 self.durable_cursor
                     .store(self.counters.feed, Ordering::Release);
+                let changed_tickets = std::mem::take(&mut self.changed_tickets);
+                if let Some(notices) = &self.notices {
+                    notices.changed(changed_tickets);
+                }
                 for (reply, result) in waiting {
                     // The requester may have gone (timeout); the write stands.
                     let _ = reply.send(result);
@@ -356,8 +384,26 @@ impl WriterState {
                 changes.put_user(&user);
                 Reply::Done
             }
+            Command::DeadlineMissed {
+                ticket_id,
+                rule,
+                due_at,
+            } => {
+                let ticket = self
+                    .store
+                    .ticket(&ticket_id)?
+                    .ok_or(WriteError::TicketNotFound)?;
+                let calendar = estate_calendar(&ticket.estate);
+                if let Some(next) = record_deadline_missed(&ticket, &calendar, rule, due_at, now) {
+                    self.store
+                        .stage_ticket(&mut changes, &mut counters, Some(&ticket), &next)?;
+                }
+                Reply::Done
+            }
         };
+        let changed_tickets = changes.take_changed_tickets();
         self.store.apply(changes)?;
+        self.changed_tickets.extend(changed_tickets);
         self.counters = counters;
         Ok(reply)
     }

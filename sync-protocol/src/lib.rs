@@ -7,6 +7,7 @@
 
 pub mod calendar;
 pub mod dispatch;
+pub mod due;
 pub mod error;
 pub mod ids;
 pub mod merge;
@@ -25,6 +26,10 @@ pub use calendar::{CalendarConfig, CalendarError, OpeningHours, WorkingCalendar,
 pub use dispatch::{
     OpenJob, Priority, TechnicianLoad, assignment_event, building_of, dispatch_queue, holds_open,
     suggest_technicians, waits_for_dispatch,
+};
+pub use due::{
+    DueItem, DueList, DueState, TicketDeadline, acts_on, due_items, record_deadline_missed,
+    ticket_deadlines,
 };
 pub use error::{FieldProblem, ParseError, WorkflowError};
 pub use ids::{

@@ -45,6 +45,7 @@ use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::calendar::WorkingCalendar;
+use crate::due::r_p1_arrival;
 use crate::error::ParseError;
 use crate::ids::{TicketId, UserId};
 use crate::roles::Role;
@@ -54,8 +55,8 @@ use crate::ticket::{
 };
 use crate::time_rules::{
     Cadence, DeadlineState, Duty, RuleId, assess, needs_follow_up, r_f1_follow_up_deadline,
-    r_k2_finish_deadline, r_p1_arrival_deadline, r_p3_owner_reply_deadline,
-    r_p3_site_inspection_deadline, r_p4_cadences, r_p4_next_due,
+    r_k2_finish_deadline, r_p3_owner_reply_deadline, r_p3_site_inspection_deadline, r_p4_cadences,
+    r_p4_next_due,
 };
 use crate::workflow::Status;
 
@@ -540,21 +541,9 @@ impl<'c> MonthlyStatisticsBuilder<'c> {
 
     /// R-P1: a dispatched work order's arrival, by the current technician.
     fn judge_arrival(&mut self, ticket: &Ticket, lifecycle: &Lifecycle) {
-        let Some(dispatched_at) = ticket.dispatched_at else {
+        let Some((deadline, arrived_at)) = r_p1_arrival(ticket) else {
             return;
         };
-        let appointment_at = ticket
-            .appointment
-            .as_ref()
-            .map(|appointment| appointment.at);
-        let deadline = r_p1_arrival_deadline(dispatched_at, appointment_at);
-        let arrived_at = ticket
-            .arrivals
-            .values()
-            .filter(|fact| fact.late.is_none())
-            .filter(|fact| ticket.assigned_technician.as_ref() == Some(&fact.recorded_by))
-            .map(|fact| fact.recorded_at)
-            .min();
         let now = self.statistics.generated_at;
         self.arrival
             .judge(deadline.due_at, arrived_at, lifecycle.lapsed_at, now);

@@ -270,8 +270,15 @@ pub struct Closure {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Actor {
-    User { user: UserId },
-    Device { user: UserId, device: DeviceId },
+    User {
+        user: UserId,
+    },
+    Device {
+        user: UserId,
+        device: DeviceId,
+    },
+    /// The server's scheduler, recording a missed deadline (`due.rs`).
+    Scheduler {},
 }
 
 /// One line of a ticket's history; the ticket's version after the change.
@@ -338,6 +345,13 @@ pub enum HistoryEvent {
         mutation: MutationId,
         fact: FactKind,
         late: bool,
+    },
+    /// The scheduler saw this deadline pass undone; recorded once per
+    /// (rule, due_at). For R-P1 it flags that customer service must book an
+    /// appointment with the owner.
+    DeadlineMissed {
+        rule: crate::time_rules::RuleId,
+        due_at: DateTime<Utc>,
     },
 }
 

@@ -107,6 +107,26 @@ impl Store {
         )
     }
 
+    /// Every ticket of every estate in id order, after `after`: how the
+    /// scheduler finds the open deadlines at start and after an overflow.
+    pub fn all_tickets(
+        &self,
+        after: Option<&TicketId>,
+        limit: usize,
+    ) -> Result<Vec<Ticket>, StoreError> {
+        let from = match after {
+            // The 0 byte after the id makes the range start just past it.
+            Some(after) => [after.as_str().as_bytes(), &[0]].concat(),
+            None => Vec::new(),
+        };
+        // Ticket ids are ASCII, so every key sorts below 0xff.
+        self.kv
+            .range(Space::Tickets, &from, &[0xff], limit)?
+            .iter()
+            .map(|(_, value)| decode(Space::Tickets, value))
+            .collect()
+    }
+
     /// A technician's assigned tickets in id order, after `after`.
     pub fn assigned_tickets(
         &self,
@@ -295,6 +315,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let id = new.id.as_str();
         changes.put_json(Space::Tickets, id.as_bytes().to_vec(), new);
+        changes.changed_tickets.push(new.id.clone());
         if old.is_none() {
             changes.put(
                 Space::EstateTickets,
@@ -382,9 +403,15 @@ impl Store {
 #[derive(Default)]
 pub struct Changes {
     writes: Vec<Write>,
+    changed_tickets: Vec<TicketId>,
 }
 
 impl Changes {
+    /// The tickets this group rewrites, for the scheduler.
+    pub fn take_changed_tickets(&mut self) -> Vec<TicketId> {
+        std::mem::take(&mut self.changed_tickets)
+    }
+
     pub fn put(&mut self, space: Space, key: Vec<u8>, value: Vec<u8>) {
         self.writes.push(Write::Put(space, key, value));
     }

@@ -1,0 +1,491 @@
+//! The deadlines of one ticket, as it is now: which time rules apply to its
+//! kind and status, when each is due, whether it was done, and who has to act.
+//! The due list (`GET /api/v1/due`), the server's scheduler and the monthly
+//! statistics (R-A3) all read deadlines from here, so that they agree.
+//!
+//! Which deadlines a ticket has:
+//!
+//! | rule | duty | ticket | done by |
+//! |---|---|---|---|
+//! | R-P1 | arrival | open work order, dispatched | first on-time arrival of the assigned technician (device time) |
+//! | R-K2 (R-C2) | finish | open work order | first on-time result (device time) |
+//! | R-P3 | book site inspection | open coordination ticket | first `inspection_booked` since issue |
+//! | R-P3 | reply to owner | open coordination ticket | first `owner_reply` since issue |
+//! | R-P4 | check, reply to owner | open coordination ticket | the next one after the last record |
+//! | R-F1 | follow-up | closed ticket that needs one ([`needs_follow_up`]) | first follow-up |
+//!
+//! A work order's weekly R-P4 check is not listed: work orders have no check
+//! record yet (see `reports.rs`).
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::calendar::WorkingCalendar;
+use crate::ids::{TicketId, UserId};
+use crate::reports::Responsible;
+use crate::roles::Role;
+use crate::serial::SerialNumber;
+use crate::ticket::{
+    Actor, Category, HistoryEvent, Ticket, TicketKind, TrackingKind, TrackingRecord,
+};
+use crate::time_rules::{
+    Deadline, DeadlineState, Duty, RuleId, assess, needs_follow_up, r_f1_follow_up_deadline,
+    r_k2_finish_deadline, r_p1_arrival_deadline, r_p3_owner_reply_deadline,
+    r_p3_site_inspection_deadline, r_p4_cadences, r_p4_next_due,
+};
+use crate::workflow::Status;
+
+/// Largest due-soon window a due list may ask for: one week, in minutes.
+pub const MAX_DUE_WINDOW_MINUTES: i64 = 7 * 24 * 60;
+/// The due-soon window when the caller names none, in minutes.
+pub const DEFAULT_DUE_WINDOW_MINUTES: i64 = 60;
+
+/// One deadline of a ticket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TicketDeadline {
+    pub rule: RuleId,
+    pub duty: Duty,
+    /// Inclusive: done at this instant is in time.
+    pub due_at: DateTime<Utc>,
+    pub done_at: Option<DateTime<Utc>>,
+    pub responsible: Responsible,
+}
+
+/// Where an open deadline of a due list stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DueState {
+    /// Not done; due within the window (or right now).
+    DueSoon,
+    /// Not done and past its deadline.
+    Overdue,
+}
+
+/// One line of a "due soon / overdue" list.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DueItem {
+    pub ticket_id: TicketId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial_number: Option<SerialNumber>,
+    pub kind: TicketKind,
+    pub category: Category,
+    pub location: String,
+    pub rule: RuleId,
+    pub duty: Duty,
+    pub due_at: DateTime<Utc>,
+    pub state: DueState,
+    pub responsible: Responsible,
+}
+
+/// The answer of `GET /api/v1/due`: the caller's due-soon and overdue
+/// deadlines, earliest first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DueList {
+    pub items: Vec<DueItem>,
+}
+
+/// Every deadline `ticket` has in its current kind and status, done or not.
+pub fn ticket_deadlines(ticket: &Ticket, calendar: &WorkingCalendar) -> Vec<TicketDeadline> {
+    let mut deadlines = Vec::new();
+    let technician_or = |role: Role| match &ticket.assigned_technician {
+        Some(user) => Responsible::Technician { user: user.clone() },
+        None => Responsible::Role { role },
+    };
+    let dispatching_role = dispatching_role(ticket);
+    match (ticket.kind, ticket.status.is_open()) {
+        (TicketKind::WorkOrder, true) => {
+            if let Some((deadline, done_at)) = r_p1_arrival(ticket) {
+                deadlines.push(of(deadline, done_at, technician_or(dispatching_role)));
+            }
+            let finish = r_k2_finish_deadline(calendar, ticket.received_at, ticket.area);
+            let finished_at = first_finish(ticket);
+            deadlines.push(of(finish, finished_at, technician_or(dispatching_role)));
+        }
+        (TicketKind::CoordinationTicket, true) => {
+            let issued_at = issued_at(ticket);
+            let inspection = r_p3_site_inspection_deadline(calendar, issued_at);
+            let booked_at = first_tracked(ticket, issued_at, |kind| {
+                matches!(kind, TrackingKind::InspectionBooked { .. })
+            });
+            deadlines.push(of(
+                inspection,
+                booked_at,
+                Responsible::Role {
+                    role: dispatching_role,
+                },
+            ));
+            let specialist = Responsible::Role {
+                role: Role::CustomerServiceSpecialist,
+            };
+            let reply = r_p3_owner_reply_deadline(issued_at);
+            let replied_at = first_tracked(ticket, issued_at, |kind| {
+                matches!(kind, TrackingKind::OwnerReply {})
+            });
+            deadlines.push(of(reply, replied_at, specialist.clone()));
+            for cadence in r_p4_cadences(ticket.kind, ticket.category) {
+                let last_done_at = ticket
+                    .tracking
+                    .iter()
+                    .filter(|record| record.at >= issued_at && counts_for(cadence.duty, record))
+                    .map(|record| record.at)
+                    .max();
+                let next = r_p4_next_due(calendar, *cadence, issued_at, last_done_at);
+                deadlines.push(of(next, None, specialist.clone()));
+            }
+        }
+        _ => {}
+    }
+    if let Some(closure) = &ticket.closed
+        && ticket.status == Status::Closed
+    {
+        let rating = ticket
+            .signature_of_current_result()
+            .and_then(|signature| signature.body.rating);
+        if needs_follow_up(ticket.kind, ticket.charge(), rating) {
+            let deadline = r_f1_follow_up_deadline(closure.at);
+            let followed_up_at = ticket.follow_ups.iter().map(|follow_up| follow_up.at).min();
+            let role = if ticket.kind == TicketKind::CoordinationTicket {
+                Role::CustomerServiceSpecialist
+            } else {
+                role_that(Role::may_follow_up)
+            };
+            deadlines.push(of(deadline, followed_up_at, Responsible::Role { role }));
+        }
+    }
+    deadlines
+}
+
+/// The open deadlines of `tickets` that are due within `due_soon_window` of
+/// `now` or overdue, earliest first (ties by ticket, then rule).
+pub fn due_items<'a>(
+    tickets: impl IntoIterator<Item = &'a Ticket>,
+    calendar: &WorkingCalendar,
+    now: DateTime<Utc>,
+    due_soon_window: Duration,
+) -> Vec<DueItem> {
+    let mut items = Vec::new();
+    for ticket in tickets {
+        for deadline in ticket_deadlines(ticket, calendar) {
+            let state = match assess(deadline.due_at, deadline.done_at, now, due_soon_window) {
+                DeadlineState::DueSoon => DueState::DueSoon,
+                DeadlineState::Overdue => DueState::Overdue,
+                _ => continue,
+            };
+            items.push(DueItem {
+                ticket_id: ticket.id.clone(),
+                serial_number: ticket.serial_number.clone(),
+                kind: ticket.kind,
+                category: ticket.category,
+                location: ticket.location.clone(),
+                rule: deadline.rule,
+                duty: deadline.duty,
+                due_at: deadline.due_at,
+                state,
+                responsible: deadline.responsible,
+            });
+        }
+    }
+    items.sort_by(|a, b| (a.due_at, &a.ticket_id, a.rule).cmp(&(b.due_at, &b.ticket_id, b.rule)));
+    items
+}
+
+/// Whether a user with `role` acts on `item` (the due list's filter): a
+/// technician on their own items; the role that dispatches a ticket also
+/// watches its technician's arrival and finish (R-D1); customer service books
+/// the appointment once an R-P1 arrival is overdue; a role on items whose
+/// responsible role it is; a supervisor on everything.
+pub fn acts_on(role: Role, user: &UserId, item: &DueItem) -> bool {
+    match (&item.responsible, role) {
+        (_, Role::Supervisor) => true,
+        (Responsible::Technician { user: holder }, Role::Technician) => holder == user,
+        (Responsible::Agent { user: holder }, _) => holder == user,
+        (_, Role::CustomerServiceAgent)
+            if item.rule == RuleId::P1 && item.state == DueState::Overdue =>
+        {
+            true
+        }
+        (Responsible::Technician { .. }, _) => role.may_dispatch(item.kind, item.category),
+        (Responsible::Role { role: responsible }, _) => *responsible == role,
+    }
+}
+
+/// R-P1 for a dispatched work order: the arrival deadline (the appointment
+/// once booked) and the first arrival the assigned technician recorded that
+/// is not flagged late, judged by device time.
+pub fn r_p1_arrival(ticket: &Ticket) -> Option<(Deadline, Option<DateTime<Utc>>)> {
+    let dispatched_at = ticket.dispatched_at?;
+    let appointment_at = ticket
+        .appointment
+        .as_ref()
+        .map(|appointment| appointment.at);
+    let deadline = r_p1_arrival_deadline(dispatched_at, appointment_at);
+    let arrived_at = ticket
+        .arrivals
+        .values()
+        .filter(|fact| fact.late.is_none())
+        .filter(|fact| ticket.assigned_technician.as_ref() == Some(&fact.recorded_by))
+        .map(|fact| fact.recorded_at)
+        .min();
+    Some((deadline, arrived_at))
+}
+
+/// Whether the scheduler already recorded that `rule` was missed at `due_at`.
+pub fn deadline_miss_recorded(ticket: &Ticket, rule: RuleId, due_at: DateTime<Utc>) -> bool {
+    ticket.history.iter().any(|entry| {
+        matches!(
+            entry.event,
+            HistoryEvent::DeadlineMissed { rule: recorded, due_at: recorded_at }
+                if recorded == rule && recorded_at == due_at
+        )
+    })
+}
+
+/// The ticket with `deadline_missed { rule, due_at }` in its history, or
+/// `None` when there is nothing to record: the deadline is not (or no longer)
+/// one of the ticket's, it was done, it is not past yet, or the miss is
+/// already recorded. Exactly once per (rule, due_at), whoever asks how often.
+/// For R-P1 the entry is the flag that customer service must book an
+/// appointment with the owner.
+pub fn record_deadline_missed(
+    ticket: &Ticket,
+    calendar: &WorkingCalendar,
+    rule: RuleId,
+    due_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Option<Ticket> {
+    let still_missed = ticket_deadlines(ticket, calendar).iter().any(|deadline| {
+        deadline.rule == rule && deadline.due_at == due_at && deadline.done_at.is_none()
+    });
+    if !still_missed || now <= due_at || deadline_miss_recorded(ticket, rule, due_at) {
+        return None;
+    }
+    let mut next = ticket.clone();
+    next.record(
+        now,
+        Actor::Scheduler {},
+        HistoryEvent::DeadlineMissed { rule, due_at },
+        ticket.status,
+    );
+    Some(next)
+}
+
+/// When the ticket became a coordination ticket: its receipt, or the
+/// conversion it came from (R-C2).
+pub fn issued_at(ticket: &Ticket) -> DateTime<Utc> {
+    ticket
+        .history
+        .iter()
+        .rev()
+        .find(|entry| matches!(entry.event, HistoryEvent::ConvertedFrom { .. }))
+        .map_or(ticket.received_at, |entry| entry.at)
+}
+
+fn of(
+    deadline: Deadline,
+    done_at: Option<DateTime<Utc>>,
+    responsible: Responsible,
+) -> TicketDeadline {
+    TicketDeadline {
+        rule: deadline.rule,
+        duty: deadline.duty,
+        due_at: deadline.due_at,
+        done_at,
+        responsible,
+    }
+}
+
+fn first_finish(ticket: &Ticket) -> Option<DateTime<Utc>> {
+    ticket
+        .results
+        .values()
+        .filter(|fact| fact.late.is_none())
+        .map(|fact| fact.recorded_at)
+        .min()
+}
+
+fn first_tracked(
+    ticket: &Ticket,
+    issued_at: DateTime<Utc>,
+    wanted: fn(&TrackingKind) -> bool,
+) -> Option<DateTime<Utc>> {
+    ticket
+        .tracking
+        .iter()
+        .filter(|record| record.at >= issued_at && wanted(&record.kind))
+        .map(|record| record.at)
+        .min()
+}
+
+fn counts_for(duty: Duty, record: &TrackingRecord) -> bool {
+    match duty {
+        Duty::Check => matches!(record.kind, TrackingKind::Check {}),
+        Duty::ReplyToOwner => matches!(record.kind, TrackingKind::OwnerReply {}),
+        _ => false,
+    }
+}
+
+fn dispatching_role(ticket: &Ticket) -> Role {
+    role_that(|role| role.may_dispatch(ticket.kind, ticket.category))
+}
+
+fn role_that(may: impl Fn(Role) -> bool) -> Role {
+    Role::ALL
+        .into_iter()
+        .find(|role| may(*role))
+        .unwrap_or(Role::Supervisor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{DeviceId, DeviceSeq};
+    use crate::merge::{Recorder, merge};
+    use crate::mutation::{DeviceMutation, DeviceOp};
+    use crate::office::tests::{at, dispatched_ticket, user};
+    use crate::office::{OfficeOp, apply_office_op};
+
+    fn calendar() -> WorkingCalendar {
+        WorkingCalendar::asia_shanghai()
+    }
+
+    fn arrive(ticket: &Ticket, technician: &str, recorded_at: DateTime<Utc>) -> Ticket {
+        let recorder = Recorder {
+            user: user(technician),
+            device: DeviceId::parse(&format!("hh-{technician}")).unwrap(),
+        };
+        let mutation = DeviceMutation {
+            seq: DeviceSeq(1),
+            ticket_id: ticket.id.clone(),
+            base_version: ticket.version,
+            recorded_at,
+            op: DeviceOp::RecordArrival {},
+        };
+        merge(ticket, &recorder, &mutation, recorded_at)
+            .ticket
+            .expect("the arrival applies")
+    }
+
+    fn arrival_deadline(ticket: &Ticket) -> TicketDeadline {
+        ticket_deadlines(ticket, &calendar())
+            .into_iter()
+            .find(|deadline| deadline.rule == RuleId::P1)
+            .expect("a dispatched work order has an R-P1 deadline")
+    }
+
+    #[test]
+    fn r_p1_a_dispatched_work_order_is_due_15_minutes_after_dispatch_by_its_technician() {
+        let ticket = dispatched_ticket("li");
+        let deadline = arrival_deadline(&ticket);
+        assert_eq!(deadline.due_at, at(9, 16));
+        assert_eq!(deadline.done_at, None);
+        assert_eq!(
+            deadline.responsible,
+            Responsible::Technician { user: user("li") }
+        );
+    }
+
+    #[test]
+    fn r_p1_an_appointment_replaces_the_15_minutes() {
+        let ticket = dispatched_ticket("li");
+        let op = OfficeOp::SetAppointment {
+            at: at(14, 0),
+            note: String::new(),
+        };
+        let appointed = apply_office_op(&ticket, &op, &user("kefu"), at(9, 20)).unwrap();
+        assert_eq!(arrival_deadline(&appointed).due_at, at(14, 0));
+    }
+
+    #[test]
+    fn r_p1_an_arrival_marks_the_deadline_done() {
+        let arrived = arrive(&dispatched_ticket("li"), "li", at(9, 10));
+        assert_eq!(arrival_deadline(&arrived).done_at, Some(at(9, 10)));
+        assert!(
+            due_items([&arrived], &calendar(), at(9, 30), Duration::hours(1))
+                .iter()
+                .all(|item| item.rule != RuleId::P1)
+        );
+    }
+
+    #[test]
+    fn r_k2_an_open_work_order_has_a_finish_deadline_at_the_end_of_its_day() {
+        let ticket = dispatched_ticket("li");
+        let finish = ticket_deadlines(&ticket, &calendar())
+            .into_iter()
+            .find(|deadline| deadline.rule == RuleId::K2)
+            .unwrap();
+        assert_eq!(finish.duty, Duty::Finish);
+        assert_eq!(
+            finish.due_at,
+            calendar().end_of_local_day(ticket.received_at)
+        );
+    }
+
+    #[test]
+    fn r_p1_due_items_are_due_soon_then_overdue_and_sorted_by_due_time() {
+        let ticket = dispatched_ticket("li");
+        let soon = due_items([&ticket], &calendar(), at(9, 5), Duration::minutes(15));
+        assert_eq!(soon.len(), 1);
+        assert_eq!(
+            (soon[0].rule, soon[0].state),
+            (RuleId::P1, DueState::DueSoon)
+        );
+        let late = due_items([&ticket], &calendar(), at(9, 17), Duration::days(1));
+        assert_eq!(late[0].rule, RuleId::P1);
+        assert_eq!(late[0].state, DueState::Overdue);
+        assert!(late.windows(2).all(|pair| pair[0].due_at <= pair[1].due_at));
+        assert!(late.iter().any(|item| item.rule == RuleId::K2));
+    }
+
+    #[test]
+    fn r_p1_a_technician_acts_on_their_own_items_the_dispatcher_and_supervisor_on_theirs() {
+        let ticket = dispatched_ticket("li");
+        let items = due_items([&ticket], &calendar(), at(9, 5), Duration::minutes(15));
+        let item = &items[0];
+        assert!(acts_on(Role::Technician, &user("li"), item));
+        assert!(!acts_on(Role::Technician, &user("wang"), item));
+        assert!(acts_on(Role::Dispatcher, &user("diaodu"), item));
+        assert!(acts_on(Role::Supervisor, &user("boss"), item));
+        assert!(!acts_on(Role::CustomerServiceAgent, &user("kefu"), item));
+        let overdue = due_items([&ticket], &calendar(), at(9, 17), Duration::zero());
+        assert!(acts_on(
+            Role::CustomerServiceAgent,
+            &user("kefu"),
+            &overdue[0]
+        ));
+    }
+
+    #[test]
+    fn r_p1_a_missed_arrival_is_recorded_once_and_only_after_the_deadline() {
+        let ticket = dispatched_ticket("li");
+        let calendar = calendar();
+        assert!(
+            record_deadline_missed(&ticket, &calendar, RuleId::P1, at(9, 16), at(9, 16)).is_none()
+        );
+        let flagged =
+            record_deadline_missed(&ticket, &calendar, RuleId::P1, at(9, 16), at(9, 17)).unwrap();
+        assert_eq!(flagged.version, ticket.version.next());
+        assert_eq!(flagged.status, ticket.status);
+        assert!(deadline_miss_recorded(&flagged, RuleId::P1, at(9, 16)));
+        assert!(
+            record_deadline_missed(&flagged, &calendar, RuleId::P1, at(9, 16), at(9, 30)).is_none()
+        );
+    }
+
+    #[test]
+    fn r_p1_an_arrival_in_time_leaves_nothing_to_record() {
+        let arrived = arrive(&dispatched_ticket("li"), "li", at(9, 10));
+        assert!(
+            record_deadline_missed(&arrived, &calendar(), RuleId::P1, at(9, 16), at(9, 17))
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn r_f1_a_closed_ticket_without_follow_up_has_no_open_work_deadlines() {
+        let mut ticket = dispatched_ticket("li");
+        ticket.status = Status::Cancelled;
+        assert!(ticket_deadlines(&ticket, &calendar()).is_empty());
+    }
+}
