@@ -1,6 +1,6 @@
 //! The reports of an estate: read its tickets from the store a page at a
 //! time into the core's builders (the numbers come from
-//! `sync_protocol::reports`), and lay the daily unclosed list (R-C4) and the
+//! `sync_protocol::reports`, the due list from `sync_protocol::due`), and lay the daily unclosed list (R-C4) and the
 //! monthly statistics (R-A3) out as CSV and XLSX, with headers in Chinese
 //! and English (`工单号 Ticket`).
 //!
@@ -18,9 +18,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rust_xlsxwriter::{Format, Workbook, Worksheet, XlsxError};
 use sync_protocol::time_rules::Duty;
 use sync_protocol::{
-    Area, Category, DailyUnclosed, DailyUnclosedBuilder, EstateId, MonthlyStatistics,
-    MonthlyStatisticsBuilder, ReportMonth, Responsible, Role, Status, Ticket, TicketId, TicketKind,
-    UnclosedItem, WorkingCalendar,
+    Area, Category, DailyUnclosed, DailyUnclosedBuilder, DueList, DueListBuilder, EstateId,
+    MonthlyStatistics, MonthlyStatisticsBuilder, ReportMonth, Responsible, Role, Status, Ticket,
+    TicketId, TicketKind, UnclosedItem, UserId, WorkingCalendar,
 };
 
 use crate::store::{Store, StoreError};
@@ -56,6 +56,24 @@ pub fn monthly_statistics_of(
     now: DateTime<Utc>,
 ) -> Result<MonthlyStatistics, StoreError> {
     let mut builder = MonthlyStatisticsBuilder::new(calendar, month, now);
+    for_each_estate_ticket(store, estate, |ticket| builder.add(ticket))?;
+    Ok(builder.finish())
+}
+
+/// The due list of a caller with `role` over the estate's tickets in the
+/// store: what they act on that is due within `due_soon_window` of `now` or
+/// overdue. Read a page at a time like the reports, so that it sees the
+/// same tickets.
+pub fn due_list_of(
+    store: &Store,
+    estate: &EstateId,
+    calendar: &WorkingCalendar,
+    now: DateTime<Utc>,
+    due_soon_window: chrono::Duration,
+    role: Role,
+    user: &UserId,
+) -> Result<DueList, StoreError> {
+    let mut builder = DueListBuilder::new(calendar, now, due_soon_window, role, user);
     for_each_estate_ticket(store, estate, |ticket| builder.add(ticket))?;
     Ok(builder.finish())
 }

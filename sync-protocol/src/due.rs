@@ -187,8 +187,58 @@ pub fn due_items<'a>(
             });
         }
     }
-    items.sort_by(|a, b| (a.due_at, &a.ticket_id, a.rule).cmp(&(b.due_at, &b.ticket_id, b.rule)));
+    sort_earliest_first(&mut items);
     items
+}
+
+/// Builds one caller's due list a ticket at a time, so that the server can
+/// feed it an estate page by page: the items of [`due_items`] that the
+/// caller [`acts_on`], in the same order.
+pub struct DueListBuilder<'a> {
+    calendar: &'a WorkingCalendar,
+    now: DateTime<Utc>,
+    due_soon_window: Duration,
+    role: Role,
+    user: &'a UserId,
+    items: Vec<DueItem>,
+}
+
+impl<'a> DueListBuilder<'a> {
+    pub fn new(
+        calendar: &'a WorkingCalendar,
+        now: DateTime<Utc>,
+        due_soon_window: Duration,
+        role: Role,
+        user: &'a UserId,
+    ) -> Self {
+        Self {
+            calendar,
+            now,
+            due_soon_window,
+            role,
+            user,
+            items: Vec::new(),
+        }
+    }
+
+    pub fn add(&mut self, ticket: &Ticket) {
+        let items = due_items([ticket], self.calendar, self.now, self.due_soon_window);
+        self.items.extend(
+            items
+                .into_iter()
+                .filter(|item| acts_on(self.role, self.user, item)),
+        );
+    }
+
+    pub fn finish(mut self) -> DueList {
+        sort_earliest_first(&mut self.items);
+        DueList { items: self.items }
+    }
+}
+
+/// Earliest deadline first; ties by ticket, then rule.
+fn sort_earliest_first(items: &mut [DueItem]) {
+    items.sort_by(|a, b| (a.due_at, &a.ticket_id, a.rule).cmp(&(b.due_at, &b.ticket_id, b.rule)));
 }
 
 /// Whether a user with `role` acts on `item` (the due list's filter): a
@@ -454,6 +504,45 @@ mod tests {
             &user("kefu"),
             &overdue[0]
         ));
+    }
+
+    #[test]
+    fn r_p1_a_due_list_built_ticket_by_ticket_keeps_what_the_caller_acts_on_earliest_first() {
+        let li_later = {
+            let mut ticket = dispatched_ticket("li");
+            ticket.id = TicketId::parse("tk00000002").unwrap();
+            ticket.dispatched_at = ticket.dispatched_at.map(|at| at + Duration::minutes(5));
+            ticket
+        };
+        let zhang = {
+            let mut ticket = dispatched_ticket("zhang");
+            ticket.id = TicketId::parse("tk00000003").unwrap();
+            ticket
+        };
+        let li_first = dispatched_ticket("li");
+        let calendar = calendar();
+        let window = Duration::minutes(60);
+        let list_of = |role, name: &str| {
+            let user = user(name);
+            let mut builder = DueListBuilder::new(&calendar, at(9, 5), window, role, &user);
+            for ticket in [&li_later, &zhang, &li_first] {
+                builder.add(ticket);
+            }
+            builder.finish()
+        };
+        let everything = due_items([&li_later, &zhang, &li_first], &calendar, at(9, 5), window);
+        assert_eq!(list_of(Role::Supervisor, "zhuguan").items, everything);
+        let of_li = list_of(Role::Technician, "li").items;
+        assert_eq!(
+            of_li,
+            everything
+                .iter()
+                .filter(|item| item.responsible == Responsible::Technician { user: user("li") })
+                .cloned()
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(of_li.len(), 2);
+        assert!(of_li[0].due_at <= of_li[1].due_at);
     }
 
     #[test]

@@ -28,8 +28,8 @@ pub use dispatch::{
     suggest_technicians, waits_for_dispatch,
 };
 pub use due::{
-    DueItem, DueList, DueState, TicketDeadline, acts_on, due_items, record_deadline_missed,
-    ticket_deadlines,
+    DueItem, DueList, DueListBuilder, DueState, TicketDeadline, acts_on, due_items,
+    record_deadline_missed, ticket_deadlines,
 };
 pub use error::{FieldProblem, ParseError, WorkflowError};
 pub use ids::{

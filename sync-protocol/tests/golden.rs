@@ -1078,3 +1078,45 @@ fn r_a3_r_c5_monthly_statistics_are_frozen() {
     };
     check_golden("report_monthly_statistics", &statistics);
 }
+
+// ---- The due list -------------------------------------------------------------
+
+#[test]
+fn r_p1_a_due_list_with_an_overdue_arrival_and_a_finish_due_soon_is_frozen() {
+    use sync_protocol::time_rules::{Duty, RuleId};
+    use sync_protocol::{DueItem, DueList, DueState, Responsible};
+    let item =
+        |(id, serial_number): (&str, &str), location: &str, rule, duty, due_at, state| DueItem {
+            ticket_id: ticket_id(id),
+            serial_number: serial(serial_number),
+            kind: TicketKind::WorkOrder,
+            category: Category::Repair,
+            location: location.into(),
+            rule,
+            duty,
+            due_at,
+            state,
+            responsible: Responsible::Technician { user: user("li") },
+        };
+    let list = DueList {
+        items: vec![
+            item(
+                ("tk00000041", "E01-WO-202611-00041"),
+                "3-1-502",
+                RuleId::P1,
+                Duty::Arrival,
+                shanghai_time(27, 9, 16),
+                DueState::Overdue,
+            ),
+            item(
+                ("tk00000042", "E01-WO-202611-00042"),
+                "5-2-1101",
+                RuleId::K2,
+                Duty::Finish,
+                shanghai_time(28, 0, 0) - chrono::Duration::nanoseconds(1),
+                DueState::DueSoon,
+            ),
+        ],
+    };
+    check_golden("due_list", &list);
+}

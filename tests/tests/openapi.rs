@@ -136,6 +136,7 @@ async fn the_openapi_document_describes_every_endpoint_a_client_uses() {
         ("post", "/api/v1/tickets/{}/actions"),
         ("get", "/api/v1/tickets/{}/suggestions"),
         ("get", "/api/v1/dispatch-queue"),
+        ("get", "/api/v1/due"),
         ("get", "/api/v1/devices"),
         ("get", "/api/v1/reports/daily-unclosed"),
         ("get", "/api/v1/reports/monthly"),
@@ -158,6 +159,7 @@ async fn the_openapi_document_describes_every_endpoint_a_client_uses() {
 const GOLDEN_SCHEMAS: &[(&str, &str)] = &[
     ("dispatch_queue", "DispatchQueue"),
     ("dispatch_suggestions", "DispatchSuggestions"),
+    ("due_list", "DueList"),
     ("error_body", "ErrorBody"),
     ("intake", "Intake"),
     ("login_response", "LoginResponse"),

@@ -5,6 +5,7 @@
 mod blobs;
 mod caller;
 mod dispatch;
+mod due;
 mod error;
 mod openapi;
 mod reports;
@@ -60,6 +61,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(openapi::TICKET_ACTIONS, post(tickets::act))
         .route(openapi::TICKET_SUGGESTIONS, get(dispatch::suggestions))
         .route(openapi::DISPATCH_QUEUE, get(dispatch::queue))
+        .route(openapi::DUE, get(due::due_list))
         .route(openapi::REPORT_DAILY_UNCLOSED, get(reports::daily_unclosed))
         .route(openapi::REPORT_MONTHLY, get(reports::monthly_statistics))
         .route(openapi::OPENAPI, get(openapi::document))

@@ -17,6 +17,7 @@ pub const REPORT_DAILY_UNCLOSED: &str = "/api/v1/reports/daily-unclosed";
 pub const REPORT_MONTHLY: &str = "/api/v1/reports/monthly";
 pub const TICKET_SUGGESTIONS: &str = "/api/v1/tickets/{id}/suggestions";
 pub const DISPATCH_QUEUE: &str = "/api/v1/dispatch-queue";
+pub const DUE: &str = "/api/v1/due";
 
 /// Every (method, path) the router serves. The router is built from the same
 /// constants, and a test checks this table against the document both ways.
@@ -37,6 +38,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", REPORT_MONTHLY),
     ("get", TICKET_SUGGESTIONS),
     ("get", DISPATCH_QUEUE),
+    ("get", DUE),
 ];
 
 pub const OPENAPI_JSON: &str = include_str!("../../../docs/openapi.json");
