@@ -223,16 +223,24 @@ fn dispatched_ticket(
         description: format!(
             "厨房水管漏水 kitchen pipe leaking under the sink, ticket {number}; owner home after 9:00"
         ),
-        received_at: now - chrono::Duration::hours(1),
+        received_at: now - chrono::Duration::minutes(3),
         follow_up_of: None,
     };
-    let received = create_ticket(id, intake, agent.clone(), now - chrono::Duration::hours(1))?;
+    let received = create_ticket(
+        id,
+        intake,
+        agent.clone(),
+        now - chrono::Duration::minutes(3),
+    )?;
     let dispatch = OfficeOp::Dispatch { technician };
+    // Dispatched a moment ago, so that no R-P1 arrival deadline (15 minutes)
+    // passes during a run: the server's scheduler would record it on the
+    // ticket, and the run checks exact ticket versions.
     apply_office_op(
         &received,
         &dispatch,
         dispatcher,
-        now - chrono::Duration::minutes(50),
+        now - chrono::Duration::minutes(1),
     )
 }
 
