@@ -12,5 +12,7 @@ pub mod http;
 pub mod reports;
 pub mod scheduler;
 pub mod store;
+#[cfg(test)]
+mod test_support;
 pub mod users;
 pub mod writer;

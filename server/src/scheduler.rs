@@ -298,22 +298,14 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
+    use crate::test_support::{at, intake, user};
     use crate::writer::Reply;
-    use chrono::{Duration, TimeZone};
+    use chrono::Duration;
     use std::thread::JoinHandle as ThreadHandle;
     use sync_protocol::{
-        Area, Category, DeviceId, DeviceMutation, DeviceOp, DeviceReport, DeviceSeq, EstateId,
-        HistoryEvent, Intake, OfficeActionRequest, OfficeOp, Reporter, Source, TicketKind, UserId,
-        Version,
+        DeviceId, DeviceMutation, DeviceOp, DeviceReport, DeviceSeq, EstateId, HistoryEvent,
+        OfficeActionRequest, OfficeOp, Version,
     };
-
-    fn at(hour: u32, minute: u32) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 11, 27, hour, minute, 0).unwrap()
-    }
-
-    fn user(name: &str) -> UserId {
-        UserId::parse(name).unwrap()
-    }
 
     struct Fixture {
         store: Store,
@@ -344,21 +336,7 @@ mod tests {
 
     impl Fixture {
         async fn dispatched_work_order(&self) -> TicketId {
-            let intake = Intake {
-                estate: EstateId::parse("E01").unwrap(),
-                kind: TicketKind::WorkOrder,
-                category: Category::Repair,
-                area: Area::PrivateUnit,
-                source: Source::WalkIn,
-                reporter: Reporter {
-                    name: "王女士".into(),
-                    phone: None,
-                },
-                location: "3-1-502".into(),
-                description: "漏水 leak".into(),
-                received_at: at(8, 55),
-                follow_up_of: None,
-            };
+            let intake = intake();
             let command = Command::CreateTicket {
                 by: user("kefu"),
                 intake,

@@ -594,44 +594,18 @@ impl Ledger for LoadedLedger {
 mod tests {
     use chrono::TimeZone;
     use sync_protocol::{
-        Area, Category, DeviceId, DeviceOp, EstateId, OfficeOp, Outcome, Reporter, RevokeReason,
-        Source, TicketKind,
+        Category, DeviceId, DeviceOp, EstateId, OfficeOp, Outcome, RevokeReason, TicketKind,
     };
 
     use super::*;
     use crate::clock::ManualClock;
-
-    fn at(hour: u32, minute: u32) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 11, 27, hour, minute, 0).unwrap()
-    }
-
-    fn user(name: &str) -> UserId {
-        UserId::parse(name).unwrap()
-    }
+    use crate::test_support::{at, intake, user};
 
     fn start() -> (Store, Writer, JoinHandle<()>) {
         let store = Store::in_memory();
         let clock = Arc::new(ManualClock::new(at(9, 0)));
         let (writer, thread) = Writer::start(store.clone(), clock, 16).unwrap();
         (store, writer, thread)
-    }
-
-    fn intake() -> Intake {
-        Intake {
-            estate: EstateId::parse("E01").unwrap(),
-            kind: TicketKind::WorkOrder,
-            category: Category::Repair,
-            area: Area::PrivateUnit,
-            source: Source::WalkIn,
-            reporter: Reporter {
-                name: "王女士".into(),
-                phone: None,
-            },
-            location: "3-1-502".into(),
-            description: "漏水 leak".into(),
-            received_at: at(8, 55),
-            follow_up_of: None,
-        }
     }
 
     async fn create(writer: &Writer) -> Ticket {

@@ -1,0 +1,32 @@
+//! Fixtures shared by the server's unit tests.
+
+use chrono::{DateTime, TimeZone, Utc};
+use sync_protocol::{Area, Category, EstateId, Intake, Reporter, Source, TicketKind, UserId};
+
+/// A time on the test day, 27 November 2026, in UTC.
+pub fn at(hour: u32, minute: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 27, hour, minute, 0).unwrap()
+}
+
+pub fn user(name: &str) -> UserId {
+    UserId::parse(name).unwrap()
+}
+
+/// A complete walk-in report of a leak in estate E01 (R-I2).
+pub fn intake() -> Intake {
+    Intake {
+        estate: EstateId::parse("E01").unwrap(),
+        kind: TicketKind::WorkOrder,
+        category: Category::Repair,
+        area: Area::PrivateUnit,
+        source: Source::WalkIn,
+        reporter: Reporter {
+            name: "王女士".into(),
+            phone: None,
+        },
+        location: "3-1-502".into(),
+        description: "漏水 leak".into(),
+        received_at: at(8, 55),
+        follow_up_of: None,
+    }
+}
