@@ -3,48 +3,16 @@
 
 mod common;
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
-use common::{Options, TestServer, clean_env, server_binary};
+use common::{Options, TestServer, run_add_user};
 use reqwest::StatusCode;
 use sync_protocol::{LoginRequest, Role, TicketPage};
 
-/// Run `estate-sync --data-dir DIR add-user …` with `stdin` as its input.
+/// Run `estate-sync --data-dir DIR add-user …` for estate E02 with `stdin` as its input.
 fn add_user(data_dir: &Path, username: &str, role: &str, stdin: &str) -> Output {
-    let mut command = Command::new(server_binary());
-    let mut child = clean_env(&mut command)
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args([
-            "add-user",
-            "--username",
-            username,
-            "--role",
-            role,
-            "--estate",
-            "E02",
-            "--name",
-            "运维 孙丽 Sun Li",
-        ])
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the binary starts");
-    let written = child
-        .stdin
-        .take()
-        .expect("piped stdin")
-        .write_all(stdin.as_bytes());
-    // A command that refuses its arguments may exit before reading stdin.
-    if let Err(error) = written {
-        assert_eq!(error.kind(), std::io::ErrorKind::BrokenPipe, "{error}");
-    }
-    // Dropping stdin above closed it: the command read to the end.
-    child.wait_with_output().expect("the command finishes")
+    run_add_user(data_dir, username, role, "E02", "运维 孙丽 Sun Li", stdin)
 }
 
 fn text(bytes: &[u8]) -> String {

@@ -5,12 +5,8 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use common::{
-    DEMO_PASSWORD, Handheld, Options, TestServer, clean_env, free_result, intake, paid_result,
-    server_binary, signature,
+    Handheld, Options, TestServer, add_user, free_result, intake, paid_result, signature,
 };
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -155,43 +151,6 @@ async fn coordination_ticket(server: &TestServer) -> Ticket {
     assert_eq!(ticket.kind, TicketKind::CoordinationTicket);
     assert_eq!(ticket.status, Status::Received);
     ticket
-}
-
-/// Run `estate-sync add-user` with the demo password.
-fn add_user(data_dir: &std::path::Path, username: &str, role: &str, estate: &str) {
-    let mut command = Command::new(server_binary());
-    let mut child = clean_env(&mut command)
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args([
-            "add-user",
-            "--username",
-            username,
-            "--role",
-            role,
-            "--estate",
-            estate,
-            "--name",
-            "客服 何丽 He Li",
-        ])
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the binary starts");
-    child
-        .stdin
-        .take()
-        .expect("piped stdin")
-        .write_all(format!("{DEMO_PASSWORD}\n").as_bytes())
-        .expect("the password is written");
-    let output = child.wait_with_output().expect("the command finishes");
-    assert!(
-        output.status.success(),
-        "add-user failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
 }
 
 // ---- Closure ----------------------------------------------------------------

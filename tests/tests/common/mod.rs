@@ -711,3 +711,65 @@ pub fn intake() -> Intake {
         follow_up_of: None,
     }
 }
+
+/// Run `estate-sync --data-dir DIR add-user …` with `stdin` as its input
+/// (the password), and return what it printed and how it exited.
+pub fn run_add_user(
+    data_dir: &Path,
+    username: &str,
+    role: &str,
+    estate: &str,
+    name: &str,
+    stdin: &str,
+) -> std::process::Output {
+    use std::io::Write;
+    let mut command = Command::new(server_binary());
+    let mut child = clean_env(&mut command)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args([
+            "add-user",
+            "--username",
+            username,
+            "--role",
+            role,
+            "--estate",
+            estate,
+            "--name",
+            name,
+        ])
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    let written = child
+        .stdin
+        .take()
+        .expect("piped stdin")
+        .write_all(stdin.as_bytes());
+    // A command that refuses its arguments may exit before reading stdin.
+    if let Err(error) = written {
+        assert_eq!(error.kind(), std::io::ErrorKind::BrokenPipe, "{error}");
+    }
+    // Dropping stdin above closed it: the command read to the end.
+    child.wait_with_output().expect("the command finishes")
+}
+
+/// Add a user with the demo password before a server starts on `data_dir`.
+pub fn add_user(data_dir: &Path, username: &str, role: &str, estate: &str) {
+    let output = run_add_user(
+        data_dir,
+        username,
+        role,
+        estate,
+        "客服 何丽 He Li",
+        &format!("{DEMO_PASSWORD}\n"),
+    );
+    assert!(
+        output.status.success(),
+        "add-user failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
