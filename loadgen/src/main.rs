@@ -12,6 +12,7 @@ mod latency;
 mod phases;
 mod report;
 mod report_bench;
+mod scheduler_bench;
 mod seed;
 mod server_process;
 
@@ -97,6 +98,9 @@ enum Bench {
     /// The monthly report (R-A3) over 100,000 tickets built in memory:
     /// statistics, XLSX, CSV and JSON, and the daily list (R-C4).
     ReportBench(report_bench::ReportBenchArgs),
+    /// The time-rule scheduler holding 100,000 open deadlines of tickets in
+    /// a sled store: its extra memory, and the lag of each deadline_missed.
+    SchedulerBench(scheduler_bench::SchedulerBenchArgs),
 }
 
 /// How long the server may take to open its store and bind.
@@ -108,6 +112,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match &cli.bench {
         Some(Bench::ReportBench(args)) => report_bench::run(args),
+        Some(Bench::SchedulerBench(args)) => scheduler_bench::run(args),
         None => run(&cli),
     };
     match outcome {

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use server::store::{Changes, Store, StoreError, UserRecord};
 use sync_protocol::{
     Area, Category, EstateId, Intake, OfficeOp, Reporter, Role, Source, Ticket, TicketId,
-    TicketKind, UserId, WorkflowError, apply_office_op, create_ticket,
+    TicketKind, UserId, WorkflowError, WorkingCalendar, apply_office_op, create_ticket,
 };
 
 /// The estate every seeded user and ticket belongs to.
@@ -225,11 +225,15 @@ fn dispatched_ticket(
         ),
         received_at: now - chrono::Duration::minutes(3),
         follow_up_of: None,
+        booking: None,
     };
+    // Only a booking's dates depend on the estate's calendar, and a repair is none.
+    let calendar = WorkingCalendar::default();
     let received = create_ticket(
         id,
         intake,
         agent.clone(),
+        &calendar,
         now - chrono::Duration::minutes(3),
     )?;
     let dispatch = OfficeOp::Dispatch { technician };
@@ -240,6 +244,7 @@ fn dispatched_ticket(
         &received,
         &dispatch,
         dispatcher,
+        &calendar,
         now - chrono::Duration::minutes(1),
     )
 }

@@ -13,7 +13,7 @@ use crate::auth::Authority;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::http::{AppState, router};
-use crate::scheduler::{Scheduler, SchedulerHandle};
+use crate::scheduler::{Scheduler, SchedulerError, SchedulerHandle};
 use crate::store::{Store, StoreError};
 use crate::writer::Writer;
 
@@ -23,6 +23,8 @@ pub enum AppError {
     Store(#[from] StoreError),
     #[error("network: {0}")]
     Io(#[from] std::io::Error),
+    #[error("scheduler: {0}")]
+    Scheduler(#[from] SchedulerError),
 }
 
 pub struct Application {
@@ -49,18 +51,27 @@ impl Application {
             store.clone(),
             clock.clone(),
             config.limits.write_queue,
+            config.calendars.clone(),
             Some(scheduler.notices()),
         )?;
         let listener = TcpListener::bind(config.listen).await?;
         // The scheduler runs on the writer's clock, so that a deadline it
         // sees pass has passed for the writer too.
-        let scheduler = scheduler.start(store.clone(), writer.clone(), clock.clone())?;
+        let scheduler = scheduler
+            .start(
+                store.clone(),
+                writer.clone(),
+                clock.clone(),
+                config.calendars.clone(),
+            )
+            .await?;
         let state = Arc::new(AppState {
             store,
             writer,
             authority: Authority::new(&config.auth),
             clock,
             limits: config.limits.clone(),
+            calendars: config.calendars,
         });
         Ok(Self {
             listener,

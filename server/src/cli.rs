@@ -5,8 +5,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use chrono::Duration;
+
 use crate::app::Application;
-use crate::clock::SystemClock;
+use crate::clock::{Clock, ShiftedClock};
 use crate::config::Config;
 use crate::demo;
 use crate::store::{Changes, Store};
@@ -41,6 +43,16 @@ enum Commands {
         /// Seed the demo estate (once) and allow a generated JWT secret.
         #[arg(long)]
         demo: bool,
+        /// Run the server's clock this many minutes ahead of (or, negative,
+        /// behind) the machine's: deadlines, history and sync times follow
+        /// it; login tokens keep the machine's clock.
+        #[arg(
+            long,
+            env = "ESTATE_SYNC_CLOCK_SHIFT_MINUTES",
+            default_value_t = 0,
+            allow_negative_numbers = true
+        )]
+        clock_shift_minutes: i64,
     },
     /// Add (or replace) a built-in user; the password is read from stdin.
     AddUser {
@@ -80,9 +92,19 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         config.data_dir = dir;
     }
     match cli.command {
-        Commands::Serve { listen, demo } => {
+        Commands::Serve {
+            listen,
+            demo,
+            clock_shift_minutes,
+        } => {
             if let Some(listen) = listen {
                 config.listen = listen;
+            }
+            if demo {
+                let estate = EstateId::parse(demo::DEMO_ESTATE).expect("a valid estate");
+                config.calendars = config
+                    .calendars
+                    .or_for_estate(estate, demo::demo_calendar());
             }
             if demo && config.auth.jwt_secret.is_empty() {
                 config.auth.jwt_secret = crate::auth::random_secret();
@@ -94,7 +116,15 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
-            runtime.block_on(serve(config, demo))
+            let shift = Duration::try_minutes(clock_shift_minutes)
+                .ok_or("--clock-shift-minutes is out of range")?;
+            if !shift.is_zero() {
+                tracing::warn!(
+                    clock_shift_minutes,
+                    "the server's clock is shifted from the machine's"
+                );
+            }
+            runtime.block_on(serve(config, demo, Arc::new(ShiftedClock::new(shift))))
         }
         Commands::AddUser {
             username,
@@ -123,8 +153,12 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     }
 }
 
-async fn serve(config: Config, demo: bool) -> Result<(), Box<dyn std::error::Error>> {
-    let app = Application::build(config.clone(), Arc::new(SystemClock)).await?;
+async fn serve(
+    config: Config,
+    demo: bool,
+    clock: Arc<dyn Clock>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let app = Application::build(config.clone(), clock).await?;
     let address = app.local_addr()?;
     if demo {
         demo::seed(app.store(), app.writer()).await?;

@@ -17,6 +17,26 @@ impl Clock for SystemClock {
     }
 }
 
+/// The machine's clock shifted by a fixed amount: `serve
+/// --clock-shift-minutes` rehearses the deadlines of a copy of the data at a
+/// later hour, and the black-box tests let time pass across a restart with
+/// it instead of sleeping.
+pub struct ShiftedClock {
+    shift: Duration,
+}
+
+impl ShiftedClock {
+    pub fn new(shift: Duration) -> Self {
+        Self { shift }
+    }
+}
+
+impl Clock for ShiftedClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now() + self.shift
+    }
+}
+
 /// A clock that moves only when told to.
 pub struct ManualClock {
     now: Mutex<DateTime<Utc>>,

@@ -6,6 +6,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::calendars::Calendars;
+
+/// Names the configuration file when `--config` does not.
+pub const CONFIG_FILE_VARIABLE: &str = "ESTATE_SYNC_CONFIG";
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -13,6 +18,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub auth: AuthConfig,
     pub limits: Limits,
+    /// Each estate's working calendar (`[calendars.estates.E01]`) and the
+    /// default one (`[calendars.default]`); file only, checked as it is read.
+    pub calendars: Calendars,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -44,6 +52,7 @@ impl Default for Config {
             data_dir: PathBuf::from("data"),
             auth: AuthConfig::default(),
             limits: Limits::default(),
+            calendars: Calendars::default(),
         }
     }
 }
@@ -89,9 +98,11 @@ pub enum ConfigError {
 }
 
 impl Config {
-    /// Defaults, overlaid by the file (if any), overlaid by the environment.
+    /// Defaults, overlaid by the file (if any: `file`, else the one
+    /// [`CONFIG_FILE_VARIABLE`] names), overlaid by the environment.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
-        let mut config = match file {
+        let named = std::env::var_os(CONFIG_FILE_VARIABLE).map(PathBuf::from);
+        let mut config = match file.or(named.as_deref()) {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
                     path: path.to_owned(),
@@ -197,6 +208,30 @@ mod tests {
             (name == "ESTATE_SYNC_REQUEST_TIMEOUT_MS").then(|| "soon".to_owned())
         });
         assert!(matches!(bad, Err(ConfigError::Env { .. })));
+    }
+
+    #[test]
+    fn a_config_file_gives_an_estate_its_own_calendar_and_the_rest_the_default() {
+        let config: Config = toml::from_str(
+            r#"
+            listen = "127.0.0.1:9000"
+            [calendars.estates.E07]
+            time_zone = "Asia/Urumqi"
+            working_hours = { start = "10:00", end = "19:00" }
+            public_holidays = ["2026-10-01"]
+            extra_working_days = ["2026-10-10"]
+            "#,
+        )
+        .unwrap();
+        let estate = |raw| sync_protocol::EstateId::parse(raw).unwrap();
+        let own = config.calendars.of(&estate("E07"));
+        assert_eq!(own.time_zone().name(), "Asia/Urumqi");
+        let national_day = chrono::NaiveDate::from_ymd_opt(2026, 10, 1).unwrap();
+        assert!(!own.is_working_day(national_day));
+        assert_eq!(
+            config.calendars.of(&estate("E01")),
+            &sync_protocol::WorkingCalendar::asia_shanghai()
+        );
     }
 
     #[test]

@@ -1,10 +1,10 @@
-//! The demo estate: users of every role and a morning's tickets, created
-//! through the same writer as real traffic.
+//! The demo estate: users of every role, a morning's tickets, created
+//! through the same writer as real traffic, and its working calendar.
 
-use chrono::{Duration, Utc};
+use chrono::{Duration, NaiveDate, Utc};
 use sync_protocol::{
     Area, Category, EstateId, Intake, OfficeActionRequest, OfficeOp, Reporter, Role, Source,
-    TicketKind, UserId,
+    TicketKind, UserId, WorkingCalendar,
 };
 
 use crate::store::Store;
@@ -13,6 +13,45 @@ use crate::writer::{Command, Reply, WriteError, Writer};
 
 pub const DEMO_ESTATE: &str = "E01";
 pub const DEMO_PASSWORD: &str = "demo-password";
+
+/// China's 2026 public holidays (放假), first and last day of each.
+const HOLIDAYS_2026: &[(&str, &str)] = &[
+    ("2026-01-01", "2026-01-03"), // 元旦 New Year
+    ("2026-02-15", "2026-02-23"), // 春节 Spring Festival
+    ("2026-04-04", "2026-04-06"), // 清明节 Qingming
+    ("2026-05-01", "2026-05-05"), // 劳动节 Labour Day
+    ("2026-06-19", "2026-06-21"), // 端午节 Dragon Boat
+    ("2026-09-25", "2026-09-27"), // 中秋节 Mid-Autumn
+    ("2026-10-01", "2026-10-07"), // 国庆节 National Day
+];
+/// The weekend days worked in exchange in 2026 (调休上班).
+const EXTRA_WORKING_DAYS_2026: &[&str] = &[
+    "2026-01-04",
+    "2026-02-14",
+    "2026-02-28",
+    "2026-05-09",
+    "2026-09-20",
+    "2026-10-10",
+];
+
+/// The demo estate's calendar: Asia/Shanghai, 08:30-17:30, Monday to
+/// Friday, with the 2026 holidays and 调休 days as the State Council
+/// published them. A calendar configured for the demo estate replaces it.
+pub fn demo_calendar() -> WorkingCalendar {
+    let date = |raw: &str| NaiveDate::parse_from_str(raw, "%Y-%m-%d").expect("a valid date");
+    let mut config = sync_protocol::CalendarConfig::from(WorkingCalendar::asia_shanghai());
+    for (first, last) in HOLIDAYS_2026 {
+        let last = date(last);
+        config
+            .public_holidays
+            .extend(date(first).iter_days().take_while(|day| *day <= last));
+    }
+    config.extra_working_days = EXTRA_WORKING_DAYS_2026
+        .iter()
+        .map(|raw| date(raw))
+        .collect();
+    WorkingCalendar::new(config).expect("the demo calendar is valid")
+}
 
 /// (login, role, display name)
 pub const DEMO_USERS: &[(&str, Role, &str)] = &[
@@ -118,6 +157,7 @@ pub async fn seed(store: &Store, writer: &Writer) -> Result<bool, DemoError> {
             description: description.to_owned(),
             received_at: now - Duration::minutes(5),
             follow_up_of: None,
+            booking: None,
         };
         let command = Command::CreateTicket {
             by: agent.clone(),
@@ -142,4 +182,24 @@ pub async fn seed(store: &Store, writer: &Writer) -> Result<bool, DemoError> {
         }
     }
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_calendar_has_the_national_day_week_off_and_works_the_saturday_after() {
+        let calendar = demo_calendar();
+        let date = |month, day| NaiveDate::from_ymd_opt(2026, month, day).unwrap();
+        assert!(!calendar.is_working_day(date(10, 1)), "a Thursday holiday");
+        assert!(!calendar.is_working_day(date(10, 7)), "a Wednesday holiday");
+        assert!(calendar.is_working_day(date(10, 8)));
+        assert!(
+            calendar.is_working_day(date(10, 10)),
+            "a Saturday worked (调休)"
+        );
+        assert!(calendar.is_working_day(date(11, 27)), "an ordinary Friday");
+        assert_eq!(calendar.time_zone().name(), "Asia/Shanghai");
+    }
 }

@@ -1,8 +1,12 @@
-//! The reports of an estate: read its tickets from the store a page at a
-//! time into the core's builders (the numbers come from
-//! `sync_protocol::reports`, the due list from `sync_protocol::due`), and lay the daily unclosed list (R-C4) and the
-//! monthly statistics (R-A3) out as CSV and XLSX, with headers in Chinese
-//! and English (`工单号 Ticket`).
+//! The reports of an estate: read from the store a page at a time into the
+//! core's builders (the numbers come from `sync_protocol::reports`, the due
+//! list from `sync_protocol::due`), and lay the daily unclosed list (R-C4),
+//! the monthly statistics (R-A3) and the monthly archive (R-A2) out as CSV
+//! and XLSX, with headers in Chinese and English (`工单号 Ticket`).
+//!
+//! The daily list and the due list read the estate's tickets; the monthly
+//! reports read only the report digests of their month, which the store
+//! keeps beside the tickets (`Store::visit_received_digests`).
 //!
 //! Both formats show times on the estate's wall clock (`2026-11-27 09:05`,
 //! the time zone in the column header) and kinds, statuses and roles as
@@ -16,11 +20,14 @@ use std::fmt::Write as _;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_xlsxwriter::{Format, Workbook, Worksheet, XlsxError};
+use sync_protocol::reports::{
+    ArchiveSection, HandedOut, MonthlyArchive, MonthlyArchiveBuilder, NumberingCheck,
+};
 use sync_protocol::time_rules::Duty;
 use sync_protocol::{
-    Area, Category, DailyUnclosed, DailyUnclosedBuilder, DueList, DueListBuilder, EstateId,
-    MonthlyStatistics, MonthlyStatisticsBuilder, ReportMonth, Responsible, Role, Status, Ticket,
-    TicketId, TicketKind, UnclosedItem, UserId, WorkingCalendar,
+    Area, Category, Charge, DailyUnclosed, DailyUnclosedBuilder, DueList, DueListBuilder, EstateId,
+    MonthlyStatistics, MonthlyStatisticsBuilder, ReportMonth, Responsible, Role, SerialKind,
+    Status, Ticket, TicketId, TicketKind, UnclosedItem, WorkingCalendar,
 };
 
 use crate::store::{Store, StoreError};
@@ -47,7 +54,8 @@ pub fn daily_unclosed_of(
     Ok(builder.finish())
 }
 
-/// R-A3: the statistics of `month` over the estate's tickets in the store, judged at `now`.
+/// R-A3: the statistics of `month` over the report digests of the estate's
+/// tickets received in it, judged at `now`.
 pub fn monthly_statistics_of(
     store: &Store,
     estate: &EstateId,
@@ -56,24 +64,44 @@ pub fn monthly_statistics_of(
     now: DateTime<Utc>,
 ) -> Result<MonthlyStatistics, StoreError> {
     let mut builder = MonthlyStatisticsBuilder::new(calendar, month, now);
-    for_each_estate_ticket(store, estate, |ticket| builder.add(ticket))?;
+    store.visit_received_digests(estate, month.bounds(calendar), |digest| {
+        builder.add_digest(digest);
+    })?;
     Ok(builder.finish())
 }
 
-/// The due list of a caller with `role` over the estate's tickets in the
-/// store: what they act on that is due within `due_soon_window` of `now` or
-/// overdue. Read a page at a time like the reports, so that it sees the
-/// same tickets.
-pub fn due_list_of(
+/// R-A2: the archive of `month`: the estate's forms numbered in it (and the
+/// tickets received in it without a number), checked against the counters
+/// of the month's series (R-A1).
+pub fn monthly_archive_of(
     store: &Store,
     estate: &EstateId,
     calendar: &WorkingCalendar,
+    month: ReportMonth,
     now: DateTime<Utc>,
-    due_soon_window: chrono::Duration,
-    role: Role,
-    user: &UserId,
+) -> Result<MonthlyArchive, StoreError> {
+    let mut builder = MonthlyArchiveBuilder::new(calendar, estate, month, now);
+    // The counters first: a number handed out while the forms are read is
+    // then a form beyond the counter, never a gap.
+    let handed_out = HandedOut {
+        work_orders: store.last_serial_sequence(builder.series(SerialKind::WorkOrder))?,
+        coordination_tickets: store
+            .last_serial_sequence(builder.series(SerialKind::CoordinationTicket))?,
+    };
+    store.visit_numbered_digests(estate, month.bounds(calendar), |digest| {
+        builder.add_digest(digest);
+    })?;
+    Ok(builder.finish(handed_out))
+}
+
+/// A caller's due list over the estate's tickets in the store; `builder`
+/// knows the caller, the window and the limit. Read a page at a time like
+/// the reports, so that it sees the same tickets.
+pub fn due_list_of(
+    store: &Store,
+    estate: &EstateId,
+    mut builder: DueListBuilder<'_>,
 ) -> Result<DueList, StoreError> {
-    let mut builder = DueListBuilder::new(calendar, now, due_soon_window, role, user);
     for_each_estate_ticket(store, estate, |ticket| builder.add(ticket))?;
     Ok(builder.finish())
 }
@@ -118,6 +146,15 @@ pub fn monthly_statistics_filename(
     )
 }
 
+/// `monthly-archive-E01-2026-11.csv`.
+pub fn monthly_archive_filename(
+    estate: &EstateId,
+    archive: &MonthlyArchive,
+    extension: &str,
+) -> String {
+    format!("monthly-archive-{estate}-{}.{extension}", archive.month)
+}
+
 // ---- Tables ---------------------------------------------------------------
 
 /// One cell of an exported table.
@@ -141,6 +178,9 @@ struct Table {
     header: Vec<String>,
     rows: Vec<Vec<Cell>>,
 }
+
+/// The header of a table of named numbers (the monthly counts, the archive's summary).
+const STATISTIC_HEADER: [&str; 3] = ["统计项 Statistic", "分项 Item", "数值 Value"];
 
 fn text(value: impl Into<String>) -> Cell {
     Cell::Text(value.into())
@@ -307,7 +347,7 @@ fn counts_table(statistics: &MonthlyStatistics, calendar: &WorkingCalendar) -> T
     );
     Table {
         sheet: "统计 Statistics",
-        header: headers(&["统计项 Statistic", "分项 Item", "数值 Value"]),
+        header: headers(&STATISTIC_HEADER),
         rows,
     }
 }
@@ -353,6 +393,189 @@ fn missing_signatures_table(statistics: &MonthlyStatistics) -> Table {
     Table {
         sheet: "缺签字 Missing signatures",
         header: headers(&["工单号 Ticket", "编号 Serial number"]),
+        rows,
+    }
+}
+
+// ---- R-A2: the monthly archive ----------------------------------------------------
+
+/// R-A2: four sections: the summary per kind, the work orders' forms and the
+/// coordination tickets' forms (closed paid, free and not recorded, then
+/// not closed, each in serial-number order), and the numbering problems (R-A1).
+pub fn monthly_archive_csv(archive: &MonthlyArchive, calendar: &WorkingCalendar) -> Vec<u8> {
+    csv(&archive_tables(archive, calendar))
+}
+
+/// R-A2: the same four tables as worksheets.
+pub fn monthly_archive_xlsx(
+    archive: &MonthlyArchive,
+    calendar: &WorkingCalendar,
+) -> Result<Vec<u8>, ExportError> {
+    xlsx(&archive_tables(archive, calendar))
+}
+
+fn archive_tables(archive: &MonthlyArchive, calendar: &WorkingCalendar) -> Vec<Table> {
+    vec![
+        archive_summary_table(archive, calendar),
+        forms_table("派工单 Work orders", &archive.work_orders, calendar),
+        forms_table(
+            "协调单 Coordination tickets",
+            &archive.coordination_tickets,
+            calendar,
+        ),
+        numbering_table(archive),
+    ]
+}
+
+fn archive_summary_table(archive: &MonthlyArchive, calendar: &WorkingCalendar) -> Table {
+    let mut rows = Vec::new();
+    let mut row = |statistic: &str, item: &str, value: Cell| {
+        rows.push(vec![text(statistic), text(item), value]);
+    };
+    row("月份 Month", &archive.month.to_string(), text(""));
+    row("时区 Time zone", &archive.time_zone, text(""));
+    let generated = local_time(calendar, archive.generated_at);
+    row("归档时间 Generated", &generated, text(""));
+    let sections = [
+        (TicketKind::WorkOrder, &archive.work_orders),
+        (
+            TicketKind::CoordinationTicket,
+            &archive.coordination_tickets,
+        ),
+    ];
+    for (kind, section) in sections {
+        let kind = kind_label(kind);
+        let count = |entries: &[_]| Cell::Count(entries.len() as u64);
+        let numbering = &section.numbering;
+        row(kind, "编号序列 Series", text(section.series.clone()));
+        row(kind, "有偿 Paid", count(&section.paid));
+        row(kind, "无偿 Free", count(&section.free));
+        row(kind, "未记录 Not recorded", count(&section.not_recorded));
+        row(
+            kind,
+            "有偿金额(元) Fees (CNY)",
+            Cell::Yuan(section.paid_fee_fen),
+        );
+        row(kind, "未完结 Not closed", count(&section.not_closed));
+        row(
+            kind,
+            "已发编号 Numbers handed out",
+            Cell::Count(numbering.handed_out),
+        );
+        row(
+            kind,
+            "缺号 Missing numbers",
+            Cell::Count(numbering.missing_count),
+        );
+        row(
+            kind,
+            "重号 Duplicated numbers",
+            Cell::Count(numbering.duplicated.len() as u64),
+        );
+        row(
+            kind,
+            "无编号 Unnumbered",
+            Cell::Count(numbering.unnumbered.len() as u64),
+        );
+        row(
+            kind,
+            "编号连续 Numbers run with no gap",
+            text(yes_or_no(numbering.complete)),
+        );
+    }
+    row(
+        kind_label(TicketKind::VerbalDispatch),
+        "受理(无编号) Received (not numbered)",
+        Cell::Count(archive.verbal_dispatches),
+    );
+    Table {
+        sheet: "归档汇总 Summary",
+        header: headers(&STATISTIC_HEADER),
+        rows,
+    }
+}
+
+/// One kind's forms: closed paid, free, not recorded, then not closed.
+fn forms_table(sheet: &'static str, section: &ArchiveSection, calendar: &WorkingCalendar) -> Table {
+    let zone = calendar.time_zone().name();
+    let header = vec![
+        "编号 Serial number".to_owned(),
+        "工单号 Ticket".to_owned(),
+        "归档 Filed as".to_owned(),
+        "类别 Category".to_owned(),
+        "状态 Status".to_owned(),
+        format!("受理时间 Received ({zone})"),
+        format!("完结时间 Closed ({zone})"),
+        "金额(元) Fee (CNY)".to_owned(),
+    ];
+    let files = [
+        ("有偿 Paid", &section.paid),
+        ("无偿 Free", &section.free),
+        ("未记录 Not recorded", &section.not_recorded),
+        ("未完结 Not closed", &section.not_closed),
+    ];
+    let mut rows = Vec::new();
+    for (filed_as, entries) in files {
+        for entry in entries {
+            let closed_at = entry.closed_at.map(|at| local_time(calendar, at));
+            let fee = match &entry.charge {
+                Some(Charge::Paid { fee_fen }) => Cell::Yuan(*fee_fen),
+                Some(Charge::Free {}) | None => text(""),
+            };
+            rows.push(vec![
+                text(serial_text(entry.serial_number.as_ref())),
+                text(entry.ticket_id.as_str()),
+                text(filed_as),
+                text(category_label(entry.category)),
+                text(status_label(entry.status)),
+                text(local_time(calendar, entry.received_at)),
+                text(closed_at.unwrap_or_default()),
+                fee,
+            ]);
+        }
+    }
+    Table {
+        sheet,
+        header,
+        rows,
+    }
+}
+
+/// R-A1: one row per missing, duplicated or unnumbered form.
+fn numbering_table(archive: &MonthlyArchive) -> Table {
+    let mut rows = Vec::new();
+    for section in [&archive.work_orders, &archive.coordination_tickets] {
+        let NumberingCheck {
+            missing,
+            missing_count,
+            duplicated,
+            unnumbered,
+            ..
+        } = &section.numbering;
+        let mut row = |problem: &str, value: Cell| {
+            rows.push(vec![text(section.series.clone()), text(problem), value]);
+        };
+        for number in missing {
+            row("缺号 Missing", text(number.to_string()));
+        }
+        let not_listed = missing_count - missing.len() as u64;
+        if not_listed > 0 {
+            row("缺号(未列出) Missing, not listed", Cell::Count(not_listed));
+        }
+        for number in duplicated {
+            row("重号 Duplicated", text(number.to_string()));
+        }
+        for ticket in unnumbered {
+            row("无编号 Unnumbered", text(ticket.as_str()));
+        }
+    }
+    Table {
+        sheet: "编号核对 Numbering",
+        header: headers(&[
+            "编号序列 Series",
+            "问题 Problem",
+            "编号或工单号 Number or ticket",
+        ]),
         rows,
     }
 }
@@ -406,7 +629,7 @@ fn unclosed_row(item: &UnclosedItem, calendar: &WorkingCalendar) -> Vec<Cell> {
                 duty_label(window.duty)
             )),
             text(local_time(calendar, window.due_at)),
-            text(if window.missed { "是 Yes" } else { "否 No" }),
+            text(yes_or_no(window.missed)),
         ]),
         None => row.extend([text(""), text(""), text("")]),
     }
@@ -415,6 +638,10 @@ fn unclosed_row(item: &UnclosedItem, calendar: &WorkingCalendar) -> Vec<Cell> {
 
 fn serial_text(serial_number: Option<&sync_protocol::SerialNumber>) -> String {
     serial_number.map(ToString::to_string).unwrap_or_default()
+}
+
+fn yes_or_no(yes: bool) -> &'static str {
+    if yes { "是 Yes" } else { "否 No" }
 }
 
 /// `2026-11-27 09:05` on the estate's wall clock.
@@ -735,5 +962,244 @@ mod tests {
         let holds = |name: &[u8]| bytes.windows(name.len()).any(|window| window == name);
         assert!(holds(b"xl/worksheets/sheet1.xml") && holds(b"xl/worksheets/sheet2.xml"));
         assert!(!holds(b"xl/worksheets/sheet3.xml"));
+    }
+
+    // ---- The monthly reports from the store -----------------------------------
+
+    /// Moments in Shanghai, 2026.
+    fn shanghai(month: u32, day: u32, hour: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, month, day, hour, 0, 0).unwrap() - chrono::Duration::hours(8)
+    }
+
+    /// The tickets of an estate as the writer leaves them: each state
+    /// written over the one before, with the R-A1 counters.
+    struct Estate {
+        store: Store,
+        calendar: WorkingCalendar,
+        tickets: Vec<Ticket>,
+    }
+
+    impl Estate {
+        fn new() -> Self {
+            Self {
+                store: Store::in_memory(),
+                calendar: WorkingCalendar::asia_shanghai(),
+                tickets: Vec::new(),
+            }
+        }
+
+        fn write(&mut self, ticket: Ticket) {
+            let old = self.tickets.iter().position(|held| held.id == ticket.id);
+            let mut changes = crate::store::Changes::default();
+            let mut counters = self.store.counters().unwrap();
+            let previous = old.map(|index| self.tickets[index].clone());
+            self.store
+                .stage_ticket(&mut changes, &mut counters, previous.as_ref(), &ticket)
+                .unwrap();
+            if let Some(number) = &ticket.serial_number {
+                changes.put_last_serial(number);
+            }
+            self.store.apply(changes).unwrap();
+            match old {
+                Some(index) => self.tickets[index] = ticket,
+                None => self.tickets.push(ticket),
+            }
+        }
+
+        fn receive(
+            &mut self,
+            number: u64,
+            kind: TicketKind,
+            category: Category,
+            at: DateTime<Utc>,
+            serial: Option<(SerialKind, u64)>,
+        ) -> Ticket {
+            let mut intake = crate::test_support::intake();
+            (intake.kind, intake.category, intake.received_at) = (kind, category, at);
+            let id = TicketId::parse(&format!("tk{number:08}")).unwrap();
+            let agent = UserId::parse("kefu").unwrap();
+            let mut ticket =
+                sync_protocol::create_ticket(id, intake, agent, &self.calendar, at).unwrap();
+            ticket.serial_number = serial.map(|(kind, sequence)| self.number(kind, at, sequence));
+            self.write(ticket.clone());
+            ticket
+        }
+
+        fn number(
+            &self,
+            kind: SerialKind,
+            at: DateTime<Utc>,
+            sequence: u64,
+        ) -> sync_protocol::SerialNumber {
+            let month = sync_protocol::SerialMonth::of_local_date(self.calendar.local_date(at));
+            let estate = sync_protocol::EstateId::parse("E01").unwrap();
+            sync_protocol::SerialSeries::new(estate, kind, month).number(sequence)
+        }
+
+        fn act(
+            &mut self,
+            ticket: &Ticket,
+            by: &str,
+            op: sync_protocol::OfficeOp,
+            at: DateTime<Utc>,
+        ) -> Ticket {
+            let by = UserId::parse(by).unwrap();
+            let next =
+                sync_protocol::apply_office_op(ticket, &op, &by, &self.calendar, at).unwrap();
+            self.write(next.clone());
+            next
+        }
+    }
+
+    #[test]
+    fn r_a3_r_a2_the_monthly_reports_read_from_the_digests_equal_those_from_the_tickets_after_every_change()
+     {
+        use sync_protocol::OfficeOp;
+        let mut estate = Estate::new();
+        let dispatch = |technician: &str| OfficeOp::Dispatch {
+            technician: UserId::parse(technician).unwrap(),
+        };
+        let cancel = OfficeOp::Cancel {
+            reason: "业主已自行解决 solved by the owner".into(),
+        };
+        let wo = Some((SerialKind::WorkOrder, 1));
+        let open = estate.receive(
+            1,
+            TicketKind::WorkOrder,
+            Category::Repair,
+            shanghai(11, 3, 9),
+            wo,
+        );
+        estate.act(&open, "diaodu", dispatch("li"), shanghai(11, 3, 9));
+        let wo = Some((SerialKind::WorkOrder, 2));
+        let cancelled = estate.receive(
+            2,
+            TicketKind::WorkOrder,
+            Category::Repair,
+            shanghai(11, 4, 9),
+            wo,
+        );
+        let cancelled = estate.act(&cancelled, "diaodu", dispatch("zhang"), shanghai(11, 4, 10));
+        estate.act(&cancelled, "kefu", cancel, shanghai(11, 4, 11));
+        // Received on 29 November, converted on 2 December: the coordination
+        // ticket is numbered in December.
+        let wo = Some((SerialKind::WorkOrder, 3));
+        let to_convert = estate.receive(
+            3,
+            TicketKind::WorkOrder,
+            Category::Repair,
+            shanghai(11, 29, 18),
+            wo,
+        );
+        let to_convert = estate.act(&to_convert, "diaodu", dispatch("li"), shanghai(11, 29, 19));
+        let (converted, mut coordination) = sync_protocol::convert_work_order(
+            &to_convert,
+            TicketId::parse("tk00000004").unwrap(),
+            "需订货 needs a part",
+            &UserId::parse("diaodu").unwrap(),
+            shanghai(12, 2, 9),
+        )
+        .unwrap();
+        coordination.serial_number =
+            Some(estate.number(SerialKind::CoordinationTicket, shanghai(12, 2, 9), 1));
+        estate.write(converted);
+        estate.write(coordination.clone());
+        let track = |kind| OfficeOp::Track {
+            kind,
+            note: String::new(),
+        };
+        let coordination = estate.act(
+            &coordination,
+            "zhuanyuan",
+            track(sync_protocol::TrackingKind::OwnerReply {}),
+            shanghai(12, 2, 15),
+        );
+        estate.act(
+            &coordination,
+            "zhuanyuan",
+            track(sync_protocol::TrackingKind::Check {}),
+            shanghai(12, 4, 10),
+        );
+        let verbal = estate.receive(
+            5,
+            TicketKind::VerbalDispatch,
+            Category::Security,
+            shanghai(11, 30, 23),
+            None,
+        );
+        estate.act(&verbal, "kefu", OfficeOp::Close {}, shanghai(12, 1, 0));
+        let ct = Some((SerialKind::CoordinationTicket, 1));
+        estate.receive(
+            6,
+            TicketKind::CoordinationTicket,
+            Category::OwnerCommunication,
+            shanghai(11, 20, 9),
+            ct,
+        );
+
+        let estate_id = sync_protocol::EstateId::parse("E01").unwrap();
+        let now = shanghai(12, 5, 10);
+        for month in ["2026-11", "2026-12"] {
+            let month = ReportMonth::parse(month).unwrap();
+            let calendar = &estate.calendar;
+            let from_store =
+                monthly_statistics_of(&estate.store, &estate_id, calendar, month, now).unwrap();
+            assert_eq!(
+                from_store,
+                monthly_statistics(&estate.tickets, calendar, month, now),
+                "{month}"
+            );
+
+            let archive =
+                monthly_archive_of(&estate.store, &estate_id, calendar, month, now).unwrap();
+            let mut builder = MonthlyArchiveBuilder::new(calendar, &estate_id, month, now);
+            let handed_out = HandedOut {
+                work_orders: estate
+                    .store
+                    .last_serial_sequence(builder.series(SerialKind::WorkOrder))
+                    .unwrap(),
+                coordination_tickets: estate
+                    .store
+                    .last_serial_sequence(builder.series(SerialKind::CoordinationTicket))
+                    .unwrap(),
+            };
+            for ticket in &estate.tickets {
+                builder.add_digest(sync_protocol::reports::ReportDigest::of(ticket));
+            }
+            assert_eq!(archive, builder.finish(handed_out), "{month}");
+        }
+        let november = monthly_statistics_of(
+            &estate.store,
+            &estate_id,
+            &estate.calendar,
+            ReportMonth::parse("2026-11").unwrap(),
+            now,
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                november.received,
+                november.closure.closed,
+                november.closure.cancelled,
+                november.closure.converted
+            ),
+            (6, 1, 1, 1)
+        );
+        let december = monthly_archive_of(
+            &estate.store,
+            &estate_id,
+            &estate.calendar,
+            ReportMonth::parse("2026-12").unwrap(),
+            now,
+        )
+        .unwrap();
+        let filed: Vec<&str> = december
+            .coordination_tickets
+            .not_closed
+            .iter()
+            .map(|entry| entry.ticket_id.as_str())
+            .collect();
+        assert_eq!(filed, ["tk00000004"]);
+        assert!(december.coordination_tickets.numbering.complete);
     }
 }

@@ -28,5 +28,6 @@ pub fn intake() -> Intake {
         description: "漏水 leak".into(),
         received_at: at(8, 55),
         follow_up_of: None,
+        booking: None,
     }
 }

@@ -23,7 +23,7 @@ use sync_protocol::{
 };
 use tokio::sync::{mpsc, oneshot};
 
-use crate::calendars::estate_calendar;
+use crate::calendars::Calendars;
 use crate::clock::Clock;
 use crate::scheduler::TicketChanges;
 use crate::store::{Changes, Counters, DeviceRecord, Store, StoreError, UserRecord};
@@ -119,15 +119,17 @@ impl Writer {
         clock: Arc<dyn Clock>,
         queue: usize,
     ) -> Result<(Self, JoinHandle<()>), StoreError> {
-        Self::start_with_notices(store, clock, queue, None)
+        Self::start_with_notices(store, clock, queue, Calendars::default(), None)
     }
 
-    /// [`Writer::start`], telling `notices` (the scheduler) which tickets
-    /// each flushed group changed.
+    /// [`Writer::start`] with the estates' working calendars (R-A1 months),
+    /// telling `notices` (the scheduler) which tickets each flushed group
+    /// changed.
     pub fn start_with_notices(
         store: Store,
         clock: Arc<dyn Clock>,
         queue: usize,
+        calendars: Calendars,
         notices: Option<TicketChanges>,
     ) -> Result<(Self, JoinHandle<()>), StoreError> {
         let counters = store.counters()?;
@@ -139,6 +141,7 @@ impl Writer {
             // every batch, so a batch per command cost two disk writes each.
             store: store.staged(),
             clock,
+            calendars,
             counters,
             durable_cursor: durable_cursor.clone(),
             notices,
@@ -182,6 +185,7 @@ impl Writer {
 struct WriterState {
     store: Store,
     clock: Arc<dyn Clock>,
+    calendars: Calendars,
     counters: Counters,
     durable_cursor: Arc<AtomicU64>,
     notices: Option<TicketChanges>,
@@ -292,7 +296,8 @@ impl WriterState {
                 let id = TicketId::parse(&format!("tk{:08}", counters.tickets))
                     .expect("generated ticket ids are valid");
                 // Validate the record first, so that R-I2 lists every problem.
-                let mut ticket = create_ticket(id, intake, by.clone(), now)?;
+                let calendar = self.calendars.of(&intake.estate);
+                let mut ticket = create_ticket(id, intake, by.clone(), calendar, now)?;
                 let original = match &ticket.follow_up_of {
                     Some(original) => Some(
                         self.store
@@ -361,7 +366,8 @@ impl WriterState {
                         {
                             self.check_signature_image(&ticket)?;
                         }
-                        apply_office_op(&ticket, op, &by, now)?
+                        let calendar = self.calendars.of(&ticket.estate);
+                        apply_office_op(&ticket, op, &by, calendar, now)?
                     }
                 };
                 self.store
@@ -393,8 +399,8 @@ impl WriterState {
                     .store
                     .ticket(&ticket_id)?
                     .ok_or(WriteError::TicketNotFound)?;
-                let calendar = estate_calendar(&ticket.estate);
-                if let Some(next) = record_deadline_missed(&ticket, &calendar, rule, due_at, now) {
+                let calendar = self.calendars.of(&ticket.estate);
+                if let Some(next) = record_deadline_missed(&ticket, calendar, rule, due_at, now) {
                     self.store
                         .stage_ticket(&mut changes, &mut counters, Some(&ticket), &next)?;
                 }
@@ -424,7 +430,7 @@ impl WriterState {
         let Some(kind) = SerialKind::of(ticket.kind) else {
             return Ok(());
         };
-        let calendar = estate_calendar(&ticket.estate);
+        let calendar = self.calendars.of(&ticket.estate);
         let month = SerialMonth::of_local_date(calendar.local_date(now));
         let series = SerialSeries::new(ticket.estate.clone(), kind, month);
         let number = series.number(self.store.last_serial_sequence(&series)? + 1);
@@ -456,6 +462,7 @@ impl WriterState {
         let recorder = Recorder {
             user,
             device: report.device_id.clone(),
+            clock_offset_ms: device.clock_offset_ms,
         };
         let effects = apply_batch(&ledger, &mut tickets, &recorder, &mutations, now)?;
 

@@ -6,10 +6,14 @@
 //!
 //! - **The queue.** A ticket waits for dispatch while it is `received` and is
 //!   a work order or a coordination ticket (a verbal dispatch goes out by
-//!   radio, R-K1). Owners' jobs (every source but self-inspection 自检) come
-//!   before internal jobs (self-inspection), whatever their age; then the
-//!   oldest `received_at` first; then the ticket id, so that the order is total.
-//! - **The technicians.** Fewest open tickets (dispatched or in progress)
+//!   radio, R-K1), and is issued: a booking (R-S2) from local 00:00 of the
+//!   day before its service date, anything else at once. Owners' jobs (every
+//!   source but self-inspection 自检) come before internal jobs
+//!   (self-inspection), whatever their age; then the one waiting longest
+//!   first, by `received_at` or, for a booking, by when it was issued if that
+//!   is later; then the ticket id, so that the order is total.
+//! - **The technicians.** The staff the owner agreed to for a booking comes
+//!   first (R-S2). Then fewest open tickets (dispatched or in progress)
 //!   first: a technician with less on hand gets there sooner. Among equal
 //!   loads, the one with most open jobs in the ticket's building
 //!   ([`building_of`]): they are there already, or on their way. Then the
@@ -22,10 +26,12 @@
 //! of the day, and a guess would make the ranking hard to explain; the
 //! building is what a dispatcher checks by eye.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::WorkflowError;
 use crate::ids::{TicketId, UserId};
+use crate::office::require_issued;
 use crate::ticket::{Source, Ticket, TicketKind};
 use crate::wire::{MAX_SUGGESTIONS, Reason, Suggestion};
 use crate::workflow::{Event, Status, transition};
@@ -96,29 +102,47 @@ pub fn holds_open(ticket: &Ticket, technician: &UserId) -> bool {
         && matches!(ticket.status, Status::Dispatched | Status::InProgress)
 }
 
-/// Whether the ticket waits in the dispatch queue: received, not yet
-/// dispatched, and a work order or coordination ticket.
-pub fn waits_for_dispatch(ticket: &Ticket) -> bool {
+/// Whether the ticket waits in the dispatch queue at `now`: received, not
+/// yet dispatched, a work order or coordination ticket, and issued (R-S2).
+pub fn waits_for_dispatch(ticket: &Ticket, now: DateTime<Utc>) -> bool {
     ticket.status == Status::Received
         && matches!(
             ticket.kind,
             TicketKind::WorkOrder | TicketKind::CoordinationTicket
         )
+        && ticket.is_issued(now)
 }
 
-/// R-D3: the tickets that wait for dispatch, in the order to dispatch them:
-/// owners' jobs before internal ones, then the oldest first, then by id.
-pub fn dispatch_queue<'a>(tickets: impl IntoIterator<Item = &'a Ticket>) -> Vec<&'a Ticket> {
+/// R-D3: the tickets that wait for dispatch at `now`, in the order to
+/// dispatch them: owners' jobs before internal ones, then the one waiting
+/// longest, then by id.
+pub fn dispatch_queue<'a>(
+    tickets: impl IntoIterator<Item = &'a Ticket>,
+    now: DateTime<Utc>,
+) -> Vec<&'a Ticket> {
     let mut queue: Vec<&Ticket> = tickets
         .into_iter()
-        .filter(|ticket| waits_for_dispatch(ticket))
+        .filter(|ticket| waits_for_dispatch(ticket, now))
         .collect();
     queue.sort_by(|a, b| queue_key(a).cmp(&queue_key(b)));
     queue
 }
 
-fn queue_key(ticket: &Ticket) -> (Priority, chrono::DateTime<chrono::Utc>, &TicketId) {
-    (Priority::of(ticket.source), ticket.received_at, &ticket.id)
+fn queue_key(ticket: &Ticket) -> (Priority, DateTime<Utc>, &TicketId) {
+    (
+        Priority::of(ticket.source),
+        waiting_since(ticket),
+        &ticket.id,
+    )
+}
+
+/// Since when the ticket waits for dispatch: its receipt, or for a booking
+/// received before its issue day, its issue (R-S2).
+fn waiting_since(ticket: &Ticket) -> DateTime<Utc> {
+    match &ticket.booking {
+        Some(booking) => ticket.received_at.max(booking.issued_at),
+        None => ticket.received_at,
+    }
 }
 
 /// The building a location names: its text before the first `-`,
@@ -139,30 +163,36 @@ pub fn building_of(location: &str) -> Option<&str> {
 /// once.
 pub fn suggest_technicians(ticket: &Ticket, candidates: &[TechnicianLoad]) -> Vec<Suggestion> {
     let building = building_of(&ticket.location);
-    let mut weighed: Vec<(u32, u32, &TechnicianLoad)> = candidates
+    let agreed_staff = ticket
+        .booking
+        .as_ref()
+        .and_then(|booking| booking.staff.as_ref());
+    let mut weighed: Vec<(bool, u32, u32, &TechnicianLoad)> = candidates
         .iter()
         .map(|candidate| {
+            let agreed = agreed_staff == Some(&candidate.technician);
             let (open_load, same_building_jobs) = weigh(candidate, ticket, building);
-            (open_load, same_building_jobs, candidate)
+            (agreed, open_load, same_building_jobs, candidate)
         })
         .collect();
     weighed.sort_by(|a, b| {
-        a.0.cmp(&b.0)
-            .then(b.1.cmp(&a.1))
-            .then_with(|| a.2.technician.cmp(&b.2.technician))
+        b.0.cmp(&a.0)
+            .then(a.1.cmp(&b.1))
+            .then(b.2.cmp(&a.2))
+            .then_with(|| a.3.technician.cmp(&b.3.technician))
     });
     weighed
         .into_iter()
         .take(MAX_SUGGESTIONS)
         .zip(1..)
         .map(
-            |((open_load, same_building_jobs, candidate), rank)| Suggestion {
+            |((agreed, open_load, same_building_jobs, candidate), rank)| Suggestion {
                 rank,
                 technician: candidate.technician.clone(),
                 display_name: candidate.display_name.clone(),
                 open_load,
                 same_building_jobs,
-                reason: reason(open_load, same_building_jobs, building),
+                reason: reason(agreed, open_load, same_building_jobs, building),
             },
         )
         .collect()
@@ -188,7 +218,19 @@ fn weigh(candidate: &TechnicianLoad, ticket: &Ticket, building: Option<&str>) ->
     (open_load, same_building_jobs)
 }
 
-fn reason(open_load: u32, same_building_jobs: u32, building: Option<&str>) -> Reason {
+fn reason(agreed: bool, open_load: u32, same_building_jobs: u32, building: Option<&str>) -> Reason {
+    let load = load_reason(open_load, same_building_jobs, building);
+    if agreed {
+        Reason {
+            en: format!("agreed with the owner for this booking; {}", load.en),
+            zh_cn: format!("业主预约指定人员；{}", load.zh_cn),
+        }
+    } else {
+        load
+    }
+}
+
+fn load_reason(open_load: u32, same_building_jobs: u32, building: Option<&str>) -> Reason {
     let open_en = if open_load == 1 {
         "1 open ticket".to_owned()
     } else {
@@ -214,17 +256,21 @@ fn reason(open_load: u32, same_building_jobs: u32, building: Option<&str>) -> Re
     Reason { en, zh_cn }
 }
 
-/// The event that would give the ticket a technician now: dispatch while it
-/// is received, reassign while it is dispatched or in progress; refused
-/// (like the action itself would be) once it is completed, closed,
-/// converted or cancelled.
-pub fn assignment_event(ticket: &Ticket) -> Result<Event, WorkflowError> {
+/// The event that would give the ticket a technician at `now`: dispatch
+/// while it is received, reassign while it is dispatched or in progress;
+/// refused (like the action itself would be) once it is completed, closed,
+/// converted or cancelled, and for a booking before its issue (R-S2).
+pub fn assignment_event(ticket: &Ticket, now: DateTime<Utc>) -> Result<Event, WorkflowError> {
     let event = if ticket.status == Status::Received {
         Event::Dispatch
     } else {
         Event::Reassign
     };
-    transition(ticket.status, event).map(|_| event)
+    transition(ticket.status, event)?;
+    if event == Event::Dispatch {
+        require_issued(ticket, now)?;
+    }
+    Ok(event)
 }
 
 #[cfg(test)]
@@ -233,7 +279,7 @@ mod tests {
 
     use super::*;
     use crate::office::create_ticket;
-    use crate::office::tests::{at, intake, user};
+    use crate::office::tests::{at, booked_ticket, calendar, intake, user};
     use crate::ticket::Category;
 
     fn ticket(id: &str, source: Source, minutes_after_nine: i64) -> Ticket {
@@ -249,6 +295,7 @@ mod tests {
             TicketId::parse(id).unwrap(),
             intake,
             user("agent"),
+            &calendar(),
             at(12, 0),
         )
         .unwrap()
@@ -303,7 +350,7 @@ mod tests {
             ticket("follow-up", Source::FollowUp, 40),
         ];
         assert_eq!(
-            ids(&dispatch_queue(&tickets)),
+            ids(&dispatch_queue(&tickets, at(12, 0))),
             [
                 "walk-in",
                 "phone",
@@ -320,7 +367,7 @@ mod tests {
             ticket("t-2", Source::Phone, 5),
             ticket("t-1", Source::WalkIn, 5),
         ];
-        assert_eq!(ids(&dispatch_queue(&tickets)), ["t-1", "t-2"]);
+        assert_eq!(ids(&dispatch_queue(&tickets, at(12, 0))), ["t-1", "t-2"]);
     }
 
     #[test]
@@ -343,7 +390,10 @@ mod tests {
         cancelled.status = Status::Cancelled;
         let waiting = ticket("waiting", Source::Phone, 4);
         let tickets = [verbal, coordination, dispatched, cancelled, waiting];
-        assert_eq!(ids(&dispatch_queue(&tickets)), ["coordination", "waiting"]);
+        assert_eq!(
+            ids(&dispatch_queue(&tickets, at(12, 0))),
+            ["coordination", "waiting"]
+        );
     }
 
     #[test]
@@ -491,10 +541,10 @@ mod tests {
     #[test]
     fn r_d3_a_technician_can_be_suggested_for_open_tickets_only() {
         let received = ticket("received", Source::Phone, 0);
-        assert_eq!(assignment_event(&received), Ok(Event::Dispatch));
+        assert_eq!(assignment_event(&received, at(12, 0)), Ok(Event::Dispatch));
         for status in [Status::Dispatched, Status::InProgress] {
             let held = held_by("li", status, ticket("held", Source::Phone, 0));
-            assert_eq!(assignment_event(&held), Ok(Event::Reassign));
+            assert_eq!(assignment_event(&held, at(12, 0)), Ok(Event::Reassign));
         }
         for status in [
             Status::Completed,
@@ -503,8 +553,72 @@ mod tests {
             Status::Cancelled,
         ] {
             let finished = held_by("li", status, ticket("finished", Source::Phone, 0));
-            assert!(assignment_event(&finished).is_err(), "{status:?}");
+            assert!(
+                assignment_event(&finished, at(12, 0)).is_err(),
+                "{status:?}"
+            );
         }
+    }
+
+    /// The booking of `office::tests::booked_ticket` is issued at local
+    /// 00:00 of 11-28, which is 16:00 UTC on 11-27.
+    fn issue_moment() -> chrono::DateTime<chrono::Utc> {
+        at(16, 0)
+    }
+
+    #[test]
+    fn r_s2_a_booking_joins_the_queue_on_its_issue_day_and_waits_from_then() {
+        let booked = booked_ticket();
+        let walk_in = ticket("walk-in", Source::WalkIn, 0);
+        let tickets = [booked, walk_in];
+        let before = issue_moment() - Duration::seconds(1);
+        assert_eq!(ids(&dispatch_queue(&tickets, before)), ["walk-in"]);
+        assert_eq!(
+            ids(&dispatch_queue(&tickets, issue_moment())),
+            ["walk-in", "t-booked"],
+            "both were received at 09:00 UTC, but the booking waits only since its issue at 16:00 UTC"
+        );
+    }
+
+    #[test]
+    fn r_s2_nobody_is_suggested_for_a_booking_before_its_issue() {
+        let booked = booked_ticket();
+        let refused = assignment_event(&booked, issue_moment() - Duration::seconds(1));
+        assert!(matches!(
+            refused,
+            Err(WorkflowError::BookingNotIssued { .. })
+        ));
+        assert_eq!(
+            assignment_event(&booked, issue_moment()),
+            Ok(Event::Dispatch)
+        );
+    }
+
+    #[test]
+    fn r_s2_the_staff_agreed_with_the_owner_ranks_first_whatever_their_load() {
+        let booked = booked_ticket();
+        let candidates = [
+            load("li", &["3-1-502", "3-1-101"]),
+            load("wang", &["7-1-302"]),
+            load("zhang", &[]),
+        ];
+        let suggestions = suggest_technicians(&booked, &candidates);
+        assert_eq!(
+            ranking(&suggestions),
+            [
+                (1, "li".into(), 2, 2),
+                (2, "zhang".into(), 0, 0),
+                (3, "wang".into(), 1, 0)
+            ]
+        );
+        assert_eq!(
+            suggestions[0].reason.en,
+            "agreed with the owner for this booking; 2 open tickets, 2 of them in building 3: already nearby"
+        );
+        assert_eq!(
+            suggestions[0].reason.zh_cn,
+            "业主预约指定人员；在办工单 2 张，其中 2 张在楼栋 3，就近"
+        );
     }
 
     #[test]

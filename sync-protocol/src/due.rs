@@ -7,8 +7,9 @@
 //!
 //! | rule | duty | ticket | done by |
 //! |---|---|---|---|
-//! | R-P1 | arrival | open work order, dispatched | first on-time arrival of the assigned technician (device time) |
-//! | R-K2 (R-C2) | finish | open work order | first on-time result (device time) |
+//! | R-P1 | arrival | open work order, dispatched, not a booking | first on-time arrival of the assigned technician (device time) |
+//! | R-P2 | arrival | open booked work order (R-S2), dispatched or not | as R-P1 |
+//! | R-K2 (R-C2) | finish | open work order; a booking counts from its service date | first on-time result (device time) |
 //! | R-P3 | book site inspection | open coordination ticket | first `inspection_booked` since issue |
 //! | R-P3 | reply to owner | open coordination ticket | first `owner_reply` since issue |
 //! | R-P4 | check, reply to owner | open coordination ticket | the next one after the last record |
@@ -17,7 +18,10 @@
 //! A work order's weekly R-P4 check is not listed: work orders have no check
 //! record yet (see `reports.rs`).
 
-use chrono::{DateTime, Duration, Utc};
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::calendar::WorkingCalendar;
@@ -26,11 +30,11 @@ use crate::reports::Responsible;
 use crate::roles::Role;
 use crate::serial::SerialNumber;
 use crate::ticket::{
-    Actor, Category, HistoryEvent, Ticket, TicketKind, TrackingKind, TrackingRecord,
+    Actor, Area, Category, HistoryEvent, Rating, Ticket, TicketKind, TrackingKind, TrackingRecord,
 };
 use crate::time_rules::{
     Deadline, DeadlineState, Duty, RuleId, assess, needs_follow_up, r_f1_follow_up_deadline,
-    r_k2_finish_deadline, r_p1_arrival_deadline, r_p3_owner_reply_deadline,
+    r_k2_finish_deadline, r_p1_arrival_deadline, r_p2_arrival_deadline, r_p3_owner_reply_deadline,
     r_p3_site_inspection_deadline, r_p4_cadences, r_p4_next_due,
 };
 use crate::workflow::Status;
@@ -39,6 +43,10 @@ use crate::workflow::Status;
 pub const MAX_DUE_WINDOW_MINUTES: i64 = 7 * 24 * 60;
 /// The due-soon window when the caller names none, in minutes.
 pub const DEFAULT_DUE_WINDOW_MINUTES: i64 = 60;
+/// Most items one due list answers; the rest are counted in `left_off`.
+pub const MAX_DUE_LIMIT: usize = 500;
+/// Items a due list answers when the caller names no limit.
+pub const DEFAULT_DUE_LIMIT: usize = 100;
 
 /// One deadline of a ticket.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -78,12 +86,16 @@ pub struct DueItem {
     pub responsible: Responsible,
 }
 
-/// The answer of `GET /api/v1/due`: the caller's due-soon and overdue
-/// deadlines, earliest first.
+/// The answer of `GET /api/v1/due`: the caller's most urgent due-soon and
+/// overdue deadlines, earliest (the longest overdue) first.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DueList {
+    /// At most the limit asked for.
     pub items: Vec<DueItem>,
+    /// How many more items the caller acts on were left off for the limit:
+    /// all of them less urgent than the last one listed.
+    pub left_off: u64,
 }
 
 /// Every deadline `ticket` has in its current kind and status, done or not.
@@ -96,19 +108,18 @@ pub fn ticket_deadlines(ticket: &Ticket, calendar: &WorkingCalendar) -> Vec<Tick
     let dispatching_role = dispatching_role(ticket);
     match (ticket.kind, ticket.status.is_open()) {
         (TicketKind::WorkOrder, true) => {
-            if let Some((deadline, done_at)) = r_p1_arrival(ticket) {
+            if let Some((deadline, done_at)) = r_p1_arrival(ticket).or_else(|| r_p2_arrival(ticket))
+            {
                 deadlines.push(of(deadline, done_at, technician_or(dispatching_role)));
             }
-            let finish = r_k2_finish_deadline(calendar, ticket.received_at, ticket.area);
+            let finish = r_k2_finish(ticket, calendar);
             let finished_at = first_finish(ticket);
             deadlines.push(of(finish, finished_at, technician_or(dispatching_role)));
         }
         (TicketKind::CoordinationTicket, true) => {
             let issued_at = issued_at(ticket);
             let inspection = r_p3_site_inspection_deadline(calendar, issued_at);
-            let booked_at = first_tracked(ticket, issued_at, |kind| {
-                matches!(kind, TrackingKind::InspectionBooked { .. })
-            });
+            let booked_at = r_p3_inspection_booked_at(ticket, issued_at);
             deadlines.push(of(
                 inspection,
                 booked_at,
@@ -120,9 +131,7 @@ pub fn ticket_deadlines(ticket: &Ticket, calendar: &WorkingCalendar) -> Vec<Tick
                 role: Role::CustomerServiceSpecialist,
             };
             let reply = r_p3_owner_reply_deadline(issued_at);
-            let replied_at = first_tracked(ticket, issued_at, |kind| {
-                matches!(kind, TrackingKind::OwnerReply {})
-            });
+            let replied_at = r_p3_owner_replied_at(ticket, issued_at);
             deadlines.push(of(reply, replied_at, specialist.clone()));
             for cadence in r_p4_cadences(ticket.kind, ticket.category) {
                 let last_done_at = ticket
@@ -137,15 +146,11 @@ pub fn ticket_deadlines(ticket: &Ticket, calendar: &WorkingCalendar) -> Vec<Tick
         }
         _ => {}
     }
-    if let Some(closure) = &ticket.closed
-        && ticket.status == Status::Closed
-    {
+    if ticket.status == Status::Closed {
         let rating = ticket
             .signature_of_current_result()
             .and_then(|signature| signature.body.rating);
-        if needs_follow_up(ticket.kind, ticket.charge(), rating) {
-            let deadline = r_f1_follow_up_deadline(closure.at);
-            let followed_up_at = ticket.follow_ups.iter().map(|follow_up| follow_up.at).min();
+        if let Some((deadline, followed_up_at)) = r_f1_follow_up(ticket, rating) {
             let role = if ticket.kind == TicketKind::CoordinationTicket {
                 Role::CustomerServiceSpecialist
             } else {
@@ -192,15 +197,20 @@ pub fn due_items<'a>(
 }
 
 /// Builds one caller's due list a ticket at a time, so that the server can
-/// feed it an estate page by page: the items of [`due_items`] that the
-/// caller [`acts_on`], in the same order.
+/// feed it an estate page by page: the first `limit` items of [`due_items`]
+/// that the caller [`acts_on`], in the same order, and how many more there
+/// were. Holds at most `limit` items, however large the estate.
 pub struct DueListBuilder<'a> {
     calendar: &'a WorkingCalendar,
     now: DateTime<Utc>,
     due_soon_window: Duration,
     role: Role,
     user: &'a UserId,
-    items: Vec<DueItem>,
+    limit: usize,
+    /// The most urgent items so far, the least urgent of them on top.
+    kept: BinaryHeap<ByUrgency>,
+    added: u64,
+    left_off: u64,
 }
 
 impl<'a> DueListBuilder<'a> {
@@ -210,6 +220,7 @@ impl<'a> DueListBuilder<'a> {
         due_soon_window: Duration,
         role: Role,
         user: &'a UserId,
+        limit: usize,
     ) -> Self {
         Self {
             calendar,
@@ -217,24 +228,82 @@ impl<'a> DueListBuilder<'a> {
             due_soon_window,
             role,
             user,
-            items: Vec::new(),
+            limit,
+            kept: BinaryHeap::new(),
+            added: 0,
+            left_off: 0,
         }
     }
 
     pub fn add(&mut self, ticket: &Ticket) {
         let items = due_items([ticket], self.calendar, self.now, self.due_soon_window);
-        self.items.extend(
-            items
-                .into_iter()
-                .filter(|item| acts_on(self.role, self.user, item)),
-        );
+        for item in items {
+            if !acts_on(self.role, self.user, &item) {
+                continue;
+            }
+            self.kept.push(ByUrgency {
+                item,
+                added: self.added,
+            });
+            self.added += 1;
+            if self.kept.len() > self.limit {
+                self.kept.pop();
+                self.left_off += 1;
+            }
+        }
     }
 
-    pub fn finish(mut self) -> DueList {
-        sort_earliest_first(&mut self.items);
-        DueList { items: self.items }
+    pub fn finish(self) -> DueList {
+        DueList {
+            items: self
+                .kept
+                .into_sorted_vec()
+                .into_iter()
+                .map(|kept| kept.item)
+                .collect(),
+            left_off: self.left_off,
+        }
     }
 }
+
+/// A due item ordered as [`due_items`] sorts: earliest deadline first, then
+/// ticket, then rule; items equal in those (one ticket's duties of one rule)
+/// in the order they were added, which is the order of [`ticket_deadlines`].
+struct ByUrgency {
+    item: DueItem,
+    added: u64,
+}
+
+impl ByUrgency {
+    fn key(&self) -> (DateTime<Utc>, &TicketId, RuleId, u64) {
+        (
+            self.item.due_at,
+            &self.item.ticket_id,
+            self.item.rule,
+            self.added,
+        )
+    }
+}
+
+impl Ord for ByUrgency {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.key().cmp(&other.key())
+    }
+}
+
+impl PartialOrd for ByUrgency {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for ByUrgency {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for ByUrgency {}
 
 /// Earliest deadline first; ties by ticket, then rule.
 fn sort_earliest_first(items: &mut [DueItem]) {
@@ -243,16 +312,17 @@ fn sort_earliest_first(items: &mut [DueItem]) {
 
 /// Whether a user with `role` acts on `item` (the due list's filter): a
 /// technician on their own items; the role that dispatches a ticket also
-/// watches its technician's arrival and finish (R-D1); customer service books
-/// the appointment once an R-P1 arrival is overdue; a role on items whose
-/// responsible role it is; a supervisor on everything.
+/// watches its technician's arrival and finish (R-D1); customer service calls
+/// the owner once an arrival is overdue (R-P1: to book an appointment; R-P2:
+/// the agreed time was missed); a role on items whose responsible role it is;
+/// a supervisor on everything.
 pub fn acts_on(role: Role, user: &UserId, item: &DueItem) -> bool {
     match (&item.responsible, role) {
         (_, Role::Supervisor) => true,
         (Responsible::Technician { user: holder }, Role::Technician) => holder == user,
         (Responsible::Agent { user: holder }, _) => holder == user,
         (_, Role::CustomerServiceAgent)
-            if item.rule == RuleId::P1 && item.state == DueState::Overdue =>
+            if matches!(item.rule, RuleId::P1 | RuleId::P2) && item.state == DueState::Overdue =>
         {
             true
         }
@@ -261,24 +331,101 @@ pub fn acts_on(role: Role, user: &UserId, item: &DueItem) -> bool {
     }
 }
 
-/// R-P1 for a dispatched work order: the arrival deadline (the appointment
-/// once booked) and the first arrival the assigned technician recorded that
-/// is not flagged late, judged by device time.
+/// R-P1 for a dispatched work order that is not a booking: the arrival
+/// deadline (the appointment once booked) and the first arrival the assigned
+/// technician recorded that is not flagged late, judged by its corrected
+/// device time (`Fact::event_at`).
 pub fn r_p1_arrival(ticket: &Ticket) -> Option<(Deadline, Option<DateTime<Utc>>)> {
+    if ticket.booking.is_some() {
+        return None;
+    }
     let dispatched_at = ticket.dispatched_at?;
     let appointment_at = ticket
         .appointment
         .as_ref()
         .map(|appointment| appointment.at);
     let deadline = r_p1_arrival_deadline(dispatched_at, appointment_at);
-    let arrived_at = ticket
+    Some((deadline, first_arrival(ticket)))
+}
+
+/// R-P2 for a booked work order (R-S2): arrival by the time agreed with the
+/// owner, whether it was dispatched yet or not; done as R-P1 is.
+pub fn r_p2_arrival(ticket: &Ticket) -> Option<(Deadline, Option<DateTime<Utc>>)> {
+    let booking = ticket.booking.as_ref()?;
+    let deadline = r_p2_arrival_deadline(booking.agreed_time);
+    Some((deadline, first_arrival(ticket)))
+}
+
+/// R-K2 for a work order: finished by the end of the local day of its
+/// receipt, or of its service date when it is a booking (R-S2); in a public
+/// area three days later.
+pub fn r_k2_finish(ticket: &Ticket, calendar: &WorkingCalendar) -> Deadline {
+    let service_date = ticket.booking.as_ref().map(|booking| booking.service_date);
+    r_k2_finish_from(calendar, ticket.received_at, service_date, ticket.area)
+}
+
+/// [`r_k2_finish`] from the parts of a ticket the reports keep.
+pub fn r_k2_finish_from(
+    calendar: &WorkingCalendar,
+    received_at: DateTime<Utc>,
+    service_date: Option<NaiveDate>,
+    area: Area,
+) -> Deadline {
+    let counted_from = match service_date {
+        Some(date) => calendar.start_of_local_date(date),
+        None => received_at,
+    };
+    r_k2_finish_deadline(calendar, counted_from, area)
+}
+
+/// The first arrival the assigned technician recorded that is not flagged
+/// late, by its corrected device time.
+fn first_arrival(ticket: &Ticket) -> Option<DateTime<Utc>> {
+    ticket
         .arrivals
         .values()
         .filter(|fact| fact.late.is_none())
         .filter(|fact| ticket.assigned_technician.as_ref() == Some(&fact.recorded_by))
-        .map(|fact| fact.recorded_at)
-        .min();
-    Some((deadline, arrived_at))
+        .map(|fact| fact.event_at())
+        .min()
+}
+
+/// R-P3: when the department first booked the site inspection since the
+/// ticket was issued ([`issued_at`]).
+pub fn r_p3_inspection_booked_at(
+    ticket: &Ticket,
+    issued_at: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    first_tracked(ticket, issued_at, |kind| {
+        matches!(kind, TrackingKind::InspectionBooked { .. })
+    })
+}
+
+/// R-P3: when the specialist first replied to the owner since the ticket
+/// was issued ([`issued_at`]).
+pub fn r_p3_owner_replied_at(ticket: &Ticket, issued_at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    first_tracked(ticket, issued_at, |kind| {
+        matches!(kind, TrackingKind::OwnerReply {})
+    })
+}
+
+/// R-F1 for a closed ticket that needs a follow-up ([`needs_follow_up`]):
+/// the deadline and the first follow-up recorded, reached or not. `rating`
+/// is the owner's, given with the signature of the current result; the
+/// caller passes it because it has usually looked for that signature already.
+pub fn r_f1_follow_up(
+    ticket: &Ticket,
+    rating: Option<Rating>,
+) -> Option<(Deadline, Option<DateTime<Utc>>)> {
+    let closure = ticket
+        .closed
+        .as_ref()
+        .filter(|_| ticket.status == Status::Closed)?;
+    if !needs_follow_up(ticket.kind, ticket.charge(), rating) {
+        return None;
+    }
+    let followed_up_at = ticket.follow_ups.iter().map(|follow_up| follow_up.at).min();
+    Some((r_f1_follow_up_deadline(closure.at), followed_up_at))
 }
 
 /// Whether the scheduler already recorded that `rule` was missed at `due_at`.
@@ -351,7 +498,7 @@ fn first_finish(ticket: &Ticket) -> Option<DateTime<Utc>> {
         .results
         .values()
         .filter(|fact| fact.late.is_none())
-        .map(|fact| fact.recorded_at)
+        .map(|fact| fact.event_at())
         .min()
 }
 
@@ -368,7 +515,9 @@ fn first_tracked(
         .min()
 }
 
-fn counts_for(duty: Duty, record: &TrackingRecord) -> bool {
+/// R-P4: whether `record` does the `duty` of a cadence (a check, or a reply
+/// to the owner).
+pub fn counts_for(duty: Duty, record: &TrackingRecord) -> bool {
     match duty {
         Duty::Check => matches!(record.kind, TrackingKind::Check {}),
         Duty::ReplyToOwner => matches!(record.kind, TrackingKind::OwnerReply {}),
@@ -390,10 +539,11 @@ fn role_that(may: impl Fn(Role) -> bool) -> Role {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::calendar::tests::{date, shanghai};
     use crate::ids::{DeviceId, DeviceSeq};
     use crate::merge::{Recorder, merge};
     use crate::mutation::{DeviceMutation, DeviceOp};
-    use crate::office::tests::{at, dispatched_ticket, user};
+    use crate::office::tests::{at, booked_ticket, dispatched_booking, dispatched_ticket, user};
     use crate::office::{OfficeOp, apply_office_op};
 
     fn calendar() -> WorkingCalendar {
@@ -404,6 +554,7 @@ mod tests {
         let recorder = Recorder {
             user: user(technician),
             device: DeviceId::parse(&format!("hh-{technician}")).unwrap(),
+            clock_offset_ms: 0,
         };
         let mutation = DeviceMutation {
             seq: DeviceSeq(1),
@@ -443,7 +594,8 @@ mod tests {
             at: at(14, 0),
             note: String::new(),
         };
-        let appointed = apply_office_op(&ticket, &op, &user("kefu"), at(9, 20)).unwrap();
+        let appointed =
+            apply_office_op(&ticket, &op, &user("kefu"), &calendar(), at(9, 20)).unwrap();
         assert_eq!(arrival_deadline(&appointed).due_at, at(14, 0));
     }
 
@@ -524,7 +676,8 @@ mod tests {
         let window = Duration::minutes(60);
         let list_of = |role, name: &str| {
             let user = user(name);
-            let mut builder = DueListBuilder::new(&calendar, at(9, 5), window, role, &user);
+            let mut builder =
+                DueListBuilder::new(&calendar, at(9, 5), window, role, &user, MAX_DUE_LIMIT);
             for ticket in [&li_later, &zhang, &li_first] {
                 builder.add(ticket);
             }
@@ -543,6 +696,44 @@ mod tests {
         );
         assert_eq!(of_li.len(), 2);
         assert!(of_li[0].due_at <= of_li[1].due_at);
+    }
+
+    #[test]
+    fn a_limited_due_list_keeps_the_most_urgent_items_and_counts_the_rest() {
+        let tickets: Vec<Ticket> = (1..=5)
+            .map(|n| {
+                let mut ticket = dispatched_ticket("li");
+                ticket.id = TicketId::parse(&format!("tk0000000{n}")).unwrap();
+                // Added latest first: the builder must reorder them.
+                ticket.dispatched_at = ticket.dispatched_at.map(|at| at - Duration::minutes(n));
+                ticket
+            })
+            .collect();
+        let calendar = calendar();
+        let supervisor = user("zhuguan");
+        let window = Duration::minutes(60);
+        let everything = due_items(&tickets, &calendar, at(9, 5), window);
+        for limit in [0, 1, 3, everything.len(), everything.len() + 1] {
+            let mut builder = DueListBuilder::new(
+                &calendar,
+                at(9, 5),
+                window,
+                Role::Supervisor,
+                &supervisor,
+                limit,
+            );
+            for ticket in &tickets {
+                builder.add(ticket);
+            }
+            let list = builder.finish();
+            let kept = limit.min(everything.len());
+            assert_eq!(list.items, everything[..kept], "limit {limit}");
+            assert_eq!(
+                list.left_off,
+                (everything.len() - kept) as u64,
+                "limit {limit}"
+            );
+        }
     }
 
     #[test]
@@ -576,5 +767,70 @@ mod tests {
         let mut ticket = dispatched_ticket("li");
         ticket.status = Status::Cancelled;
         assert!(ticket_deadlines(&ticket, &calendar()).is_empty());
+    }
+
+    fn deadline_of(ticket: &Ticket, rule: RuleId) -> Option<TicketDeadline> {
+        ticket_deadlines(ticket, &calendar())
+            .into_iter()
+            .find(|deadline| deadline.rule == rule)
+    }
+
+    #[test]
+    fn r_p2_a_booking_is_due_by_the_end_of_its_agreed_window_not_15_minutes_after_dispatch() {
+        let booked = booked_ticket();
+        let waiting = deadline_of(&booked, RuleId::P2).expect("due from the booking on");
+        assert_eq!(waiting.due_at, shanghai(11, 29, 11, 0));
+        assert_eq!(
+            waiting.responsible,
+            Responsible::Role {
+                role: Role::Dispatcher
+            }
+        );
+        let dispatched = dispatched_booking();
+        assert_eq!(deadline_of(&dispatched, RuleId::P1), None);
+        let arrival = deadline_of(&dispatched, RuleId::P2).unwrap();
+        assert_eq!(arrival.due_at, shanghai(11, 29, 11, 0));
+        assert_eq!(
+            arrival.responsible,
+            Responsible::Technician { user: user("li") }
+        );
+        assert_eq!(r_p1_arrival(&dispatched), None, "reports judge no R-P1");
+    }
+
+    #[test]
+    fn r_p2_r_k2_a_booking_is_finished_by_the_end_of_its_service_day() {
+        let finish = deadline_of(&dispatched_booking(), RuleId::K2).unwrap();
+        assert_eq!(finish.due_at, calendar().end_of_local_date(date(11, 29)));
+    }
+
+    #[test]
+    fn r_p2_an_arrival_within_the_window_is_in_time() {
+        let arrived = arrive(&dispatched_booking(), "li", shanghai(11, 29, 10, 40));
+        let arrival = deadline_of(&arrived, RuleId::P2).unwrap();
+        assert_eq!(arrival.done_at, Some(shanghai(11, 29, 10, 40)));
+        let after = shanghai(11, 29, 11, 1);
+        assert_eq!(
+            record_deadline_missed(&arrived, &calendar(), RuleId::P2, arrival.due_at, after),
+            None
+        );
+    }
+
+    #[test]
+    fn r_p2_a_missed_agreed_time_is_recorded_once_and_customer_service_calls_the_owner() {
+        let ticket = dispatched_booking();
+        let due_at = shanghai(11, 29, 11, 0);
+        let after = due_at + Duration::minutes(1);
+        let flagged =
+            record_deadline_missed(&ticket, &calendar(), RuleId::P2, due_at, after).unwrap();
+        assert!(deadline_miss_recorded(&flagged, RuleId::P2, due_at));
+        assert_eq!(
+            record_deadline_missed(&flagged, &calendar(), RuleId::P2, due_at, after),
+            None
+        );
+        let items = due_items([&ticket], &calendar(), after, Duration::zero());
+        let overdue = items.iter().find(|item| item.rule == RuleId::P2).unwrap();
+        assert_eq!(overdue.state, DueState::Overdue);
+        assert!(acts_on(Role::CustomerServiceAgent, &user("kefu"), overdue));
+        assert!(acts_on(Role::Technician, &user("li"), overdue));
     }
 }

@@ -1,6 +1,7 @@
 //! Errors of the pure core. Each carries a stable machine-readable code; the
 //! HTTP layer maps codes to statuses, nothing here knows about HTTP.
 
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::workflow::{Event, Status};
@@ -48,6 +49,14 @@ pub enum WorkflowError {
     Invalid(Vec<FieldProblem>),
     #[error("the ticket is already assigned to {0}")]
     AlreadyAssigned(String),
+    #[error(
+        "the booked service on {service_date} is issued as a work order on {issue_date}, and dispatched from then on (R-S2, 预约单未到派工日)"
+    )]
+    BookingNotIssued {
+        service_date: NaiveDate,
+        issue_date: NaiveDate,
+        issued_at: DateTime<Utc>,
+    },
 }
 
 fn summary(problems: &[FieldProblem]) -> String {
@@ -65,6 +74,7 @@ impl WorkflowError {
             WorkflowError::TransitionNotAllowed { .. } => "transition_not_allowed",
             WorkflowError::Invalid(_) => "invalid_record",
             WorkflowError::AlreadyAssigned(_) => "already_assigned",
+            WorkflowError::BookingNotIssued { .. } => "booking_not_issued",
         }
     }
 }

@@ -17,6 +17,7 @@ use crate::ticket::{
     Actor, Arrival, Charge, CompletionRecord, Fact, FactKind, HistoryEvent, LateReason, Lateness,
     Note, Signature, Ticket,
 };
+use crate::time_rules::corrected_event_time;
 use crate::workflow::{Event, Status, transition};
 
 /// Who sent a mutation: the authenticated technician and their device.
@@ -24,6 +25,9 @@ use crate::workflow::{Event, Status, transition};
 pub struct Recorder {
     pub user: UserId,
     pub device: DeviceId,
+    /// The device's clock offset measured when this batch arrived (server
+    /// minus device time): facts are judged by the corrected device time.
+    pub clock_offset_ms: i64,
 }
 
 /// The result of merging: the verdict, and the changed ticket when applied.
@@ -209,6 +213,11 @@ fn insert_fact(
             device: recorder.device.clone(),
             recorded_at: mutation.recorded_at,
             received_at,
+            event_time: Some(corrected_event_time(
+                mutation.recorded_at,
+                recorder.clock_offset_ms,
+                received_at,
+            )),
             base_version: mutation.base_version,
             late: late.clone(),
             body,
@@ -284,6 +293,7 @@ mod tests {
         Recorder {
             user: user(name),
             device: DeviceId::parse(&format!("hh-{name}")).unwrap(),
+            clock_offset_ms: 0,
         }
     }
 
@@ -330,14 +340,28 @@ mod tests {
             technician: user(to),
             reason: "li is off sick".into(),
         };
-        apply_office_op(ticket, &op, &user("dispatcher"), at(10, 0)).unwrap()
+        apply_office_op(
+            ticket,
+            &op,
+            &user("dispatcher"),
+            &crate::office::tests::calendar(),
+            at(10, 0),
+        )
+        .unwrap()
     }
 
     fn cancelled(ticket: &Ticket) -> Ticket {
         let op = OfficeOp::Cancel {
             reason: "the owner fixed it himself".into(),
         };
-        apply_office_op(ticket, &op, &user("agent"), at(10, 0)).unwrap()
+        apply_office_op(
+            ticket,
+            &op,
+            &user("agent"),
+            &crate::office::tests::calendar(),
+            at(10, 0),
+        )
+        .unwrap()
     }
 
     /// Merge and insist it applied; the applied verdict and the new ticket.
@@ -385,6 +409,59 @@ mod tests {
         assert_eq!(arrival.received_at, at(11, 0));
         assert_eq!(arrival.base_version, Version(2));
         assert_eq!(arrival.late, None);
+    }
+
+    #[test]
+    fn r_p1_an_offline_arrival_is_judged_by_the_device_time_corrected_by_its_offset() {
+        let ticket = dispatched_ticket("li");
+        let slow_clock = Recorder {
+            clock_offset_ms: 90_000,
+            ..recorder("li")
+        };
+        let merged = merge(
+            &ticket,
+            &slow_clock,
+            &mutation(1, DeviceOp::RecordArrival {}),
+            at(11, 0),
+        );
+        let next = merged.ticket.expect("the arrival applies");
+        let arrival = &next.arrivals[&mutation_id("li", 1)];
+        assert_eq!(
+            arrival.recorded_at,
+            at(9, 30),
+            "the device's own time is kept as it was"
+        );
+        assert_eq!(
+            arrival.event_at(),
+            at(9, 30) + chrono::Duration::seconds(90)
+        );
+        assert!(arrival.event_time.unwrap().trusted);
+    }
+
+    #[test]
+    fn an_arrival_from_a_clock_off_by_more_than_ten_minutes_is_judged_by_its_receipt() {
+        let ticket = dispatched_ticket("li");
+        let wrong_clock = Recorder {
+            clock_offset_ms: -45 * 60_000,
+            ..recorder("li")
+        };
+        let merged = merge(
+            &ticket,
+            &wrong_clock,
+            &mutation(1, DeviceOp::RecordArrival {}),
+            at(11, 0),
+        );
+        let next = merged
+            .ticket
+            .expect("a fact is kept whatever the clock says");
+        let arrival = &next.arrivals[&mutation_id("li", 1)];
+        let event_time = arrival.event_time.unwrap();
+        assert!(!event_time.trusted);
+        assert_eq!(
+            event_time.reason,
+            crate::time_rules::ClockJudgement::OffsetBeyondBound
+        );
+        assert_eq!(arrival.event_at(), at(11, 0));
     }
 
     #[test]

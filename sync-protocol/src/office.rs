@@ -1,14 +1,16 @@
 //! Office-side changes: intake (R-I2) and the dispatch-side actions. Each
 //! returns the changed ticket or says why not; nothing is half-applied.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::calendar::WorkingCalendar;
 use crate::error::{FieldProblem, WorkflowError};
 use crate::ids::{EstateId, TicketId, UserId, Version};
 use crate::ticket::{
-    Actor, Appointment, Area, Category, Closure, FollowUp, HistoryEvent, OfficeNote, Rating,
-    Reporter, SignOff, Source, Ticket, TicketKind, TrackingKind, TrackingRecord,
+    Actor, AgreedTime, Appointment, Area, Booking, BookingRequest, Category, Charge, Closure,
+    FollowUp, HistoryEvent, OfficeNote, Rating, Reporter, SignOff, Source, Ticket, TicketKind,
+    TrackingKind, TrackingRecord, issue_date_of,
 };
 use crate::workflow::{Event, Status, transition};
 
@@ -16,6 +18,8 @@ use crate::workflow::{Event, Status, transition};
 pub const MAX_TEXT_CHARS: usize = 4000;
 /// How far in the future a reception time may lie (clock skew of the agent's PC).
 pub const MAX_RECEIVED_AT_SKEW_MINUTES: i64 = 5;
+/// R-S2: how many days ahead of today a service may be booked.
+pub const MAX_BOOKING_DAYS_AHEAD: i64 = 90;
 
 /// A report as customer service records it (R-I2): complete and in one format.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,6 +39,10 @@ pub struct Intake {
     /// when the source is a follow-up.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub follow_up_of: Option<TicketId>,
+    /// R-S2: the booking of a home-service or private-garden work order;
+    /// required for those, refused for anything else.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub booking: Option<BookingRequest>,
 }
 
 /// An office action on an existing ticket.
@@ -50,7 +58,8 @@ pub enum OfficeOp {
         technician: UserId,
         reason: String,
     },
-    /// R-P1/R-P2: the time agreed with the owner; becomes the arrival deadline.
+    /// R-P1: the time agreed with the owner; becomes the arrival deadline.
+    /// A booking's time is moved with `reschedule_booking` instead.
     SetAppointment {
         at: DateTime<Utc>,
         #[serde(default)]
@@ -89,10 +98,23 @@ pub enum OfficeOp {
         #[serde(default)]
         note: String,
     },
+    /// R-S2, R-P2: the owner moves a booked service to another date and
+    /// time; the issue day moves along.
+    RescheduleBooking {
+        service_date: NaiveDate,
+        agreed_time: AgreedTime,
+        #[serde(default)]
+        note: String,
+    },
 }
 
-/// R-I2: every problem with the record, or nothing.
-pub fn validate_intake(intake: &Intake, now: DateTime<Utc>) -> Result<(), WorkflowError> {
+/// R-I2: every problem with the record, or nothing. A booking's date is
+/// judged in `calendar`, the estate's (R-S2).
+pub fn validate_intake(
+    intake: &Intake,
+    calendar: &WorkingCalendar,
+    now: DateTime<Utc>,
+) -> Result<(), WorkflowError> {
     let mut problems = Vec::new();
     check_text(&mut problems, "reporter.name", &intake.reporter.name, 100);
     match &intake.reporter.phone {
@@ -139,10 +161,119 @@ pub fn validate_intake(intake: &Intake, now: DateTime<Utc>) -> Result<(), Workfl
     if let Some(problem) = kind_category_problem(intake.kind, intake.category) {
         problems.push(FieldProblem::new("kind", problem));
     }
+    check_booking(&mut problems, intake, calendar, now);
     if problems.is_empty() {
         Ok(())
     } else {
         Err(WorkflowError::Invalid(problems))
+    }
+}
+
+/// R-S2: a home-service or private-garden work order is a booking for a
+/// later date; nothing else is booked.
+fn check_booking(
+    problems: &mut Vec<FieldProblem>,
+    intake: &Intake,
+    calendar: &WorkingCalendar,
+    now: DateTime<Utc>,
+) {
+    let booked_category = matches!(
+        intake.category,
+        Category::HomeService | Category::PrivateGarden
+    );
+    let Some(booking) = &intake.booking else {
+        if intake.kind == TicketKind::WorkOrder && booked_category {
+            problems.push(FieldProblem::new(
+                "booking",
+                "a home-service or private-garden work order is booked for a later date with its fee, staff and time; a same-day home-service request is recorded as a verbal dispatch (R-S2, 需预约登记；当日家政按口头派工)",
+            ));
+        }
+        return;
+    };
+    if intake.kind != TicketKind::WorkOrder {
+        problems.push(FieldProblem::new(
+            "booking",
+            "a booking is entered as a work order (R-S2, 预约服务登记为派工单)",
+        ));
+    }
+    if !booked_category {
+        problems.push(FieldProblem::new(
+            "booking",
+            "only home-service and private-garden jobs are booked (R-S2, 仅家政、私家花园养护可预约)",
+        ));
+    }
+    if booking.service_date <= calendar.local_date(now) {
+        problems.push(FieldProblem::new(
+            "booking.service_date",
+            "must be after today; a same-day home-service request is recorded as a verbal dispatch (R-S2, 当日家政报事按口头派工登记)",
+        ));
+    }
+    check_service_time(
+        problems,
+        ["booking.service_date", "booking.agreed_time"],
+        booking.service_date,
+        booking.agreed_time,
+        calendar,
+        now,
+    );
+    if booking.fee == (Charge::Paid { fee_fen: 0 }) {
+        problems.push(FieldProblem::new(
+            "booking.fee",
+            "a paid booking states its fee; a service without a fee is free (有偿服务需填写金额)",
+        ));
+    }
+}
+
+/// R-S2, R-P2: the service date lies within [`MAX_BOOKING_DAYS_AHEAD`] of
+/// today, and the agreed time is a time or a window on that date, still ahead.
+/// The two field names are those of the date and the time in the record.
+fn check_service_time(
+    problems: &mut Vec<FieldProblem>,
+    [date_field, time_field]: [&str; 2],
+    service_date: NaiveDate,
+    agreed_time: AgreedTime,
+    calendar: &WorkingCalendar,
+    now: DateTime<Utc>,
+) {
+    if (service_date - calendar.local_date(now)).num_days() > MAX_BOOKING_DAYS_AHEAD {
+        let problem = format!(
+            "at most {MAX_BOOKING_DAYS_AHEAD} days ahead (预约不超过{MAX_BOOKING_DAYS_AHEAD}天)"
+        );
+        problems.push(FieldProblem::new(date_field, &problem));
+    }
+    if let AgreedTime::Window { from, until } = agreed_time
+        && from >= until
+    {
+        problems.push(FieldProblem::new(
+            time_field,
+            "the window must end after it starts (时段结束须晚于开始)",
+        ));
+    }
+    let on_service_date = [agreed_time.starts_at(), agreed_time.arrive_by()]
+        .into_iter()
+        .all(|at| calendar.local_date(at) == service_date);
+    if !on_service_date {
+        problems.push(FieldProblem::new(
+            time_field,
+            "must fall on the service date in the estate's time zone (约定时间须在服务当天)",
+        ));
+    } else if agreed_time.arrive_by() <= now {
+        problems.push(FieldProblem::new(
+            time_field,
+            "has already passed (约定时间已过)",
+        ));
+    }
+}
+
+/// R-S2: the booking a valid request becomes; its work order is issued at
+/// local 00:00 of the day before the service date.
+fn book(request: BookingRequest, calendar: &WorkingCalendar) -> Booking {
+    Booking {
+        issued_at: calendar.start_of_local_date(issue_date_of(request.service_date)),
+        service_date: request.service_date,
+        agreed_time: request.agreed_time,
+        fee: request.fee,
+        staff: request.staff,
     }
 }
 
@@ -168,9 +299,10 @@ pub fn create_ticket(
     id: TicketId,
     intake: Intake,
     received_by: UserId,
+    calendar: &WorkingCalendar,
     now: DateTime<Utc>,
 ) -> Result<Ticket, WorkflowError> {
-    validate_intake(&intake, now)?;
+    validate_intake(&intake, calendar, now)?;
     let mut ticket = Ticket {
         id,
         estate: intake.estate,
@@ -192,6 +324,7 @@ pub fn create_ticket(
         dispatched_at: None,
         technicians_ever: Default::default(),
         appointment: None,
+        booking: intake.booking.map(|request| book(request, calendar)),
         arrivals: Default::default(),
         notes: Default::default(),
         results: Default::default(),
@@ -219,10 +352,12 @@ pub fn create_ticket(
 }
 
 /// Apply an office action; the ticket is returned changed, or not at all.
+/// Dates of bookings are judged in `calendar`, the estate's (R-S2).
 pub fn apply_office_op(
     ticket: &Ticket,
     op: &OfficeOp,
     by: &UserId,
+    calendar: &WorkingCalendar,
     now: DateTime<Utc>,
 ) -> Result<Ticket, WorkflowError> {
     let mut next = ticket.clone();
@@ -233,6 +368,7 @@ pub fn apply_office_op(
                 return Err(WorkflowError::AlreadyAssigned(current.to_string()));
             }
             let status = transition(ticket.status, Event::Dispatch)?;
+            require_issued(ticket, now)?;
             next.assigned_technician = Some(technician.clone());
             next.technicians_ever.insert(technician.clone());
             next.dispatched_at = Some(now);
@@ -264,6 +400,13 @@ pub fn apply_office_op(
         }
         OfficeOp::SetAppointment { at, note } => {
             let status = transition(ticket.status, Event::Appoint)?;
+            if ticket.booking.is_some() {
+                // One agreed time per job: the booking's, which R-P2 judges.
+                return Err(invalid(
+                    "booking",
+                    "a booked service is moved with reschedule_booking (R-S2, 预约单请改期)",
+                ));
+            }
             if *at < now - Duration::hours(1) {
                 return Err(WorkflowError::Invalid(vec![FieldProblem::new(
                     "at",
@@ -380,8 +523,70 @@ pub fn apply_office_op(
             let event = HistoryEvent::Tracked { kind: kind.clone() };
             next.record(now, actor, event, status);
         }
+        OfficeOp::RescheduleBooking {
+            service_date,
+            agreed_time,
+            note,
+        } => {
+            let Some(booking) = &ticket.booking else {
+                return Err(invalid(
+                    "booking",
+                    "only a booked service is rescheduled (R-S2, 非预约单)",
+                ));
+            };
+            let status = transition(ticket.status, Event::Reschedule)?;
+            let mut problems = Vec::new();
+            // Unlike a new booking, a move may land on today: the owner
+            // changes the time of the agreed day (R-P2).
+            if *service_date < calendar.local_date(now) {
+                problems.push(FieldProblem::new(
+                    "service_date",
+                    "lies in the past (服务日期已过)",
+                ));
+            }
+            check_service_time(
+                &mut problems,
+                ["service_date", "agreed_time"],
+                *service_date,
+                *agreed_time,
+                calendar,
+                now,
+            );
+            if note.chars().count() > 500 {
+                problems.push(FieldProblem::new("note", "is too long (超出长度)"));
+            }
+            if !problems.is_empty() {
+                return Err(WorkflowError::Invalid(problems));
+            }
+            let request = BookingRequest {
+                service_date: *service_date,
+                agreed_time: *agreed_time,
+                fee: booking.fee.clone(),
+                staff: booking.staff.clone(),
+            };
+            next.booking = Some(book(request, calendar));
+            let event = HistoryEvent::BookingRescheduled {
+                from: booking.service_date,
+                to: *service_date,
+                note: note.trim().to_owned(),
+            };
+            next.record(now, actor, event, status);
+        }
     }
     Ok(next)
+}
+
+/// R-S2: a booked work order is dispatched from its issue day only; any
+/// other ticket at once.
+pub fn require_issued(ticket: &Ticket, now: DateTime<Utc>) -> Result<(), WorkflowError> {
+    match &ticket.booking {
+        Some(booking) if !ticket.is_issued(now) => Err(WorkflowError::BookingNotIssued {
+            service_date: booking.service_date,
+            issue_date: booking.issue_date(),
+            issued_at: booking.issued_at,
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// R-C2: an unfinished work order becomes a coordination ticket with a new
@@ -408,6 +613,8 @@ pub fn convert_work_order(
     coordination.assigned_technician = None;
     coordination.dispatched_at = None;
     coordination.appointment = None;
+    // The booking was the work order's; the coordination ticket runs on R-P3.
+    coordination.booking = None;
     let actor = Actor::User { user: by.clone() };
     coordination.record(
         now,
@@ -500,10 +707,62 @@ fn is_phone_number(phone: &str) -> bool {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::calendar::tests::{date, shanghai};
     use chrono::TimeZone;
 
     pub fn at(hour: u32, minute: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 11, 27, hour, minute, 0).unwrap()
+    }
+
+    /// The estates' calendar in these tests: Asia/Shanghai, so that `at(9, 0)`
+    /// is 17:00 on 11-27 and `at(16, 0)` is local midnight of 11-28.
+    pub fn calendar() -> WorkingCalendar {
+        WorkingCalendar::asia_shanghai()
+    }
+
+    /// `op` by `by` at `now`, in the tests' calendar.
+    fn act(
+        ticket: &Ticket,
+        op: &OfficeOp,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Ticket, WorkflowError> {
+        apply_office_op(ticket, op, &user(by), &calendar(), now)
+    }
+
+    /// R-S2: a deep clean booked on 11-27 for Sunday 11-29, 09:00-11:00, by li, for 80 yuan.
+    pub fn booking_request() -> BookingRequest {
+        BookingRequest {
+            service_date: date(11, 29),
+            agreed_time: AgreedTime::Window {
+                from: shanghai(11, 29, 9, 0),
+                until: shanghai(11, 29, 11, 0),
+            },
+            fee: Charge::Paid { fee_fen: 8000 },
+            staff: Some(user("li")),
+        }
+    }
+
+    pub fn booking_intake() -> Intake {
+        Intake {
+            category: Category::HomeService,
+            description: "深度保洁 deep cleaning of the flat".into(),
+            booking: Some(booking_request()),
+            ..intake()
+        }
+    }
+
+    /// The booking of [`booking_intake`], recorded at 17:00 on 11-27; its
+    /// work order is issued at 00:00 on 11-28 (`at(16, 0)`).
+    pub fn booked_ticket() -> Ticket {
+        create_ticket(
+            TicketId::parse("t-booked").unwrap(),
+            booking_intake(),
+            user("agent"),
+            &calendar(),
+            at(9, 0),
+        )
+        .unwrap()
     }
 
     pub fn user(name: &str) -> UserId {
@@ -525,6 +784,7 @@ pub(crate) mod tests {
             description: "厨房水管漏水 kitchen pipe leaking".into(),
             received_at: at(9, 0),
             follow_up_of: None,
+            booking: None,
         }
     }
 
@@ -533,13 +793,14 @@ pub(crate) mod tests {
             TicketId::parse("t-1").unwrap(),
             intake(),
             user("agent"),
+            &calendar(),
             at(9, 0),
         )
         .unwrap();
         let op = OfficeOp::Dispatch {
             technician: user(technician),
         };
-        apply_office_op(&ticket, &op, &user("dispatcher"), at(9, 1)).unwrap()
+        act(&ticket, &op, "dispatcher", at(9, 1)).unwrap()
     }
 
     #[test]
@@ -548,6 +809,7 @@ pub(crate) mod tests {
             TicketId::parse("t-1").unwrap(),
             intake(),
             user("agent"),
+            &calendar(),
             at(9, 0),
         )
         .unwrap();
@@ -564,7 +826,8 @@ pub(crate) mod tests {
         record.location = String::new();
         record.description = "x".into();
         record.received_at = at(12, 0);
-        let Err(WorkflowError::Invalid(problems)) = validate_intake(&record, at(9, 0)) else {
+        let Err(WorkflowError::Invalid(problems)) = validate_intake(&record, &calendar(), at(9, 0))
+        else {
             panic!("expected a refusal");
         };
         let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
@@ -584,9 +847,9 @@ pub(crate) mod tests {
     fn r_k1_a_verbal_dispatch_is_only_for_quick_jobs() {
         let mut record = intake();
         record.kind = TicketKind::VerbalDispatch;
-        assert!(validate_intake(&record, at(9, 0)).is_err());
+        assert!(validate_intake(&record, &calendar(), at(9, 0)).is_err());
         record.category = Category::Security;
-        assert!(validate_intake(&record, at(9, 0)).is_ok());
+        assert!(validate_intake(&record, &calendar(), at(9, 0)).is_ok());
     }
 
     #[test]
@@ -596,7 +859,7 @@ pub(crate) mod tests {
             technician: user("zhang"),
             reason: "li is off sick".into(),
         };
-        let next = apply_office_op(&ticket, &op, &user("dispatcher"), at(10, 0)).unwrap();
+        let next = act(&ticket, &op, "dispatcher", at(10, 0)).unwrap();
         assert_eq!(next.assigned_technician, Some(user("zhang")));
         assert!(next.technicians_ever.contains(&user("li")));
         assert_eq!(next.dispatched_at, Some(at(10, 0)));
@@ -610,11 +873,11 @@ pub(crate) mod tests {
             technician: user("zhang"),
         };
         assert_eq!(
-            apply_office_op(&ticket, &op, &user("dispatcher"), at(10, 0)),
+            act(&ticket, &op, "dispatcher", at(10, 0)),
             Err(WorkflowError::AlreadyAssigned("li".into()))
         );
         let cancel = OfficeOp::Cancel { reason: "".into() };
-        assert!(apply_office_op(&ticket, &cancel, &user("agent"), at(10, 0)).is_err());
+        assert!(act(&ticket, &cancel, "agent", at(10, 0)).is_err());
     }
 
     #[test]
@@ -624,7 +887,7 @@ pub(crate) mod tests {
             at: at(7, 0),
             note: String::new(),
         };
-        assert!(apply_office_op(&ticket, &op, &user("agent"), at(10, 0)).is_err());
+        assert!(act(&ticket, &op, "agent", at(10, 0)).is_err());
     }
 
     /// A dispatched work order that li completed and the owner signed.
@@ -636,6 +899,7 @@ pub(crate) mod tests {
         let recorder = Recorder {
             user: user("li"),
             device: DeviceId::parse("hh-li").unwrap(),
+            clock_offset_ms: 0,
         };
         let result = CompletionRecord {
             work_done: "换了阀门 replaced the valve".into(),
@@ -677,6 +941,7 @@ pub(crate) mod tests {
             TicketId::parse("t-9").unwrap(),
             record,
             user("agent"),
+            &calendar(),
             at(9, 0),
         )
         .unwrap()
@@ -693,8 +958,7 @@ pub(crate) mod tests {
     fn r_c1_r_p7_a_signed_completed_work_order_is_closed_by_its_dispatcher() {
         let ticket = signed_work_order();
         assert_eq!(ticket.status, Status::Completed);
-        let closed =
-            apply_office_op(&ticket, &OfficeOp::Close {}, &user("dispatcher"), at(10, 0)).unwrap();
+        let closed = act(&ticket, &OfficeOp::Close {}, "dispatcher", at(10, 0)).unwrap();
         assert_eq!(closed.status, Status::Closed);
         assert_eq!(closed.closed.as_ref().unwrap().by, user("dispatcher"));
         assert_eq!(
@@ -708,14 +972,14 @@ pub(crate) mod tests {
     fn r_p7_a_work_order_without_the_owners_signature_cannot_be_closed() {
         let mut ticket = signed_work_order();
         ticket.signatures.clear();
-        let refused = apply_office_op(&ticket, &OfficeOp::Close {}, &user("dispatcher"), at(10, 0));
+        let refused = act(&ticket, &OfficeOp::Close {}, "dispatcher", at(10, 0));
         assert_eq!(problem_fields(refused.unwrap_err()), ["signatures"]);
     }
 
     #[test]
     fn r_c1_an_unfinished_work_order_cannot_be_closed() {
         let ticket = dispatched_ticket("li");
-        let refused = apply_office_op(&ticket, &OfficeOp::Close {}, &user("dispatcher"), at(10, 0));
+        let refused = act(&ticket, &OfficeOp::Close {}, "dispatcher", at(10, 0));
         assert!(matches!(
             refused,
             Err(WorkflowError::TransitionNotAllowed { .. })
@@ -726,16 +990,15 @@ pub(crate) mod tests {
     fn r_c3_a_coordination_ticket_closes_only_after_the_department_sign_off() {
         let mut ticket = coordination_ticket();
         ticket.status = Status::Completed;
-        let early = apply_office_op(&ticket, &OfficeOp::Close {}, &user("kf-manager"), at(10, 0));
+        let early = act(&ticket, &OfficeOp::Close {}, "kf-manager", at(10, 0));
         assert_eq!(problem_fields(early.unwrap_err()), ["sign_offs"]);
         let sign_off = OfficeOp::SignOff {
             note: "done and checked".into(),
         };
-        let signed = apply_office_op(&ticket, &sign_off, &user("dept-manager"), at(10, 0)).unwrap();
-        let twice = apply_office_op(&signed, &sign_off, &user("dept-manager"), at(10, 5));
+        let signed = act(&ticket, &sign_off, "dept-manager", at(10, 0)).unwrap();
+        let twice = act(&signed, &sign_off, "dept-manager", at(10, 5));
         assert_eq!(problem_fields(twice.unwrap_err()), ["sign_offs"]);
-        let closed =
-            apply_office_op(&signed, &OfficeOp::Close {}, &user("kf-manager"), at(11, 0)).unwrap();
+        let closed = act(&signed, &OfficeOp::Close {}, "kf-manager", at(11, 0)).unwrap();
         assert_eq!(closed.status, Status::Closed);
     }
 
@@ -748,11 +1011,11 @@ pub(crate) mod tests {
             TicketId::parse("t-v").unwrap(),
             record,
             user("agent"),
+            &calendar(),
             at(9, 0),
         )
         .unwrap();
-        let closed =
-            apply_office_op(&ticket, &OfficeOp::Close {}, &user("agent"), at(9, 5)).unwrap();
+        let closed = act(&ticket, &OfficeOp::Close {}, "agent", at(9, 5)).unwrap();
         assert_eq!(closed.status, Status::Closed);
     }
 
@@ -808,15 +1071,15 @@ pub(crate) mod tests {
             note: "业主说水管不再漏 no more leak".into(),
         };
         let open = dispatched_ticket("li");
-        assert!(apply_office_op(&open, &follow_up, &user("agent"), at(10, 0)).is_err());
-        let closed = apply_office_op(
+        assert!(act(&open, &follow_up, "agent", at(10, 0)).is_err());
+        let closed = act(
             &signed_work_order(),
             &OfficeOp::Close {},
-            &user("dispatcher"),
+            "dispatcher",
             at(10, 0),
         )
         .unwrap();
-        let followed = apply_office_op(&closed, &follow_up, &user("agent"), at(15, 0)).unwrap();
+        let followed = act(&closed, &follow_up, "agent", at(15, 0)).unwrap();
         assert_eq!(followed.follow_ups.len(), 1);
         assert_eq!(followed.status, Status::Closed);
         let unreached_with_rating = OfficeOp::RecordFollowUp {
@@ -824,9 +1087,7 @@ pub(crate) mod tests {
             rating: Some(Rating::Satisfied),
             note: String::new(),
         };
-        assert!(
-            apply_office_op(&closed, &unreached_with_rating, &user("agent"), at(15, 0)).is_err()
-        );
+        assert!(act(&closed, &unreached_with_rating, "agent", at(15, 0)).is_err());
     }
 
     #[test]
@@ -834,7 +1095,7 @@ pub(crate) mod tests {
         let mut record = intake();
         record.source = Source::FollowUp;
         assert_eq!(
-            problem_fields(validate_intake(&record, at(9, 0)).unwrap_err()),
+            problem_fields(validate_intake(&record, &calendar(), at(9, 0)).unwrap_err()),
             ["follow_up_of"]
         );
         let original = dispatched_ticket("li");
@@ -843,6 +1104,7 @@ pub(crate) mod tests {
             TicketId::parse("t-5").unwrap(),
             record,
             user("agent"),
+            &calendar(),
             at(9, 0),
         )
         .unwrap();
@@ -860,20 +1122,245 @@ pub(crate) mod tests {
             },
             note: "owner wants a full replacement".into(),
         };
-        let tracked = apply_office_op(
-            &coordination_ticket(),
-            &track,
-            &user("specialist"),
+        let tracked = act(&coordination_ticket(), &track, "specialist", at(10, 0)).unwrap();
+        assert_eq!(tracked.tracking.len(), 1);
+        let refused = act(&dispatched_ticket("li"), &track, "specialist", at(10, 0));
+        assert_eq!(problem_fields(refused.unwrap_err()), ["kind"]);
+    }
+
+    /// [`booked_ticket`], dispatched to li at 09:00 on its issue day, 11-28.
+    pub fn dispatched_booking() -> Ticket {
+        let dispatch = OfficeOp::Dispatch {
+            technician: user("li"),
+        };
+        act(
+            &booked_ticket(),
+            &dispatch,
+            "dispatcher",
+            shanghai(11, 28, 9, 0),
+        )
+        .unwrap()
+    }
+
+    fn reschedule(service_date: NaiveDate, agreed_time: AgreedTime) -> OfficeOp {
+        OfficeOp::RescheduleBooking {
+            service_date,
+            agreed_time,
+            note: "业主出差 the owner is away".into(),
+        }
+    }
+
+    #[test]
+    fn r_s2_a_booked_work_order_is_issued_at_midnight_before_its_service_date() {
+        let ticket = booked_ticket();
+        let booking = ticket.booking.as_ref().unwrap();
+        assert_eq!(booking.issued_at, shanghai(11, 28, 0, 0));
+        assert_eq!(booking.issue_date(), date(11, 28));
+        assert_eq!(booking.staff, Some(user("li")));
+        assert_eq!(booking.fee, Charge::Paid { fee_fen: 8000 });
+        assert_eq!(ticket.status, Status::Received);
+        assert!(!ticket.is_issued(shanghai(11, 27, 23, 59)));
+        assert!(ticket.is_issued(shanghai(11, 28, 0, 0)));
+    }
+
+    #[test]
+    fn r_s2_a_private_garden_job_is_booked_too_and_may_be_free() {
+        let record = Intake {
+            category: Category::PrivateGarden,
+            booking: Some(BookingRequest {
+                fee: Charge::Free {},
+                staff: None,
+                ..booking_request()
+            }),
+            ..intake()
+        };
+        assert_eq!(validate_intake(&record, &calendar(), at(9, 0)), Ok(()));
+    }
+
+    #[test]
+    fn r_s2_a_misplaced_booking_is_refused_with_every_reason() {
+        let mut record = Intake {
+            kind: TicketKind::CoordinationTicket,
+            booking: Some(BookingRequest {
+                service_date: date(11, 27),
+                agreed_time: AgreedTime::Window {
+                    from: shanghai(11, 27, 15, 0),
+                    until: shanghai(11, 27, 14, 0),
+                },
+                fee: Charge::Paid { fee_fen: 0 },
+                staff: None,
+            }),
+            ..intake()
+        };
+        let refused = validate_intake(&record, &calendar(), at(9, 0)).unwrap_err();
+        assert_eq!(
+            problem_fields(refused),
+            [
+                "booking",
+                "booking",
+                "booking.service_date",
+                "booking.agreed_time",
+                "booking.agreed_time",
+                "booking.fee"
+            ],
+            "not a work order, not home service, today, a window backwards and past, a paid 0"
+        );
+        record.kind = TicketKind::WorkOrder;
+        record.category = Category::HomeService;
+        let Err(WorkflowError::Invalid(problems)) = validate_intake(&record, &calendar(), at(9, 0))
+        else {
+            panic!("a same-day booking is refused");
+        };
+        assert!(
+            problems[0].problem.contains("verbal dispatch"),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn r_s2_a_home_service_work_order_without_a_booking_is_refused_a_verbal_dispatch_is_not() {
+        let mut record = Intake {
+            booking: None,
+            ..booking_intake()
+        };
+        let refused = validate_intake(&record, &calendar(), at(9, 0)).unwrap_err();
+        assert_eq!(problem_fields(refused), ["booking"]);
+        record.kind = TicketKind::VerbalDispatch;
+        assert_eq!(validate_intake(&record, &calendar(), at(9, 0)), Ok(()));
+    }
+
+    #[test]
+    fn r_s2_the_agreed_time_lies_on_the_service_date_within_90_days() {
+        let mut request = booking_request();
+        request.agreed_time = AgreedTime::At {
+            at: shanghai(11, 30, 9, 0),
+        };
+        let record = Intake {
+            booking: Some(request),
+            ..booking_intake()
+        };
+        let refused = validate_intake(&record, &calendar(), at(9, 0)).unwrap_err();
+        assert_eq!(problem_fields(refused), ["booking.agreed_time"]);
+        let far = date(11, 27) + Duration::days(MAX_BOOKING_DAYS_AHEAD + 1);
+        let far_at = calendar().start_of_local_date(far) + Duration::hours(10);
+        let record = Intake {
+            booking: Some(BookingRequest {
+                service_date: far,
+                agreed_time: AgreedTime::At { at: far_at },
+                ..booking_request()
+            }),
+            ..booking_intake()
+        };
+        let refused = validate_intake(&record, &calendar(), at(9, 0)).unwrap_err();
+        assert_eq!(problem_fields(refused), ["booking.service_date"]);
+    }
+
+    #[test]
+    fn r_s2_a_booking_is_dispatched_from_its_issue_day_only() {
+        let dispatch = OfficeOp::Dispatch {
+            technician: user("li"),
+        };
+        assert_eq!(
+            act(
+                &booked_ticket(),
+                &dispatch,
+                "dispatcher",
+                shanghai(11, 27, 23, 59)
+            ),
+            Err(WorkflowError::BookingNotIssued {
+                service_date: date(11, 29),
+                issue_date: date(11, 28),
+                issued_at: shanghai(11, 28, 0, 0),
+            })
+        );
+        assert_eq!(dispatched_booking().status, Status::Dispatched);
+    }
+
+    #[test]
+    fn r_s2_rescheduling_moves_the_service_date_and_the_issue_day_and_keeps_the_terms() {
+        let ticket = booked_ticket();
+        let window = AgreedTime::Window {
+            from: shanghai(12, 2, 14, 0),
+            until: shanghai(12, 2, 16, 0),
+        };
+        let moved = act(
+            &ticket,
+            &reschedule(date(12, 2), window),
+            "agent",
             at(10, 0),
         )
         .unwrap();
-        assert_eq!(tracked.tracking.len(), 1);
-        let refused = apply_office_op(
-            &dispatched_ticket("li"),
-            &track,
-            &user("specialist"),
-            at(10, 0),
+        let booking = moved.booking.as_ref().unwrap();
+        assert_eq!(booking.service_date, date(12, 2));
+        assert_eq!(booking.agreed_time, window);
+        assert_eq!(booking.issued_at, shanghai(12, 1, 0, 0));
+        assert_eq!(booking.staff, Some(user("li")));
+        assert_eq!(booking.fee, Charge::Paid { fee_fen: 8000 });
+        assert_eq!(moved.version, ticket.version.next());
+        assert_eq!(
+            moved.history.last().unwrap().event,
+            HistoryEvent::BookingRescheduled {
+                from: date(11, 29),
+                to: date(12, 2),
+                note: "业主出差 the owner is away".into(),
+            }
         );
-        assert_eq!(problem_fields(refused.unwrap_err()), ["kind"]);
+        assert!(!moved.is_issued(shanghai(11, 30, 23, 0)));
+    }
+
+    #[test]
+    fn r_s2_on_the_service_day_the_owner_may_still_move_the_time_but_not_into_the_past() {
+        let dispatched = dispatched_booking();
+        // At 08:00 on the service day, the owner asks for 15:00 on `day`.
+        let move_to = |day: u32| {
+            let at = AgreedTime::At {
+                at: shanghai(11, day, 15, 0),
+            };
+            let op = reschedule(date(11, day), at);
+            act(&dispatched, &op, "agent", shanghai(11, 29, 8, 0))
+        };
+        let moved = move_to(29).unwrap();
+        assert_eq!(moved.status, Status::Dispatched, "li keeps the job");
+        assert_eq!(
+            problem_fields(move_to(28).unwrap_err()),
+            ["service_date", "agreed_time"]
+        );
+    }
+
+    #[test]
+    fn r_s2_only_a_booking_is_rescheduled_and_only_until_its_staff_arrives() {
+        let moved = reschedule(date(11, 29), booking_request().agreed_time);
+        let ordinary = act(&dispatched_ticket("li"), &moved, "agent", at(10, 0));
+        assert_eq!(problem_fields(ordinary.unwrap_err()), ["booking"]);
+        let mut arrived = booked_ticket();
+        arrived.status = Status::InProgress;
+        assert!(matches!(
+            act(&arrived, &moved, "agent", at(10, 0)),
+            Err(WorkflowError::TransitionNotAllowed { .. })
+        ));
+    }
+
+    #[test]
+    fn r_s2_a_bookings_time_is_not_moved_by_an_appointment() {
+        let op = OfficeOp::SetAppointment {
+            at: shanghai(11, 29, 15, 0),
+            note: String::new(),
+        };
+        let refused = act(&booked_ticket(), &op, "agent", at(10, 0));
+        assert_eq!(problem_fields(refused.unwrap_err()), ["booking"]);
+    }
+
+    #[test]
+    fn r_c2_a_converted_booking_leaves_the_booking_on_the_work_order() {
+        let (work_order, coordination) = convert_work_order(
+            &dispatched_booking(),
+            TicketId::parse("t-ct").unwrap(),
+            "the owner wants the whole garden redone",
+            &user("dispatcher"),
+            shanghai(11, 29, 18, 0),
+        )
+        .unwrap();
+        assert!(work_order.booking.is_some());
+        assert_eq!(coordination.booking, None);
     }
 }

@@ -195,6 +195,7 @@ mod tests {
         Recorder {
             user: user("li"),
             device: DeviceId::parse("hh-li").unwrap(),
+            clock_offset_ms: 0,
         }
     }
 

@@ -1,12 +1,19 @@
 //! The reports of SPEC.md as pure functions over tickets: the daily list of
-//! unclosed tickets with a responsible person per item (R-C4), and the
-//! monthly statistics with the analysis of every unclosed item (R-A3).
+//! unclosed tickets with a responsible person per item (R-C4), the monthly
+//! statistics with the analysis of every unclosed item (R-A3), and the
+//! monthly archive of the numbered forms (R-A2).
 //!
-//! Both take the estate's tickets one at a time (a builder's `add`), so the
+//! Each takes the estate's tickets one at a time (a builder's `add`), so the
 //! server can feed them page by page without holding the estate in memory,
-//! and both do a constant amount of work per ticket (plus its history and
-//! tracking records, read once): the monthly report over 100,000 tickets is
-//! a single pass (docs/BENCHMARKS.md, "Reports").
+//! and each does a constant amount of work per ticket (plus its history and
+//! tracking records, read once).
+//!
+//! The monthly reports see a ticket only through its [`ReportDigest`]: what
+//! they need of it, and nothing that depends on the moment or the calendar
+//! they are made in. So the server stores each ticket's digest beside it,
+//! in the same atomic write, and a monthly report reads the digests of its
+//! month, never a whole ticket (docs/BENCHMARKS.md, "Reports"). Adding a
+//! ticket and adding its stored digest are the same computation.
 //!
 //! Time is always a parameter: the daily list is as of the last instant of
 //! its local day, the monthly statistics as of `now`.
@@ -17,6 +24,10 @@
 //!   local calendar. A work order converted into a coordination ticket
 //!   (R-C2) is counted twice: as a work order (status `converted`) and as
 //!   the coordination ticket, which keeps the work order's receipt time.
+//! - The archive (R-A2) files the numbered forms: a work order or a
+//!   coordination ticket belongs to the month of its serial number (R-A1),
+//!   the month it was recorded or converted in; one without a number
+//!   (recorded before numbers were given) to the month it was received in.
 //! - Closure rate: closed tickets over the tickets still meant to be closed,
 //!   that is, received minus cancelled minus converted (a converted work
 //!   order's work goes on as its coordination ticket, which is counted).
@@ -28,9 +39,11 @@
 //!   a ticket cancelled (or converted) before its deadline lapsed with it and
 //!   is not counted. R-P1 counts dispatched work orders by the first arrival
 //!   that the assigned technician recorded and that is not flagged late,
-//!   judged by the device's `recorded_at`; R-P3 and R-P4 count coordination
+//!   judged by its corrected device time (`Fact::event_at`); R-P3 and R-P4 count coordination
 //!   tickets; R-F1 counts closed tickets that need a follow-up
-//!   ([`needs_follow_up`]), by the first follow-up recorded, reached or not.
+//!   ([`needs_follow_up`](crate::time_rules::needs_follow_up)), by the first
+//!   follow-up recorded, reached or not. The moments a duty was done at are
+//!   the ones `due.rs` finds for the due list and the scheduler.
 //! - R-P4 (best effort): for each cadence of a coordination ticket, every
 //!   check (or reply to the owner) while the ticket is open counts met when
 //!   it came by the deadline the previous one set, missed otherwise; then
@@ -45,18 +58,18 @@ use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::calendar::WorkingCalendar;
-use crate::due::r_p1_arrival;
-use crate::error::ParseError;
-use crate::ids::{TicketId, UserId};
-use crate::roles::Role;
-use crate::serial::SerialNumber;
-use crate::ticket::{
-    Area, Category, Charge, HistoryEvent, Rating, Ticket, TicketKind, TrackingKind, TrackingRecord,
+use crate::due::{
+    counts_for, r_f1_follow_up, r_k2_finish_from, r_p1_arrival, r_p3_inspection_booked_at,
+    r_p3_owner_replied_at,
 };
+use crate::error::ParseError;
+use crate::ids::{EstateId, TicketId, UserId};
+use crate::roles::Role;
+use crate::serial::{SerialKind, SerialMonth, SerialNumber, SerialSeries};
+use crate::ticket::{Area, Category, Charge, HistoryEvent, Ticket, TicketKind, TrackingKind};
 use crate::time_rules::{
-    Cadence, DeadlineState, Duty, RuleId, assess, needs_follow_up, r_f1_follow_up_deadline,
-    r_k2_finish_deadline, r_p3_owner_reply_deadline, r_p3_site_inspection_deadline, r_p4_cadences,
-    r_p4_next_due,
+    Cadence, Deadline, DeadlineState, Duty, RuleId, assess, r_p3_owner_reply_deadline,
+    r_p3_site_inspection_deadline, r_p4_cadences, r_p4_next_due,
 };
 use crate::workflow::Status;
 
@@ -249,6 +262,359 @@ pub struct MonthlyStatistics {
     pub unclosed: Vec<UnclosedItem>,
 }
 
+/// One form of the monthly archive (R-A2).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArchiveEntry {
+    /// Absent only on a ticket recorded before numbers were given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial_number: Option<SerialNumber>,
+    pub ticket_id: TicketId,
+    pub category: Category,
+    /// The status at the archive's moment.
+    pub status: Status,
+    pub received_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed_at: Option<DateTime<Utc>>,
+    /// Paid or free by the current result (R-P6), when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub charge: Option<Charge>,
+}
+
+/// R-A1: whether the month's numbers of one series run with no gap.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NumberingCheck {
+    /// The last sequence the series handed out, by its counter.
+    pub handed_out: u64,
+    /// How many of the month's tickets carry a number of the series.
+    pub numbered: u64,
+    /// How many numbers from 1 to the last one handed out (or carried, if
+    /// higher) no ticket carries.
+    pub missing_count: u64,
+    /// The first of them, at most [`MAX_LISTED_MISSING`], in order.
+    pub missing: Vec<SerialNumber>,
+    /// Numbers that more than one ticket carries, in order.
+    pub duplicated: Vec<SerialNumber>,
+    /// Tickets of this kind received in the month that carry no number.
+    pub unnumbered: Vec<TicketId>,
+    /// Nothing missing, nothing twice, nothing unnumbered.
+    pub complete: bool,
+}
+
+/// The month's forms of one numbered kind (R-A2): the closed ones as the
+/// pink copies are filed, paid apart from free, each list in serial-number
+/// order as the white copies are; then the ones not closed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArchiveSection {
+    /// The month's series, e.g. `E01-WO-202611`.
+    pub series: String,
+    /// Closed, paid (有偿).
+    pub paid: Vec<ArchiveEntry>,
+    /// Closed, free (无偿).
+    pub free: Vec<ArchiveEntry>,
+    /// Closed without a result, so neither paid nor free.
+    pub not_recorded: Vec<ArchiveEntry>,
+    /// The fees of the paid ones, in fen (0.01 CNY).
+    pub paid_fee_fen: u64,
+    /// Not closed (yet): open, completed, cancelled or converted.
+    pub not_closed: Vec<ArchiveEntry>,
+    pub numbering: NumberingCheck,
+}
+
+/// R-A2: the monthly archive of the numbered forms, and the R-A1 check
+/// that the month's numbers run with no gap.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MonthlyArchive {
+    pub month: ReportMonth,
+    pub time_zone: String,
+    /// The month's first instant in the estate's time zone.
+    pub from: DateTime<Utc>,
+    /// The next month's first instant (exclusive).
+    pub until: DateTime<Utc>,
+    /// The moment the statuses are shown at.
+    pub generated_at: DateTime<Utc>,
+    /// Work orders (派工单, R-K2).
+    pub work_orders: ArchiveSection,
+    /// Coordination tickets (协调单, R-K3).
+    pub coordination_tickets: ArchiveSection,
+    /// Verbal dispatches (口头派工, R-K1) received in the month: recorded
+    /// but without a form or a number, so not filed.
+    pub verbal_dispatches: u64,
+}
+
+// ---- Report digests ---------------------------------------------------------------
+
+/// What the monthly reports (R-A2, R-A3) need of one ticket as it is now:
+/// what it counts as, the moments its duties are judged by, and its line of
+/// the unclosed analysis. Nothing in it depends on the moment of a report or
+/// on a calendar, so the digest made when the ticket was last written is the
+/// one a report would make. Stored by the server beside the ticket; not a
+/// wire type. Its times are pairs of integers (`epoch_time`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportDigest {
+    pub ticket_id: TicketId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial_number: Option<SerialNumber>,
+    pub kind: TicketKind,
+    pub category: Category,
+    pub status: Status,
+    #[serde(with = "epoch_time")]
+    pub received_at: DateTime<Utc>,
+    /// When the ticket came into being, and so got its number (R-A1):
+    /// recorded, or converted from a work order (R-C2).
+    #[serde(with = "epoch_time")]
+    pub created_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "epoch_time")]
+    pub closed_at: Option<DateTime<Utc>>,
+    /// Paid or free, by the current result (R-P6, R-C5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub charge: Option<Charge>,
+    /// The owner signed the current result (R-P7); looked for on closed and
+    /// completed work orders only.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub signed: bool,
+    /// When it was cancelled or converted: its duties still open lapsed then.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "epoch_time")]
+    pub lapsed_at: Option<DateTime<Utc>>,
+    /// R-P1, for a dispatched work order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arrival: Option<DutyDigest>,
+    /// R-P3 and R-P4, for a coordination ticket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coordination: Option<CoordinationDigest>,
+    /// R-F1, for a closed ticket that needs a follow-up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub follow_up: Option<DutyDigest>,
+    /// Its line of the unclosed analysis, while it is not closed, cancelled
+    /// or converted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unclosed: Option<UnclosedDigest>,
+}
+
+/// A duty whose deadline needs no calendar (R-P1, R-F1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DutyDigest {
+    #[serde(with = "epoch_time")]
+    pub due_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "epoch_time")]
+    pub done_at: Option<DateTime<Utc>>,
+}
+
+/// What R-P3 and R-P4 judge a coordination ticket by; its deadlines follow
+/// from these in the estate's working calendar.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CoordinationDigest {
+    /// When it became a coordination ticket: its receipt, or the conversion.
+    #[serde(with = "epoch_time")]
+    pub issued_at: DateTime<Utc>,
+    /// When it first stopped being open: R-P4 counts no further.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "epoch_time")]
+    pub left_open_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "epoch_time")]
+    pub inspection_booked_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "epoch_time")]
+    pub owner_replied_at: Option<DateTime<Utc>>,
+    /// R-P4: the checks since the issue, in the order recorded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "epoch_time")]
+    pub checks: Vec<DateTime<Utc>>,
+    /// R-P4: the replies to the owner since the issue, in the order recorded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "epoch_time")]
+    pub owner_replies: Vec<DateTime<Utc>>,
+}
+
+/// An unclosed ticket's line (R-C4, R-A3) without what depends on the moment
+/// of the list (its age, whether its window is missed) or on the calendar
+/// (the window's deadline). Whole, so that the daily list (from a ticket's
+/// past state) and the monthly analysis (from a stored digest) lay their
+/// lines out with one function.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnclosedDigest {
+    pub ticket_id: TicketId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial_number: Option<SerialNumber>,
+    pub kind: TicketKind,
+    pub category: Category,
+    pub area: Area,
+    pub location: String,
+    pub description: String,
+    pub status: Status,
+    #[serde(with = "epoch_time")]
+    pub received_at: DateTime<Utc>,
+    pub responsible: Responsible,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<WindowBasis>,
+}
+
+/// What an unclosed ticket's window is judged by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum WindowBasis {
+    /// R-K2: a work order is finished within its window, by its first
+    /// on-time result.
+    Finish {
+        #[serde(default, skip_serializing_if = "Option::is_none", with = "epoch_time")]
+        finished_at: Option<DateTime<Utc>>,
+        /// A booking's service date (R-S2): its window counts from that day.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        service_date: Option<NaiveDate>,
+    },
+    /// R-P4: an open coordination ticket's next check, counted from the
+    /// issue or from the last check.
+    NextCheck {
+        #[serde(with = "epoch_time")]
+        issued_at: DateTime<Utc>,
+        #[serde(default, skip_serializing_if = "Option::is_none", with = "epoch_time")]
+        last_check_at: Option<DateTime<Utc>>,
+    },
+}
+
+impl ReportDigest {
+    /// The digest of `ticket` as it is now.
+    pub fn of(ticket: &Ticket) -> Self {
+        let lifecycle = Lifecycle::of(ticket);
+        // The owner's signature is looked for (a hash of the result) only
+        // where it matters: closed and completed work orders.
+        let signature_checked = ticket.kind == TicketKind::WorkOrder
+            && matches!(ticket.status, Status::Closed | Status::Completed);
+        let signature = signature_checked
+            .then(|| ticket.signature_of_current_result())
+            .flatten();
+        let signed = signature.is_some();
+        let rating = signature.and_then(|signature| signature.body.rating);
+        let duty = |(deadline, done_at): (Deadline, Option<DateTime<Utc>>)| DutyDigest {
+            due_at: deadline.due_at,
+            done_at,
+        };
+        let arrival = match ticket.kind {
+            TicketKind::WorkOrder => r_p1_arrival(ticket).map(duty),
+            TicketKind::CoordinationTicket | TicketKind::VerbalDispatch => None,
+        };
+        let coordination = (ticket.kind == TicketKind::CoordinationTicket)
+            .then(|| CoordinationDigest::of(ticket, &lifecycle));
+        let unclosed = is_unclosed(ticket.status)
+            .then(|| unclosed_digest(ticket, &lifecycle, &StateAt::current(ticket, signed)));
+        Self {
+            ticket_id: ticket.id.clone(),
+            serial_number: ticket.serial_number.clone(),
+            kind: ticket.kind,
+            category: ticket.category,
+            status: ticket.status,
+            received_at: ticket.received_at,
+            created_at: lifecycle.created_at,
+            closed_at: ticket.closed.as_ref().map(|closure| closure.at),
+            charge: ticket.charge().cloned(),
+            signed,
+            lapsed_at: lifecycle.lapsed_at,
+            arrival,
+            coordination,
+            follow_up: r_f1_follow_up(ticket, rating).map(duty),
+            unclosed,
+        }
+    }
+}
+
+impl CoordinationDigest {
+    fn of(ticket: &Ticket, lifecycle: &Lifecycle) -> Self {
+        let issued_at = lifecycle.issued_at;
+        let done = |duty| {
+            ticket
+                .tracking
+                .iter()
+                .filter(|record| record.at >= issued_at && counts_for(duty, record))
+                .map(|record| record.at)
+                .collect()
+        };
+        Self {
+            issued_at,
+            left_open_at: lifecycle.left_open_at,
+            inspection_booked_at: r_p3_inspection_booked_at(ticket, issued_at),
+            owner_replied_at: r_p3_owner_replied_at(ticket, issued_at),
+            checks: done(Duty::Check),
+            owner_replies: done(Duty::ReplyToOwner),
+        }
+    }
+
+    /// R-P4: when the records that do `duty` were made.
+    fn done(&self, duty: Duty) -> &[DateTime<Utc>] {
+        match duty {
+            Duty::Check => &self.checks,
+            Duty::ReplyToOwner => &self.owner_replies,
+            _ => &[],
+        }
+    }
+}
+
+/// The digests' times as two integers, `[seconds, nanoseconds]` since 1970:
+/// a month's report parses a hundred thousand digests, and integers parse
+/// several times faster than RFC 3339 text (docs/BENCHMARKS.md, "Reports").
+/// Every time reads back exactly. For a time, an optional time or a list.
+mod epoch_time {
+    use chrono::{DateTime, Utc};
+    use serde::de::{DeserializeOwned, Error as _};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub trait EpochTime: Sized {
+        type Parts: Serialize + DeserializeOwned;
+        fn parts(&self) -> Self::Parts;
+        /// None when the parts name no time chrono can hold.
+        fn from_parts(parts: Self::Parts) -> Option<Self>;
+    }
+
+    impl EpochTime for DateTime<Utc> {
+        type Parts = (i64, u32);
+        fn parts(&self) -> Self::Parts {
+            (self.timestamp(), self.timestamp_subsec_nanos())
+        }
+        fn from_parts((seconds, nanos): Self::Parts) -> Option<Self> {
+            DateTime::from_timestamp(seconds, nanos)
+        }
+    }
+
+    impl<T: EpochTime> EpochTime for Option<T> {
+        type Parts = Option<T::Parts>;
+        fn parts(&self) -> Self::Parts {
+            self.as_ref().map(T::parts)
+        }
+        fn from_parts(parts: Self::Parts) -> Option<Self> {
+            match parts {
+                Some(parts) => T::from_parts(parts).map(Some),
+                None => Some(None),
+            }
+        }
+    }
+
+    impl<T: EpochTime> EpochTime for Vec<T> {
+        type Parts = Vec<T::Parts>;
+        fn parts(&self) -> Self::Parts {
+            self.iter().map(T::parts).collect()
+        }
+        fn from_parts(parts: Self::Parts) -> Option<Self> {
+            parts.into_iter().map(T::from_parts).collect()
+        }
+    }
+
+    pub fn serialize<T: EpochTime, S: Serializer>(
+        value: &T,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        value.parts().serialize(serializer)
+    }
+
+    pub fn deserialize<'de, T: EpochTime, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<T, D::Error> {
+        T::from_parts(T::Parts::deserialize(deserializer)?)
+            .ok_or_else(|| D::Error::custom("a time beyond what can be held"))
+    }
+}
+
 // ---- The month -------------------------------------------------------------
 
 impl ReportMonth {
@@ -379,14 +745,8 @@ impl<'c> DailyUnclosedBuilder<'c> {
         if !is_unclosed(state.status) {
             return;
         }
-        let item = unclosed_item(
-            self.calendar,
-            ticket,
-            &lifecycle,
-            &state,
-            self.list.date,
-            as_of,
-        );
+        let line = unclosed_digest(ticket, &lifecycle, &state);
+        let item = unclosed_item(self.calendar, line, self.list.date, as_of);
         match ticket.kind {
             TicketKind::WorkOrder => self.list.work_orders.push(item),
             TicketKind::CoordinationTicket => self.list.coordination_tickets.push(item),
@@ -462,63 +822,62 @@ impl<'c> MonthlyStatisticsBuilder<'c> {
         }
     }
 
-    /// Whether `ticket` was received in the report's month.
-    pub fn includes(&self, ticket: &Ticket) -> bool {
-        (self.statistics.from..self.statistics.until).contains(&ticket.received_at)
+    /// Whether a ticket received at `received_at` belongs to the report's month.
+    pub fn includes(&self, received_at: DateTime<Utc>) -> bool {
+        (self.statistics.from..self.statistics.until).contains(&received_at)
     }
 
     pub fn add(&mut self, ticket: &Ticket) {
-        if !self.includes(ticket) {
+        if self.includes(ticket.received_at) {
+            self.add_digest(ReportDigest::of(ticket));
+        }
+    }
+
+    /// Count a ticket by its digest; digests of other months are passed over.
+    pub fn add_digest(&mut self, digest: ReportDigest) {
+        if !self.includes(digest.received_at) {
             return;
         }
         let now = self.statistics.generated_at;
         let statistics = &mut self.statistics;
         statistics.received += 1;
-        count_kind(&mut statistics.by_kind, ticket.kind);
-        count_category(&mut statistics.by_category, ticket.category);
-        count_status(&mut statistics.by_status, ticket.status);
-        match ticket.status {
+        count_kind(&mut statistics.by_kind, digest.kind);
+        count_category(&mut statistics.by_category, digest.category);
+        count_status(&mut statistics.by_status, digest.status);
+        match digest.status {
             Status::Closed => statistics.closure.closed += 1,
             Status::Cancelled => statistics.closure.cancelled += 1,
             Status::Converted => statistics.closure.converted += 1,
             _ => {}
         }
-
-        let lifecycle = Lifecycle::of(ticket);
-        // The owner's signature is looked for (a hash of the result) only
-        // where it matters: closed and completed work orders.
-        let signature_checked = ticket.kind == TicketKind::WorkOrder
-            && matches!(ticket.status, Status::Closed | Status::Completed);
-        let signature = signature_checked
-            .then(|| ticket.signature_of_current_result())
-            .flatten();
-        let signed = signature.is_some();
-        let rating = signature.and_then(|signature| signature.body.rating);
-
-        if ticket.kind == TicketKind::WorkOrder && ticket.status == Status::Closed {
-            if is_engineering(ticket.category) {
-                count_charge(&mut statistics.charges, ticket.charge());
+        if digest.kind == TicketKind::WorkOrder && digest.status == Status::Closed {
+            if is_engineering(digest.category) {
+                count_charge(&mut statistics.charges, digest.charge.as_ref());
             }
-            if !signed {
+            if !digest.signed {
                 statistics.missing_signatures.push(TicketRef {
-                    ticket_id: ticket.id.clone(),
-                    serial_number: ticket.serial_number.clone(),
+                    ticket_id: digest.ticket_id,
+                    serial_number: digest.serial_number,
                 });
             }
         }
 
-        if is_unclosed(ticket.status) {
-            let state = StateAt::current(ticket, signed);
-            let item = unclosed_item(self.calendar, ticket, &lifecycle, &state, self.today, now);
-            statistics.unclosed.push(item);
+        if let Some(arrival) = digest.arrival {
+            self.arrival
+                .judge(arrival.due_at, arrival.done_at, digest.lapsed_at, now);
         }
-
-        match ticket.kind {
-            TicketKind::WorkOrder => self.judge_arrival(ticket, &lifecycle),
-            TicketKind::CoordinationTicket => self.judge_coordination(ticket, &lifecycle),
-            TicketKind::VerbalDispatch => {}
+        if let Some(coordination) = &digest.coordination {
+            let cadences = r_p4_cadences(digest.kind, digest.category);
+            self.judge_coordination(coordination, cadences, digest.lapsed_at);
         }
-        self.judge_follow_up(ticket, rating);
+        if let Some(follow_up) = digest.follow_up {
+            self.follow_up
+                .judge(follow_up.due_at, follow_up.done_at, None, now);
+        }
+        if let Some(line) = digest.unclosed {
+            let item = unclosed_item(self.calendar, line, self.today, now);
+            self.statistics.unclosed.push(item);
+        }
     }
 
     pub fn finish(mut self) -> MonthlyStatistics {
@@ -535,42 +894,36 @@ impl<'c> MonthlyStatisticsBuilder<'c> {
             self.cadence_reply.of(RuleId::P4, Duty::ReplyToOwner),
             self.follow_up.of(RuleId::F1, Duty::FollowUp),
         ];
+        // Whatever order the tickets came in (the store reads digests by
+        // receipt time), the lists come out the same.
+        statistics
+            .missing_signatures
+            .sort_by(|a, b| a.ticket_id.cmp(&b.ticket_id));
         sort_by_receipt(&mut statistics.unclosed);
         self.statistics
     }
 
-    /// R-P1: a dispatched work order's arrival, by the current technician.
-    fn judge_arrival(&mut self, ticket: &Ticket, lifecycle: &Lifecycle) {
-        let Some((deadline, arrived_at)) = r_p1_arrival(ticket) else {
-            return;
-        };
-        let now = self.statistics.generated_at;
-        self.arrival
-            .judge(deadline.due_at, arrived_at, lifecycle.lapsed_at, now);
-    }
-
     /// R-P3 and R-P4: the coordination ticket's bookings, replies and checks.
-    fn judge_coordination(&mut self, ticket: &Ticket, lifecycle: &Lifecycle) {
+    fn judge_coordination(
+        &mut self,
+        coordination: &CoordinationDigest,
+        cadences: &[Cadence],
+        lapsed_at: Option<DateTime<Utc>>,
+    ) {
         let now = self.statistics.generated_at;
-        let issued_at = lifecycle.issued_at;
-        let first_of = |wanted: fn(&TrackingKind) -> bool| {
-            ticket
-                .tracking
-                .iter()
-                .filter(|record| record.at >= issued_at && wanted(&record.kind))
-                .map(|record| record.at)
-                .min()
-        };
+        let issued_at = coordination.issued_at;
         let inspection = r_p3_site_inspection_deadline(self.calendar, issued_at);
-        let booked_at = first_of(|kind| matches!(kind, TrackingKind::InspectionBooked { .. }));
-        self.site_inspection
-            .judge(inspection.due_at, booked_at, lifecycle.lapsed_at, now);
+        self.site_inspection.judge(
+            inspection.due_at,
+            coordination.inspection_booked_at,
+            lapsed_at,
+            now,
+        );
         let reply = r_p3_owner_reply_deadline(issued_at);
-        let replied_at = first_of(|kind| matches!(kind, TrackingKind::OwnerReply {}));
         self.owner_reply
-            .judge(reply.due_at, replied_at, lifecycle.lapsed_at, now);
+            .judge(reply.due_at, coordination.owner_replied_at, lapsed_at, now);
 
-        for cadence in r_p4_cadences(ticket.kind, ticket.category) {
+        for cadence in cadences {
             let tally = match cadence.duty {
                 Duty::Check => &mut self.cadence_check,
                 _ => &mut self.cadence_reply,
@@ -579,28 +932,217 @@ impl<'c> MonthlyStatisticsBuilder<'c> {
                 tally,
                 self.calendar,
                 *cadence,
-                &ticket.tracking,
+                coordination.done(cadence.duty),
                 issued_at,
-                lifecycle.left_open_at,
+                coordination.left_open_at,
                 now,
             );
         }
     }
+}
 
-    /// R-F1: a closed ticket that needs a follow-up gets it within 24 hours.
-    /// `rating` is the owner's, given with the signature of the current result.
-    fn judge_follow_up(&mut self, ticket: &Ticket, rating: Option<Rating>) {
-        let Some(closure) = &ticket.closed else {
-            return;
+// ---- R-A2: the monthly archive ------------------------------------------------------
+
+/// Most missing numbers an archive lists per series; the rest are counted.
+pub const MAX_LISTED_MISSING: usize = 1000;
+
+/// R-A1: the last sequence each of the month's series handed out, by the
+/// server's counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HandedOut {
+    pub work_orders: u64,
+    pub coordination_tickets: u64,
+}
+
+/// The monthly archive (R-A2), one digest at a time: each ticket is to be
+/// added once; tickets that belong to another month are passed over.
+pub struct MonthlyArchiveBuilder {
+    archive_month: ReportMonth,
+    time_zone: String,
+    from: DateTime<Utc>,
+    until: DateTime<Utc>,
+    generated_at: DateTime<Utc>,
+    work_orders: SectionBuilder,
+    coordination_tickets: SectionBuilder,
+    verbal_dispatches: u64,
+}
+
+/// One numbered kind's forms while the archive is built.
+struct SectionBuilder {
+    series: SerialSeries,
+    entries: Vec<ArchiveEntry>,
+    sequences: Vec<u64>,
+    unnumbered: Vec<TicketId>,
+}
+
+impl MonthlyArchiveBuilder {
+    pub fn new(
+        calendar: &WorkingCalendar,
+        estate: &EstateId,
+        month: ReportMonth,
+        now: DateTime<Utc>,
+    ) -> Self {
+        let (from, until) = month.bounds(calendar);
+        let serial_month = SerialMonth::new(
+            u16::try_from(month.year()).expect("a report month's year has four digits"),
+            u8::try_from(month.month()).expect("a month is 1-12"),
+        )
+        .expect("a report month is a serial month");
+        let section = |kind| SectionBuilder {
+            series: SerialSeries::new(estate.clone(), kind, serial_month),
+            entries: Vec::new(),
+            sequences: Vec::new(),
+            unnumbered: Vec::new(),
         };
-        if !needs_follow_up(ticket.kind, ticket.charge(), rating) {
-            return;
+        Self {
+            archive_month: month,
+            time_zone: calendar.time_zone().name().to_owned(),
+            from,
+            until,
+            generated_at: now,
+            work_orders: section(SerialKind::WorkOrder),
+            coordination_tickets: section(SerialKind::CoordinationTicket),
+            verbal_dispatches: 0,
         }
-        let deadline = r_f1_follow_up_deadline(closure.at);
-        let followed_up_at = ticket.follow_ups.iter().map(|follow_up| follow_up.at).min();
-        let now = self.statistics.generated_at;
-        self.follow_up
-            .judge(deadline.due_at, followed_up_at, None, now);
+    }
+
+    /// The month's series of `kind`: its counter says how many numbers it
+    /// handed out.
+    pub fn series(&self, kind: SerialKind) -> &SerialSeries {
+        match kind {
+            SerialKind::WorkOrder => &self.work_orders.series,
+            SerialKind::CoordinationTicket => &self.coordination_tickets.series,
+        }
+    }
+
+    /// File a ticket by its digest: a numbered one in the month of its
+    /// number, an unnumbered one (and a verbal dispatch, counted) in the
+    /// month it was received in.
+    pub fn add_digest(&mut self, digest: ReportDigest) {
+        let received_in_month = (self.from..self.until).contains(&digest.received_at);
+        let section = match digest.kind {
+            TicketKind::VerbalDispatch => {
+                self.verbal_dispatches += u64::from(received_in_month);
+                return;
+            }
+            TicketKind::WorkOrder => &mut self.work_orders,
+            TicketKind::CoordinationTicket => &mut self.coordination_tickets,
+        };
+        match &digest.serial_number {
+            Some(number) if number.series() == &section.series => {
+                section.sequences.push(number.sequence());
+            }
+            None if received_in_month => section.unnumbered.push(digest.ticket_id.clone()),
+            // Another month's number: filed in that month's archive.
+            Some(_) | None => return,
+        }
+        section.entries.push(ArchiveEntry {
+            serial_number: digest.serial_number,
+            ticket_id: digest.ticket_id,
+            category: digest.category,
+            status: digest.status,
+            received_at: digest.received_at,
+            closed_at: digest.closed_at,
+            charge: digest.charge,
+        });
+    }
+
+    pub fn finish(self, handed_out: HandedOut) -> MonthlyArchive {
+        MonthlyArchive {
+            month: self.archive_month,
+            time_zone: self.time_zone,
+            from: self.from,
+            until: self.until,
+            generated_at: self.generated_at,
+            work_orders: self.work_orders.finish(handed_out.work_orders),
+            coordination_tickets: self
+                .coordination_tickets
+                .finish(handed_out.coordination_tickets),
+            verbal_dispatches: self.verbal_dispatches,
+        }
+    }
+}
+
+impl SectionBuilder {
+    fn finish(mut self, handed_out: u64) -> ArchiveSection {
+        // By number; the unnumbered last, by receipt.
+        self.entries.sort_by(|a, b| {
+            let key = |entry: &ArchiveEntry| {
+                (
+                    entry.serial_number.is_none(),
+                    entry.serial_number.clone(),
+                    entry.received_at,
+                    entry.ticket_id.clone(),
+                )
+            };
+            key(a).cmp(&key(b))
+        });
+        let mut section = ArchiveSection {
+            series: self.series.to_string(),
+            paid: Vec::new(),
+            free: Vec::new(),
+            not_recorded: Vec::new(),
+            paid_fee_fen: 0,
+            not_closed: Vec::new(),
+            numbering: numbering_check(&self.series, self.sequences, handed_out, self.unnumbered),
+        };
+        for entry in self.entries {
+            match (entry.status, &entry.charge) {
+                (Status::Closed, Some(Charge::Paid { fee_fen })) => {
+                    section.paid_fee_fen += fee_fen;
+                    section.paid.push(entry);
+                }
+                (Status::Closed, Some(Charge::Free {})) => section.free.push(entry),
+                (Status::Closed, None) => section.not_recorded.push(entry),
+                _ => section.not_closed.push(entry),
+            }
+        }
+        section
+    }
+}
+
+/// R-A1: the numbers from 1 to the last one handed out (or carried, if
+/// higher) that no ticket carries, and those that several carry.
+fn numbering_check(
+    series: &SerialSeries,
+    mut sequences: Vec<u64>,
+    handed_out: u64,
+    unnumbered: Vec<TicketId>,
+) -> NumberingCheck {
+    sequences.sort_unstable();
+    let mut missing = Vec::new();
+    let mut missing_count = 0;
+    // A corrupt counter can claim any number of gaps: count them all, list a few.
+    let mut gap = |from: u64, until: u64| {
+        missing_count += until.saturating_sub(from);
+        let room = MAX_LISTED_MISSING - missing.len();
+        missing.extend(
+            (from..until)
+                .take(room)
+                .map(|sequence| series.number(sequence)),
+        );
+    };
+    let mut duplicated: Vec<SerialNumber> = Vec::new();
+    let mut last = 0;
+    for &sequence in &sequences {
+        if sequence == last {
+            if duplicated.last().map(SerialNumber::sequence) != Some(sequence) {
+                duplicated.push(series.number(sequence));
+            }
+            continue;
+        }
+        gap(last + 1, sequence);
+        last = sequence;
+    }
+    gap(last + 1, handed_out.max(last) + 1);
+    NumberingCheck {
+        handed_out,
+        numbered: sequences.len() as u64,
+        missing_count,
+        complete: missing_count == 0 && duplicated.is_empty() && unnumbered.is_empty(),
+        missing,
+        duplicated,
+        unnumbered,
     }
 }
 
@@ -647,46 +1189,34 @@ impl Tally {
     }
 }
 
-/// R-P4, best effort: each record of the cadence's duty while the ticket is
-/// open is met or missed against the deadline the one before it set; then
-/// the next one is pending, or missed when overdue.
+/// R-P4, best effort: each record of the cadence's duty (`done`, made since
+/// the issue) while the ticket is open is met or missed against the deadline
+/// the one before it set; then the next one is pending, or missed when overdue.
 fn judge_cadence(
     tally: &mut Tally,
     calendar: &WorkingCalendar,
     cadence: Cadence,
-    tracking: &[TrackingRecord],
+    done: &[DateTime<Utc>],
     issued_at: DateTime<Utc>,
     left_open_at: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
 ) {
     let open_until = left_open_at.map_or(now, |left_open_at| left_open_at.min(now));
     let mut last_done_at = None;
-    let records = tracking.iter().filter(|record| {
-        record.at >= issued_at && record.at <= open_until && counts_for(cadence.duty, &record.kind)
-    });
-    for record in records {
+    for &done_at in done.iter().filter(|done_at| **done_at <= open_until) {
         let deadline = r_p4_next_due(calendar, cadence, issued_at, last_done_at);
-        if record.at <= deadline.due_at {
+        if done_at <= deadline.due_at {
             tally.met += 1;
         } else {
             tally.missed += 1;
         }
-        last_done_at = Some(record.at);
+        last_done_at = Some(done_at);
     }
     let next = r_p4_next_due(calendar, cadence, issued_at, last_done_at);
     if open_until > next.due_at {
         tally.missed += 1;
     } else if left_open_at.is_none() {
         tally.pending += 1;
-    }
-}
-
-/// Which tracking records do a cadence's duty (R-P4).
-fn counts_for(duty: Duty, kind: &TrackingKind) -> bool {
-    match duty {
-        Duty::Check => matches!(kind, TrackingKind::Check {}),
-        Duty::ReplyToOwner => matches!(kind, TrackingKind::OwnerReply {}),
-        _ => false,
     }
 }
 
@@ -796,14 +1326,14 @@ impl<'a> StateAt<'a> {
     }
 }
 
-/// When the technician first recorded an on-time result (device time),
+/// When the technician first recorded an on-time result (corrected device time),
 /// counting only results the server had by `by`.
 fn first_finish(ticket: &Ticket, by: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
     ticket
         .results
         .values()
         .filter(|fact| fact.late.is_none() && by.is_none_or(|by| fact.received_at <= by))
-        .map(|fact| fact.recorded_at)
+        .map(|fact| fact.event_at())
         .min()
 }
 
@@ -826,47 +1356,21 @@ fn is_unclosed(status: Status) -> bool {
     )
 }
 
-/// One unclosed ticket as of `as_of`, whose local day is `day`.
-fn unclosed_item(
-    calendar: &WorkingCalendar,
-    ticket: &Ticket,
-    lifecycle: &Lifecycle,
-    state: &StateAt<'_>,
-    day: NaiveDate,
-    as_of: DateTime<Utc>,
-) -> UnclosedItem {
-    let age_days = (day - calendar.local_date(ticket.received_at)).num_days();
+/// The line of an unclosed ticket in `state`, its state now or at the end
+/// of a past day.
+fn unclosed_digest(ticket: &Ticket, lifecycle: &Lifecycle, state: &StateAt<'_>) -> UnclosedDigest {
     let window = match ticket.kind {
-        // R-K2: finished within the window (the same day; 3 days in a public area).
-        TicketKind::WorkOrder => {
-            let deadline = r_k2_finish_deadline(calendar, ticket.received_at, ticket.area);
-            let judged = assess(deadline.due_at, state.finished_at, as_of, Duration::zero());
-            Some(RuleWindow {
-                rule: RuleId::K2,
-                duty: Duty::Finish,
-                due_at: deadline.due_at,
-                missed: judged.is_missed(),
-            })
-        }
-        // R-P4, R-C4: the specialist's next check of an open coordination ticket.
-        TicketKind::CoordinationTicket if state.status.is_open() => {
-            let cadence = r_p4_cadences(ticket.kind, ticket.category)
-                .iter()
-                .find(|cadence| cadence.duty == Duty::Check)
-                .copied()
-                .expect("a coordination ticket has a check cadence");
-            let deadline =
-                r_p4_next_due(calendar, cadence, lifecycle.issued_at, state.last_check_at);
-            Some(RuleWindow {
-                rule: RuleId::P4,
-                duty: Duty::Check,
-                due_at: deadline.due_at,
-                missed: as_of > deadline.due_at,
-            })
-        }
+        TicketKind::WorkOrder => Some(WindowBasis::Finish {
+            finished_at: state.finished_at,
+            service_date: ticket.booking.as_ref().map(|booking| booking.service_date),
+        }),
+        TicketKind::CoordinationTicket if state.status.is_open() => Some(WindowBasis::NextCheck {
+            issued_at: lifecycle.issued_at,
+            last_check_at: state.last_check_at,
+        }),
         TicketKind::CoordinationTicket | TicketKind::VerbalDispatch => None,
     };
-    UnclosedItem {
+    UnclosedDigest {
         ticket_id: ticket.id.clone(),
         serial_number: ticket.serial_number.clone(),
         kind: ticket.kind,
@@ -876,8 +1380,65 @@ fn unclosed_item(
         description: ticket.description.clone(),
         status: state.status,
         received_at: ticket.received_at,
-        age_days: u32::try_from(age_days.max(0)).unwrap_or(u32::MAX),
         responsible: responsible(ticket, state),
+        window,
+    }
+}
+
+/// One unclosed ticket as of `as_of`, whose local day is `day`.
+fn unclosed_item(
+    calendar: &WorkingCalendar,
+    line: UnclosedDigest,
+    day: NaiveDate,
+    as_of: DateTime<Utc>,
+) -> UnclosedItem {
+    let age_days = (day - calendar.local_date(line.received_at)).num_days();
+    let window = line.window.map(|basis| match basis {
+        // R-K2: finished within the window (the same day; 3 days in a public area).
+        WindowBasis::Finish {
+            finished_at,
+            service_date,
+        } => {
+            let deadline = r_k2_finish_from(calendar, line.received_at, service_date, line.area);
+            let judged = assess(deadline.due_at, finished_at, as_of, Duration::zero());
+            RuleWindow {
+                rule: RuleId::K2,
+                duty: Duty::Finish,
+                due_at: deadline.due_at,
+                missed: judged.is_missed(),
+            }
+        }
+        // R-P4, R-C4: the specialist's next check of an open coordination ticket.
+        WindowBasis::NextCheck {
+            issued_at,
+            last_check_at,
+        } => {
+            let cadence = r_p4_cadences(line.kind, line.category)
+                .iter()
+                .find(|cadence| cadence.duty == Duty::Check)
+                .copied()
+                .expect("a coordination ticket has a check cadence");
+            let deadline = r_p4_next_due(calendar, cadence, issued_at, last_check_at);
+            RuleWindow {
+                rule: RuleId::P4,
+                duty: Duty::Check,
+                due_at: deadline.due_at,
+                missed: as_of > deadline.due_at,
+            }
+        }
+    });
+    UnclosedItem {
+        ticket_id: line.ticket_id,
+        serial_number: line.serial_number,
+        kind: line.kind,
+        category: line.category,
+        area: line.area,
+        location: line.location,
+        description: line.description,
+        status: line.status,
+        received_at: line.received_at,
+        age_days: u32::try_from(age_days.max(0)).unwrap_or(u32::MAX),
+        responsible: line.responsible,
         window,
     }
 }
@@ -986,7 +1547,7 @@ mod tests {
     use crate::mutation::{DeviceMutation, DeviceOp};
     use crate::office::tests::{intake, user};
     use crate::office::{OfficeOp, apply_office_op, convert_work_order, create_ticket};
-    use crate::ticket::{Closure, CompletionRecord};
+    use crate::ticket::{Closure, CompletionRecord, Rating};
 
     fn calendar() -> WorkingCalendar {
         WorkingCalendar::asia_shanghai()
@@ -1015,6 +1576,7 @@ mod tests {
             TicketId::parse(id).unwrap(),
             record,
             user("kefu"),
+            &calendar(),
             received_at,
         )
         .unwrap()
@@ -1025,7 +1587,7 @@ mod tests {
     }
 
     fn act(ticket: &Ticket, by: &str, op: OfficeOp, at: DateTime<Utc>) -> Ticket {
-        apply_office_op(ticket, &op, &user(by), at).unwrap()
+        apply_office_op(ticket, &op, &user(by), &calendar(), at).unwrap()
     }
 
     fn dispatch(ticket: &Ticket, technician: &str, at: DateTime<Utc>) -> Ticket {
@@ -1046,6 +1608,7 @@ mod tests {
         let recorder = Recorder {
             user: user(technician),
             device: DeviceId::parse(&format!("hh-{technician}")).unwrap(),
+            clock_offset_ms: 0,
         };
         let mutation = DeviceMutation {
             seq: DeviceSeq(ticket.version.0 + 1),
@@ -1192,6 +1755,20 @@ mod tests {
         assert!(!window.missed);
         // R-D1: nobody dispatched it yet, so the engineering dispatcher must.
         assert_eq!(list.work_orders[1].responsible, role(Role::Dispatcher));
+    }
+
+    #[test]
+    fn r_c4_r_s2_a_booking_made_days_ahead_is_due_by_the_end_of_its_service_date() {
+        // Booked on 11-27 for Sunday 11-29 (`office::tests::booked_ticket`).
+        let booked = crate::office::tests::booked_ticket();
+        for day in [date(11, 27), date(11, 28), date(11, 29)] {
+            let list = daily_unclosed(std::slice::from_ref(&booked), &calendar(), day);
+            let window = list.work_orders[0].window.unwrap();
+            assert_eq!((window.rule, window.due_at), (RuleId::K2, end_of(11, 29)));
+            assert!(!window.missed, "on {day} the service day has not ended");
+        }
+        let after = daily_unclosed(std::slice::from_ref(&booked), &calendar(), date(11, 30));
+        assert!(after.work_orders[0].window.unwrap().missed);
     }
 
     #[test]
@@ -1720,5 +2297,498 @@ mod tests {
             ReportMonth::containing(&calendar(), shanghai(12, 1, 0, 30)),
             month
         );
+    }
+
+    // ---- Digests -------------------------------------------------------------
+
+    /// A small seedable generator for varied ticket lives.
+    struct Dice(u64);
+
+    impl Dice {
+        /// Uniform in `0..sides`.
+        fn roll(&mut self, sides: u64) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0 % sides
+        }
+
+        fn chance(&mut self, percent: u64) -> bool {
+            self.roll(100) < percent
+        }
+
+        fn minutes(&mut self, up_to: u64) -> Duration {
+            Duration::minutes(1 + self.roll(up_to) as i64)
+        }
+    }
+
+    /// The moments of one life, each a little after the one before.
+    struct Timeline(DateTime<Utc>);
+
+    impl Timeline {
+        fn later(&mut self, dice: &mut Dice, up_to_minutes: u64) -> DateTime<Utc> {
+            self.0 += dice.minutes(up_to_minutes);
+            self.0
+        }
+    }
+
+    /// One ticket's life from its receipt, with every fate the reports tell
+    /// apart: verbal dispatches; work orders undispatched, dispatched, with an
+    /// appointment, arrived on time or late, completed paid or free, signed
+    /// with any rating or not, closed (when signed), followed up, cancelled
+    /// or converted;
+    /// coordination tickets booked, replied to and checked on time or late,
+    /// signed off, closed and followed up. Received between late October and
+    /// early December, so that some fall outside November; a conversion
+    /// adds its coordination ticket.
+    fn varied_life(number: u64, dice: &mut Dice) -> Vec<Ticket> {
+        let id = format!("tk{number:08}");
+        let received_at =
+            shanghai(10, 28, 0, 0) + Duration::minutes(dice.roll(40 * 24 * 60) as i64);
+        let mut time = Timeline(received_at);
+        match dice.roll(10) {
+            0 => {
+                let category = [Category::Security, Category::Environment][dice.roll(2) as usize];
+                let ticket = report(&id, TicketKind::VerbalDispatch, category, received_at);
+                if dice.chance(70) {
+                    return vec![act(
+                        &ticket,
+                        "kefu",
+                        OfficeOp::Close {},
+                        time.later(dice, 120),
+                    )];
+                }
+                vec![ticket]
+            }
+            1..=7 => {
+                let category = [Category::Repair, Category::Rework, Category::Environment]
+                    [dice.roll(3) as usize];
+                let mut ticket = report(&id, TicketKind::WorkOrder, category, received_at);
+                if dice.chance(25) {
+                    ticket.area = Area::PublicArea;
+                }
+                if dice.chance(10) {
+                    return vec![ticket];
+                }
+                ticket = dispatch(&ticket, "li", time.later(dice, 60));
+                if dice.chance(15) {
+                    let appointment = OfficeOp::SetAppointment {
+                        at: time.0 + Duration::hours(3),
+                        note: String::new(),
+                    };
+                    ticket = act(&ticket, "kefu", appointment, time.later(dice, 10));
+                }
+                if dice.chance(10) {
+                    return vec![cancel(&ticket, time.later(dice, 600))];
+                }
+                if dice.chance(10) {
+                    return vec![ticket];
+                }
+                // The device's clock says when: on time or late for R-P1.
+                let arrived_at = time.later(dice, 40);
+                ticket = field(
+                    &ticket,
+                    "li",
+                    DeviceOp::RecordArrival {},
+                    arrived_at,
+                    arrived_at,
+                );
+                if dice.chance(10) {
+                    let (converted, coordination) = convert_work_order(
+                        &ticket,
+                        TicketId::parse(&format!("{id}-ct")).unwrap(),
+                        "needs a part 需订货",
+                        &user("diaodu"),
+                        time.later(dice, 3 * 24 * 60),
+                    )
+                    .unwrap();
+                    return vec![converted, coordination_life(coordination, time.0, dice)];
+                }
+                if dice.chance(10) {
+                    return vec![ticket];
+                }
+                let charge = match dice.roll(3) {
+                    0 => Charge::Free {},
+                    _ => Charge::Paid {
+                        fee_fen: 100 * (1 + dice.roll(300)),
+                    },
+                };
+                let signature = match dice.roll(5) {
+                    0 => None,
+                    1 => Some(None),
+                    2 => Some(Some(Rating::Satisfied)),
+                    3 => Some(Some(Rating::BasicallySatisfied)),
+                    _ => Some(Some(Rating::Dissatisfied)),
+                };
+                ticket = complete(&ticket, "li", charge, signature, time.later(dice, 24 * 60));
+                // R-P7: a work order is closed only over the owner's signature.
+                if signature.is_none() || dice.chance(15) {
+                    return vec![ticket];
+                }
+                ticket = act(
+                    &ticket,
+                    "diaodu",
+                    OfficeOp::Close {},
+                    time.later(dice, 24 * 60),
+                );
+                if dice.chance(70) {
+                    ticket = follow_up(&ticket, time.later(dice, 48 * 60));
+                }
+                vec![ticket]
+            }
+            _ => {
+                let category =
+                    [Category::Repair, Category::OwnerCommunication][dice.roll(2) as usize];
+                let ticket = report(&id, TicketKind::CoordinationTicket, category, received_at);
+                vec![coordination_life(ticket, received_at, dice)]
+            }
+        }
+    }
+
+    fn coordination_life(mut ticket: Ticket, issued_at: DateTime<Utc>, dice: &mut Dice) -> Ticket {
+        let mut time = Timeline(issued_at);
+        if dice.chance(80) {
+            let booked = TrackingKind::InspectionBooked {
+                at: time.0 + Duration::days(1),
+            };
+            ticket = track(&ticket, booked, time.later(dice, 16 * 60));
+        }
+        if dice.chance(80) {
+            ticket = track(
+                &ticket,
+                TrackingKind::OwnerReply {},
+                time.later(dice, 36 * 60),
+            );
+        }
+        for _ in 0..dice.roll(5) {
+            let kind = match dice.roll(2) {
+                0 => TrackingKind::Check {},
+                _ => TrackingKind::OwnerReply {},
+            };
+            ticket = track(&ticket, kind, time.later(dice, 6 * 24 * 60));
+        }
+        match dice.roll(4) {
+            0 => ticket,
+            1 => cancel(&ticket, time.later(dice, 24 * 60)),
+            _ => {
+                ticket = dispatch(&ticket, "wang", time.later(dice, 60));
+                ticket = complete(
+                    &ticket,
+                    "wang",
+                    Charge::Free {},
+                    None,
+                    time.later(dice, 3 * 24 * 60),
+                );
+                if dice.chance(20) {
+                    return ticket;
+                }
+                let sign_off = OfficeOp::SignOff {
+                    note: String::new(),
+                };
+                ticket = act(&ticket, "banzhang", sign_off, time.later(dice, 24 * 60));
+                if dice.chance(20) {
+                    return ticket;
+                }
+                ticket = act(
+                    &ticket,
+                    "kefu-jingli",
+                    OfficeOp::Close {},
+                    time.later(dice, 24 * 60),
+                );
+                if dice.chance(50) {
+                    ticket = follow_up(&ticket, time.later(dice, 48 * 60));
+                }
+                ticket
+            }
+        }
+    }
+
+    fn follow_up(ticket: &Ticket, at: DateTime<Utc>) -> Ticket {
+        let op = OfficeOp::RecordFollowUp {
+            reached: true,
+            rating: None,
+            note: String::new(),
+        };
+        act(ticket, "kefu", op, at)
+    }
+
+    /// What the server stores: the digest as JSON, read back.
+    fn stored(digest: &ReportDigest) -> ReportDigest {
+        serde_json::from_slice(&serde_json::to_vec(digest).unwrap()).unwrap()
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+        #[test]
+        fn r_a3_statistics_from_stored_digests_in_any_order_equal_those_from_whole_tickets(
+            seed in 1..u64::MAX,
+            count in 1..60u64,
+        ) {
+            let mut dice = Dice(seed);
+            let tickets: Vec<Ticket> = (1..=count)
+                .flat_map(|number| varied_life(number, &mut dice))
+                .collect();
+            // Digests made once, as the tickets were last written, then
+            // judged during the month, at its end and a week later.
+            let digests: Vec<ReportDigest> = tickets.iter().map(ReportDigest::of).collect();
+            for now in [
+                shanghai(11, 12, 9, 0),
+                shanghai(12, 1, 10, 0),
+                shanghai(12, 8, 10, 0),
+            ] {
+                let calendar = calendar();
+                let whole = monthly_statistics(&tickets, &calendar, november(), now);
+                let mut builder = MonthlyStatisticsBuilder::new(&calendar, november(), now);
+                for digest in digests.iter().rev() {
+                    builder.add_digest(stored(digest));
+                }
+                proptest::prop_assert_eq!(builder.finish(), whole);
+            }
+        }
+    }
+
+    #[test]
+    fn a_digest_depends_only_on_the_ticket_and_round_trips_through_json() {
+        let mut dice = Dice(7);
+        for ticket in (1..=200).flat_map(|number| varied_life(number, &mut dice)) {
+            let digest = ReportDigest::of(&ticket);
+            assert_eq!(stored(&digest), digest);
+            assert_eq!(ReportDigest::of(&ticket.clone()), digest);
+            assert_eq!(digest.unclosed.is_some(), is_unclosed(ticket.status));
+        }
+    }
+
+    #[test]
+    fn a_digest_keeps_its_times_to_the_nanosecond_however_far_from_1970() {
+        let mut ticket = work_order("t-far", shanghai(11, 10, 9, 0));
+        for received_at in [
+            shanghai(11, 10, 9, 0) + Duration::nanoseconds(123_456_789),
+            DateTime::from_timestamp(-30_000_000_000, 1).unwrap(),
+            DateTime::from_timestamp(20_000_000_000, 999_999_999).unwrap(),
+        ] {
+            ticket.received_at = received_at;
+            let digest = ReportDigest::of(&ticket);
+            assert_eq!(stored(&digest), digest);
+            assert_eq!(stored(&digest).received_at, received_at);
+        }
+    }
+
+    // ---- R-A2 ----------------------------------------------------------------
+
+    fn estate() -> EstateId {
+        EstateId::parse("E01").unwrap()
+    }
+
+    fn number(kind: SerialKind, month: u8, sequence: u64) -> SerialNumber {
+        let month = SerialMonth::new(2026, month).unwrap();
+        SerialSeries::new(estate(), kind, month).number(sequence)
+    }
+
+    fn numbered(mut ticket: Ticket, number: SerialNumber) -> Ticket {
+        ticket.serial_number = Some(number);
+        ticket
+    }
+
+    fn archive_of(tickets: &[Ticket], handed_out: HandedOut) -> MonthlyArchive {
+        let calendar = calendar();
+        let mut builder =
+            MonthlyArchiveBuilder::new(&calendar, &estate(), november(), shanghai(12, 1, 10, 0));
+        for ticket in tickets {
+            builder.add_digest(ReportDigest::of(ticket));
+        }
+        builder.finish(handed_out)
+    }
+
+    fn serials(entries: &[ArchiveEntry]) -> Vec<String> {
+        entries
+            .iter()
+            .map(|entry| entry.serial_number.as_ref().unwrap().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn r_a2_closed_forms_are_filed_by_number_paid_apart_from_free_and_the_rest_listed_as_not_closed()
+     {
+        let at = |day| shanghai(11, day, 9, 0);
+        let wo = |sequence| number(SerialKind::WorkOrder, 11, sequence);
+        let tickets = [
+            numbered(closed_work_order("t-5", at(5), paid(), None), wo(5)),
+            numbered(closed_work_order("t-1", at(6), paid(), None), wo(1)),
+            numbered(
+                closed_work_order("t-2", at(2), Charge::Free {}, Some(Rating::Satisfied)),
+                wo(2),
+            ),
+            numbered(dispatch(&work_order("t-3", at(3)), "li", at(3)), wo(3)),
+            numbered(cancel(&work_order("t-4", at(4)), at(4)), wo(4)),
+            report(
+                "t-verbal",
+                TicketKind::VerbalDispatch,
+                Category::Security,
+                at(7),
+            ),
+        ];
+
+        let archive = archive_of(
+            &tickets,
+            HandedOut {
+                work_orders: 5,
+                coordination_tickets: 0,
+            },
+        );
+
+        assert_eq!(archive.month, november());
+        assert_eq!(archive.from, shanghai(11, 1, 0, 0));
+        let section = &archive.work_orders;
+        assert_eq!(section.series, "E01-WO-202611");
+        assert_eq!(
+            serials(&section.paid),
+            ["E01-WO-202611-00001", "E01-WO-202611-00005"]
+        );
+        assert_eq!(section.paid_fee_fen, 7000);
+        assert_eq!(serials(&section.free), ["E01-WO-202611-00002"]);
+        assert!(section.not_recorded.is_empty());
+        assert_eq!(
+            serials(&section.not_closed),
+            ["E01-WO-202611-00003", "E01-WO-202611-00004"]
+        );
+        assert_eq!(section.not_closed[1].status, Status::Cancelled);
+        assert_eq!(
+            section.paid[0].closed_at,
+            Some(at(6) + Duration::minutes(30))
+        );
+        assert!(section.numbering.complete, "{:?}", section.numbering);
+        assert_eq!(section.numbering.numbered, 5);
+        assert_eq!(archive.coordination_tickets.series, "E01-CT-202611");
+        assert!(archive.coordination_tickets.numbering.complete);
+        assert_eq!(archive.verbal_dispatches, 1);
+    }
+
+    #[test]
+    fn r_a2_r_a1_missing_duplicated_and_unnumbered_forms_make_the_numbering_incomplete() {
+        let at = shanghai(11, 10, 9, 0);
+        let wo = |sequence| number(SerialKind::WorkOrder, 11, sequence);
+        let tickets = [
+            numbered(work_order("t-1", at), wo(1)),
+            numbered(work_order("t-3", at), wo(3)),
+            numbered(work_order("t-3-again", at), wo(3)),
+            work_order("t-unnumbered", at),
+        ];
+
+        let archive = archive_of(
+            &tickets,
+            HandedOut {
+                work_orders: 6,
+                coordination_tickets: 0,
+            },
+        );
+
+        let numbering = &archive.work_orders.numbering;
+        assert!(!numbering.complete);
+        assert_eq!(numbering.handed_out, 6);
+        assert_eq!(numbering.numbered, 3);
+        assert_eq!(numbering.missing_count, 4);
+        let missing: Vec<String> = numbering.missing.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            missing,
+            [
+                "E01-WO-202611-00002",
+                "E01-WO-202611-00004",
+                "E01-WO-202611-00005",
+                "E01-WO-202611-00006",
+            ]
+        );
+        assert_eq!(numbering.duplicated, [wo(3)]);
+        assert_eq!(
+            numbering.unnumbered,
+            [TicketId::parse("t-unnumbered").unwrap()]
+        );
+        // The unnumbered form is listed after the numbered ones.
+        let listed: Vec<&str> = archive
+            .work_orders
+            .not_closed
+            .iter()
+            .map(|entry| entry.ticket_id.as_str())
+            .collect();
+        assert_eq!(listed, ["t-1", "t-3", "t-3-again", "t-unnumbered"]);
+    }
+
+    #[test]
+    fn r_a1_a_counter_far_ahead_of_the_forms_is_counted_in_full_and_listed_in_part() {
+        let archive = archive_of(
+            &[],
+            HandedOut {
+                work_orders: 0,
+                coordination_tickets: 5000,
+            },
+        );
+        let numbering = &archive.coordination_tickets.numbering;
+        assert_eq!(numbering.missing_count, 5000);
+        assert_eq!(numbering.missing.len(), MAX_LISTED_MISSING);
+        assert_eq!(
+            numbering.missing[0],
+            number(SerialKind::CoordinationTicket, 11, 1)
+        );
+        assert!(archive.work_orders.numbering.complete);
+    }
+
+    #[test]
+    fn r_a2_a_form_is_filed_in_the_month_of_its_number_not_of_its_receipt() {
+        // Received on 30 November, converted on 2 December: the work order's
+        // form is November's, the coordination ticket's December's.
+        let received_at = shanghai(11, 30, 20, 0);
+        let work_order = numbered(
+            dispatch(&work_order("t-wo", received_at), "li", received_at),
+            number(SerialKind::WorkOrder, 11, 1),
+        );
+        let (converted, coordination) = convert_work_order(
+            &work_order,
+            TicketId::parse("t-ct").unwrap(),
+            "needs a part 需订货",
+            &user("diaodu"),
+            shanghai(12, 2, 9, 0),
+        )
+        .unwrap();
+        let coordination = numbered(coordination, number(SerialKind::CoordinationTicket, 12, 1));
+        let tickets = [converted, coordination];
+
+        let november_archive = archive_of(
+            &tickets,
+            HandedOut {
+                work_orders: 1,
+                coordination_tickets: 0,
+            },
+        );
+        assert_eq!(
+            serials(&november_archive.work_orders.not_closed),
+            ["E01-WO-202611-00001"]
+        );
+        assert_eq!(
+            november_archive.work_orders.not_closed[0].status,
+            Status::Converted
+        );
+        assert!(november_archive.coordination_tickets.not_closed.is_empty());
+        assert!(november_archive.coordination_tickets.numbering.complete);
+
+        let december = ReportMonth::parse("2026-12").unwrap();
+        let mut builder =
+            MonthlyArchiveBuilder::new(&calendar(), &estate(), december, shanghai(12, 3, 9, 0));
+        assert_eq!(
+            builder.series(SerialKind::CoordinationTicket).to_string(),
+            "E01-CT-202612"
+        );
+        for ticket in &tickets {
+            builder.add_digest(ReportDigest::of(ticket));
+        }
+        let december_archive = builder.finish(HandedOut {
+            work_orders: 0,
+            coordination_tickets: 1,
+        });
+        assert_eq!(
+            serials(&december_archive.coordination_tickets.not_closed),
+            ["E01-CT-202612-00001"]
+        );
+        assert!(december_archive.work_orders.not_closed.is_empty());
+        assert!(december_archive.coordination_tickets.numbering.complete);
     }
 }

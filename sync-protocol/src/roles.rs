@@ -72,19 +72,21 @@ impl Role {
             (TicketKind::VerbalDispatch, _) => self == Role::CustomerServiceAgent,
             // R-D1: owner-communication coordination tickets go to a specialist,
             (_, Category::OwnerCommunication) => self == Role::CustomerServiceSpecialist,
-            // environment work orders and coordination tickets to the environment manager,
-            (TicketKind::CoordinationTicket, _) | (_, Category::Environment) => {
-                self == Role::EnvironmentManager
-            }
+            // environment work orders and coordination tickets to the
+            // environment manager, who arranges cleaning and greening: private
+            // gardens (私家花园养护) are greening, booked ones (R-S2) included,
+            (TicketKind::CoordinationTicket, _)
+            | (_, Category::Environment)
+            | (TicketKind::WorkOrder, Category::PrivateGarden) => self == Role::EnvironmentManager,
             // gates and security to the agent (order maintenance takes them by radio),
             (_, Category::Security) => self == Role::CustomerServiceAgent,
-            // and engineering work orders to the engineering dispatcher.
+            // and engineering work orders to the engineering dispatcher. Home
+            // service (家政) has no dispatcher of its own in R-D1, so its work
+            // orders, booked ones (R-S2) included, go through the engineering
+            // dispatcher too.
             (
                 TicketKind::WorkOrder,
-                Category::Repair
-                | Category::Rework
-                | Category::HomeService
-                | Category::PrivateGarden,
+                Category::Repair | Category::Rework | Category::HomeService,
             ) => self == Role::Dispatcher,
         }
     }
@@ -102,7 +104,8 @@ impl Role {
     }
 
     /// R-P1: customer service books appointments with the owner; the
-    /// dispatcher moves them when the plan changes.
+    /// dispatcher moves them when the plan changes. The same roles move a
+    /// booked service when the owner asks (R-S2).
     pub fn may_set_appointments(self) -> bool {
         matches!(
             self,
@@ -237,6 +240,28 @@ mod tests {
             Role::EnvironmentManager.may_dispatch(TicketKind::CoordinationTicket, Category::Repair)
         );
         assert!(!Role::Dispatcher.may_dispatch(TicketKind::CoordinationTicket, Category::Repair));
+    }
+
+    #[test]
+    fn r_d1_r_s2_booked_home_service_goes_through_the_dispatcher_and_garden_care_to_the_environment_manager()
+     {
+        let dispatchers = |category| -> Vec<Role> {
+            Role::ALL
+                .into_iter()
+                .filter(|role| role.may_dispatch(TicketKind::WorkOrder, category))
+                .collect()
+        };
+        assert_eq!(dispatchers(Category::HomeService), [Role::Dispatcher]);
+        assert_eq!(
+            dispatchers(Category::PrivateGarden),
+            [Role::EnvironmentManager],
+            "private-garden care is greening work"
+        );
+        assert!(
+            Role::CustomerServiceAgent
+                .may_dispatch(TicketKind::VerbalDispatch, Category::HomeService),
+            "a same-day home-service request goes out by radio (R-S2, R-K1)"
+        );
     }
 
     #[test]

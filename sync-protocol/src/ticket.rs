@@ -2,10 +2,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{DeviceId, EstateId, MutationId, Sha256Hex, TicketId, UserId, Version};
+use crate::time_rules::CorrectedTime;
 use crate::workflow::Status;
 
 /// R-K1..R-K3: the three kinds of ticket.
@@ -81,6 +82,84 @@ pub struct Appointment {
     pub note: String,
 }
 
+/// R-S2: a home-service or private-garden job booked for a date
+/// (预约服务登记), as customer service enters it once the fee, the staff and
+/// the time are agreed with the owner.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BookingRequest {
+    /// The day of the service in the estate's calendar.
+    pub service_date: NaiveDate,
+    /// When the staff is to arrive: the R-P2 deadline.
+    pub agreed_time: AgreedTime,
+    /// The fee agreed with the owner, or free.
+    pub fee: Charge,
+    /// The staff the owner agreed to, when one was named.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staff: Option<UserId>,
+}
+
+/// R-S2: a booking as its ticket keeps it: the agreed terms and the moment
+/// the work order is issued.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Booking {
+    pub service_date: NaiveDate,
+    pub agreed_time: AgreedTime,
+    pub fee: Charge,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staff: Option<UserId>,
+    /// Derived, never sent by a client: local 00:00 of the day before the
+    /// service date. The work order is issued then, and dispatched from then
+    /// on; it moves when the service date moves.
+    pub issued_at: DateTime<Utc>,
+}
+
+impl Booking {
+    /// The local date the work order is issued: the day before the service.
+    pub fn issue_date(&self) -> NaiveDate {
+        issue_date_of(self.service_date)
+    }
+}
+
+/// R-S2: the work order of a service on `service_date` is issued the day before.
+pub fn issue_date_of(service_date: NaiveDate) -> NaiveDate {
+    service_date
+        .pred_opt()
+        .expect("service dates are validated to lie near today")
+}
+
+/// The time agreed with the owner for a booked service (R-P2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AgreedTime {
+    /// 约定时间: the staff arrives by this time.
+    At { at: DateTime<Utc> },
+    /// 约定时段: the staff arrives within this window.
+    Window {
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+    },
+}
+
+impl AgreedTime {
+    /// The first instant the agreement names.
+    pub fn starts_at(self) -> DateTime<Utc> {
+        match self {
+            AgreedTime::At { at } => at,
+            AgreedTime::Window { from, .. } => from,
+        }
+    }
+
+    /// The latest arrival that keeps the agreement (R-P2).
+    pub fn arrive_by(self) -> DateTime<Utc> {
+        match self {
+            AgreedTime::At { at } => at,
+            AgreedTime::Window { until, .. } => until,
+        }
+    }
+}
+
 /// Paid 有偿 (with the fee) or free 无偿 (R-P6, R-C5).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
@@ -130,11 +209,25 @@ pub struct Fact<T> {
     pub recorded_at: DateTime<Utc>,
     /// When the server applied it.
     pub received_at: DateTime<Utc>,
+    /// When it happened by the server's clock, as far as the device's clock
+    /// can be trusted (`time_rules::corrected_event_time`). Absent in facts
+    /// stored before it was kept; see [`Fact::event_at`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_time: Option<CorrectedTime>,
     /// The ticket version the device had last seen.
     pub base_version: Version,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub late: Option<Lateness>,
     pub body: T,
+}
+
+impl<T> Fact<T> {
+    /// The time the event is judged by (R-P1, R-P2): the corrected device
+    /// time, or the device's own time for facts stored before correction
+    /// was kept.
+    pub fn event_at(&self) -> DateTime<Utc> {
+        self.event_time.map_or(self.recorded_at, |time| time.at)
+    }
 }
 
 /// Why a fact was kept but could not move the ticket: it is flagged for review.
@@ -316,6 +409,13 @@ pub enum HistoryEvent {
     AppointmentSet {
         at: DateTime<Utc>,
     },
+    /// R-S2: the owner moved the booked service from one date to another.
+    BookingRescheduled {
+        from: NaiveDate,
+        to: NaiveDate,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        note: String,
+    },
     Cancelled {
         reason: String,
     },
@@ -394,6 +494,9 @@ pub struct Ticket {
     pub technicians_ever: BTreeSet<UserId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub appointment: Option<Appointment>,
+    /// R-S2: the booking of a home-service or private-garden work order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub booking: Option<Booking>,
     #[serde(default)]
     pub arrivals: BTreeMap<MutationId, Fact<Arrival>>,
     #[serde(default)]
@@ -457,6 +560,14 @@ impl Ticket {
             Status::Converted => RevokeReason::Converted,
             _ => RevokeReason::Reassigned,
         }
+    }
+
+    /// R-S2: whether the work order is issued at `now`, and so can be
+    /// dispatched: a booking from its `issued_at`, any other ticket at once.
+    pub fn is_issued(&self, now: DateTime<Utc>) -> bool {
+        self.booking
+            .as_ref()
+            .is_none_or(|booking| now >= booking.issued_at)
     }
 
     /// The result that counts: the newest one not flagged late.

@@ -9,7 +9,8 @@
 //! |---|---|---|---|
 //! | R-P1 | arrival | dispatch | dispatch + 15 min |
 //! | R-P1 | arrival | appointment, once booked | the appointment itself |
-//! | R-K2 | finish | receipt | end of the local day of receipt; public area: end of the local day 3 calendar days later |
+//! | R-P2 | arrival | a booking's agreed time (R-S2) | the agreed time; a window's end |
+//! | R-K2 | finish | receipt; a booking: its service date | end of the local day of receipt; public area: end of the local day 3 calendar days later |
 //! | R-C2 | (convert) | receipt | unfinished after the R-K2 window: convert |
 //! | R-C1 | return to dispatcher | completion | end of the local day of completion; public area: end of the local day 3 calendar days later |
 //! | R-P3 | book site inspection | issue | issue + 0.5 working day (working calendar) |
@@ -25,7 +26,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::calendar::WorkingCalendar;
-use crate::ticket::{Area, Category, Charge, Rating, TicketKind};
+use crate::ticket::{AgreedTime, Area, Category, Charge, Rating, TicketKind};
 
 /// R-P1: minutes from dispatch to arrival.
 pub const R_P1_ARRIVAL_WINDOW_MINUTES: i64 = 15;
@@ -61,6 +62,8 @@ pub enum RuleId {
     K2,
     #[serde(rename = "R-P1")]
     P1,
+    #[serde(rename = "R-P2")]
+    P2,
     #[serde(rename = "R-P3")]
     P3,
     #[serde(rename = "R-P4")]
@@ -80,6 +83,7 @@ impl RuleId {
         match self {
             RuleId::K2 => "R-K2",
             RuleId::P1 => "R-P1",
+            RuleId::P2 => "R-P2",
             RuleId::P3 => "R-P3",
             RuleId::P4 => "R-P4",
             RuleId::P5 => "R-P5",
@@ -232,6 +236,19 @@ pub fn r_p1_arrival_deadline(
             basis: Basis::Dispatch,
             counted_from: dispatched_at,
         },
+    }
+}
+
+/// R-P2: a booked work order (R-S2) is arrived at by the time agreed with the
+/// owner: the time itself, or the end of the agreed window. Not 15 minutes
+/// after dispatch: a booking is dispatched ahead of its day.
+pub fn r_p2_arrival_deadline(agreed_time: AgreedTime) -> Deadline {
+    Deadline {
+        rule: RuleId::P2,
+        duty: Duty::Arrival,
+        due_at: agreed_time.arrive_by(),
+        basis: Basis::Appointment,
+        counted_from: agreed_time.starts_at(),
     }
 }
 
@@ -649,6 +666,25 @@ mod tests {
         assert_eq!(later.basis, Basis::Appointment);
         let earlier = r_p1_arrival_deadline(shanghai(11, 27, 9, 0), Some(shanghai(11, 27, 9, 5)));
         assert_eq!(earlier.due_at, shanghai(11, 27, 9, 5));
+    }
+
+    #[test]
+    fn r_p2_a_booking_is_due_at_its_agreed_time_or_the_end_of_its_window() {
+        let at = AgreedTime::At {
+            at: shanghai(11, 29, 9, 30),
+        };
+        let deadline = r_p2_arrival_deadline(at);
+        assert_eq!(
+            (deadline.rule, deadline.duty, deadline.due_at),
+            (RuleId::P2, Duty::Arrival, shanghai(11, 29, 9, 30))
+        );
+        let window = AgreedTime::Window {
+            from: shanghai(11, 29, 14, 0),
+            until: shanghai(11, 29, 16, 0),
+        };
+        let deadline = r_p2_arrival_deadline(window);
+        assert_eq!(deadline.due_at, shanghai(11, 29, 16, 0));
+        assert_eq!(deadline.counted_from, shanghai(11, 29, 14, 0));
     }
 
     #[test]

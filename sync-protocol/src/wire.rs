@@ -256,6 +256,9 @@ pub struct QueuedTicket {
     pub location: String,
     pub description: String,
     pub received_at: DateTime<Utc>,
+    /// R-S2: the service date, agreed time, fee and staff of a booking.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub booking: Option<crate::ticket::Booking>,
     /// Send it as `expected_version` with the dispatch action.
     pub version: Version,
 }
@@ -273,6 +276,7 @@ impl QueuedTicket {
             location: ticket.location.clone(),
             description: ticket.description.clone(),
             received_at: ticket.received_at,
+            booking: ticket.booking.clone(),
             version: ticket.version,
         }
     }

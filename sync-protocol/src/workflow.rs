@@ -71,6 +71,8 @@ pub enum Event {
     FollowUp,
     /// R-P3, R-P4, R-P5, R-D2: a tracking record on an open coordination ticket.
     Track,
+    /// R-S2: the owner moves a booked service to another date.
+    Reschedule,
 }
 
 impl Event {
@@ -88,6 +90,7 @@ impl Event {
             Event::Convert => "convert",
             Event::FollowUp => "follow_up",
             Event::Track => "track",
+            Event::Reschedule => "reschedule",
         }
     }
 }
@@ -125,6 +128,9 @@ pub fn transition(from: Status, event: Event) -> Result<Status, WorkflowError> {
         (S::Received | S::Dispatched | S::InProgress, E::Convert) => S::Converted,
         (S::Closed, E::FollowUp) => S::Closed,
         (S::Received | S::Dispatched | S::InProgress | S::Completed, E::Track) => from,
+        // Once the staff has arrived the service is under way: no more moves.
+        // A dispatched booking keeps its staff when it moves.
+        (S::Received | S::Dispatched, E::Reschedule) => from,
         _ => return Err(WorkflowError::TransitionNotAllowed { from, event }),
     };
     Ok(to)
@@ -143,7 +149,7 @@ mod tests {
         Status::Converted,
         Status::Cancelled,
     ];
-    const ALL_EVENTS: [Event; 12] = [
+    const ALL_EVENTS: [Event; 13] = [
         Event::Dispatch,
         Event::Reassign,
         Event::Appoint,
@@ -156,6 +162,7 @@ mod tests {
         Event::Convert,
         Event::FollowUp,
         Event::Track,
+        Event::Reschedule,
     ];
 
     #[test]
@@ -236,6 +243,22 @@ mod tests {
             assert_eq!(transition(from, Event::Convert).unwrap(), Status::Converted);
         }
         assert!(transition(Status::Completed, Event::Convert).is_err());
+    }
+
+    #[test]
+    fn r_s2_a_booking_moves_until_its_staff_arrives_and_keeps_its_status() {
+        for from in [Status::Received, Status::Dispatched] {
+            assert_eq!(transition(from, Event::Reschedule).unwrap(), from);
+        }
+        for from in [
+            Status::InProgress,
+            Status::Completed,
+            Status::Closed,
+            Status::Converted,
+            Status::Cancelled,
+        ] {
+            assert!(transition(from, Event::Reschedule).is_err(), "{from:?}");
+        }
     }
 
     #[test]

@@ -11,7 +11,8 @@ use sync_protocol::{
     Area, BatchError, Category, Charge, CompletionRecord, DeviceId, DeviceMutation, DeviceOp,
     DeviceSeq, EstateId, FactKind, Intake, LateReason, Ledger, Material, MutationId, OfficeOp,
     Outcome, Recorder, RejectCode, Reporter, Sha256Hex, Source, Status, StoredOutcome, Ticket,
-    TicketId, TicketKind, UserId, Verdict, apply_batch, apply_office_op, create_ticket,
+    TicketId, TicketKind, UserId, Verdict, WorkingCalendar, apply_batch, apply_office_op,
+    create_ticket,
 };
 
 /// Holds the ticket at the end.
@@ -38,6 +39,7 @@ fn recorder(name: &str) -> Recorder {
     Recorder {
         user: user(name),
         device: DeviceId::parse(&format!("hh-{name}")).unwrap(),
+        clock_offset_ms: 0,
     }
 }
 
@@ -63,11 +65,26 @@ fn initial_ticket(setup: Setup) -> Ticket {
         description: "厨房水管漏水 kitchen pipe leaking".into(),
         received_at: at(9, 0),
         follow_up_of: None,
+        booking: None,
     };
     let office = |ticket: &Ticket, op: OfficeOp, now| {
-        apply_office_op(ticket, &op, &user("dispatcher"), now).unwrap()
+        apply_office_op(
+            ticket,
+            &op,
+            &user("dispatcher"),
+            &WorkingCalendar::default(),
+            now,
+        )
+        .unwrap()
     };
-    let mut ticket = create_ticket(ticket_id(), intake, user("agent"), at(9, 0)).unwrap();
+    let mut ticket = create_ticket(
+        ticket_id(),
+        intake,
+        user("agent"),
+        &WorkingCalendar::default(),
+        at(9, 0),
+    )
+    .unwrap();
     let first = if setup.reassigned { FORMER } else { CURRENT };
     ticket = office(
         &ticket,

@@ -1,20 +1,29 @@
 //! The due list over real HTTP (`GET /api/v1/due`): each role sees the
-//! deadlines it acts on, a deadline done drops off, and the window is checked.
+//! deadlines it acts on, a deadline done drops off, the window and the limit
+//! are checked, and each estate's deadlines count in its own working
+//! calendar (the `[calendars]` section of the configuration file).
 //!
 //! The demo estate's four tickets were dispatched seconds ago, so their R-P1
 //! arrivals (15 minutes after dispatch) are due within an hour. Their R-K2
 //! finish deadlines (the end of the local day) are only due within the hour
 //! late in the evening, so the checks below look at the R-P1 items and only
-//! ask of the others that they belong to the caller.
+//! ask of the others that they belong to the caller. The calendar tests
+//! need no clock: a deadline is a function of the receipt time, which the
+//! intake states, so a ticket received in the past shows it as overdue.
 
 mod common;
 
 use std::collections::BTreeSet;
+use std::process::{Command, Stdio};
 
-use common::{Handheld, TestServer};
+use chrono::{DateTime, TimeZone, Utc};
+use common::{Handheld, Options, TestServer};
 use reqwest::StatusCode;
 use sync_protocol::time_rules::{Duty, RuleId};
-use sync_protocol::{DeviceOp, DueList, DueState, Outcome, Responsible, Ticket, TicketId, UserId};
+use sync_protocol::{
+    DeviceOp, DueList, DueState, EstateId, Outcome, Responsible, Ticket, TicketId, TicketKind,
+    UserId,
+};
 
 async fn due_list(server: &TestServer, user: &str, query: &str) -> DueList {
     let token = server.login(user).await;
@@ -137,4 +146,147 @@ async fn a_window_of_zero_or_above_a_week_or_an_unknown_parameter_is_refused() {
         .get("/api/v1/due", None)
         .await
         .error(StatusCode::UNAUTHORIZED, "missing_token");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_due_list_longer_than_its_limit_answers_the_most_urgent_items_and_counts_the_rest() {
+    let server = TestServer::start();
+    // A week's window takes in the R-K2 finish deadlines too.
+    let everything = due_list(&server, "zhuguan", "?window_minutes=10080&limit=500").await;
+    assert_eq!(everything.left_off, 0, "{everything:?}");
+    assert!(everything.items.len() > 2, "{everything:?}");
+    assert!(
+        everything
+            .items
+            .windows(2)
+            .all(|pair| pair[0].due_at <= pair[1].due_at),
+        "the most urgent (earliest due) first: {everything:?}"
+    );
+    let first_two = due_list(&server, "zhuguan", "?window_minutes=10080&limit=2").await;
+    assert_eq!(first_two.items, everything.items[..2]);
+    assert_eq!(
+        first_two.left_off,
+        (everything.items.len() - 2) as u64,
+        "{first_two:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_limit_of_zero_above_five_hundred_or_not_a_number_is_refused() {
+    let server = TestServer::start();
+    let token = server.login("zhuguan").await;
+    for limit in ["0", "-1", "501", "ten", ""] {
+        let refusal = server
+            .get(&format!("/api/v1/due?limit={limit}"), Some(&token))
+            .await
+            .error(StatusCode::BAD_REQUEST, "invalid_limit");
+        assert!(refusal.message.contains("500"), "{refusal:?}");
+    }
+    let largest: DueList = server.get("/api/v1/due?limit=500", Some(&token)).await.ok();
+    assert_eq!(largest.left_off, 0);
+}
+
+/// London, 09:00-17:00, with Christmas and Boxing Day 2025 off.
+const LONDON_ESTATE_CONFIG: &str = r#"
+[calendars.estates.E02]
+time_zone = "Europe/London"
+working_hours = { start = "09:00", end = "17:00" }
+working_weekdays = ["Mon", "Tue", "Wed", "Thu", "Fri"]
+public_holidays = ["2025-12-25", "2025-12-26"]
+"#;
+
+/// A coordination ticket of `estate` received at `received_at`, created by
+/// `agent`; its R-P3 site-inspection deadline as `supervisor` sees it.
+async fn r_p3_site_inspection_due_at(
+    server: &TestServer,
+    (estate, agent, supervisor): (&str, &str, &str),
+    received_at: DateTime<Utc>,
+) -> DateTime<Utc> {
+    let mut intake = common::intake();
+    intake.estate = EstateId::parse(estate).unwrap();
+    intake.kind = TicketKind::CoordinationTicket;
+    intake.received_at = received_at;
+    let ticket = server
+        .create_ticket(&server.login(agent).await, &intake)
+        .await;
+    let list = due_list(server, supervisor, "?limit=500").await;
+    let item = list
+        .items
+        .iter()
+        .find(|item| {
+            item.ticket_id == ticket.id
+                && item.rule == RuleId::P3
+                && item.duty == Duty::BookSiteInspection
+        })
+        .unwrap_or_else(|| panic!("{} has an overdue R-P3 inspection: {list:?}", ticket.id));
+    assert_eq!(item.state, DueState::Overdue, "{item:?}");
+    item.due_at
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r_p3_an_estate_in_another_zone_with_a_holiday_judges_half_a_working_day_by_its_calendar() {
+    let data_dir = tempfile::tempdir().unwrap();
+    common::add_user(
+        data_dir.path(),
+        "kefu-london",
+        "customer_service_agent",
+        "E02",
+    );
+    common::add_user(data_dir.path(), "zhuguan-london", "supervisor", "E02");
+    let config_dir = tempfile::tempdir().unwrap();
+    let config = config_dir.path().join("estate-sync.toml");
+    std::fs::write(&config, LONDON_ESTATE_CONFIG).unwrap();
+    let options = Options {
+        env: vec![("ESTATE_SYNC_CONFIG", config.display().to_string())],
+        ..Options::default()
+    };
+    let server = TestServer::start_with(data_dir, options);
+    // Wednesday 24 December 2025, 15:00 in London (GMT) and 23:00 in Shanghai.
+    let received_at = Utc.with_ymd_and_hms(2025, 12, 24, 15, 0, 0).unwrap();
+
+    let london = ("E02", "kefu-london", "zhuguan-london");
+    // Half of an 8-hour day: 2 hours on Wednesday, nothing on the two
+    // holidays or the weekend, 2 hours from 09:00 on Monday 29 December.
+    assert_eq!(
+        r_p3_site_inspection_due_at(&server, london, received_at).await,
+        Utc.with_ymd_and_hms(2025, 12, 29, 11, 0, 0).unwrap()
+    );
+    // The demo estate, not configured, keeps Shanghai's calendar: half of a
+    // 9-hour day from Thursday's 08:30 opening, 13:00 local.
+    let shanghai = ("E01", "kefu", "zhuguan");
+    assert_eq!(
+        r_p3_site_inspection_due_at(&server, shanghai, received_at).await,
+        Utc.with_ymd_and_hms(2025, 12, 25, 5, 0, 0).unwrap()
+    );
+}
+
+#[test]
+fn a_configuration_with_an_invalid_calendar_stops_the_server_at_start_naming_the_estate() {
+    let config_dir = tempfile::tempdir().unwrap();
+    let config = config_dir.path().join("estate-sync.toml");
+    std::fs::write(
+        &config,
+        LONDON_ESTATE_CONFIG.replace("Europe/London", "Europe/Londres"),
+    )
+    .unwrap();
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut command = Command::new(common::server_binary());
+    let output = common::clean_env(&mut command)
+        .arg("--data-dir")
+        .arg(data_dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0", "--demo"])
+        .env("ESTATE_SYNC_CONFIG", &config)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .output()
+        .expect("the server binary runs");
+    assert!(!output.status.success(), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("calendars.estates.E02"), "{stderr}");
+    assert!(stderr.contains("unknown time zone"), "{stderr}");
+    assert!(stderr.contains("Europe/Londres"), "{stderr}");
+    assert!(
+        !String::from_utf8_lossy(&output.stdout).contains("listening on"),
+        "{output:?}"
+    );
 }

@@ -1,6 +1,7 @@
 //! The reports over real HTTP: the daily unclosed list with a responsible
-//! person per item (R-C4) and the monthly statistics (R-A3, R-C5), as JSON
-//! and as CSV and XLSX downloads with bilingual headers; who may read them.
+//! person per item (R-C4), the monthly statistics (R-A3, R-C5) and the
+//! monthly archive (R-A2, R-A1), as JSON and as CSV and XLSX downloads with
+//! bilingual headers; who may read them.
 
 mod common;
 
@@ -8,11 +9,11 @@ use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
 use common::{DEMO_ESTATE, Handheld, TestServer, intake, paid_result, signature};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use sync_protocol::reports::RuleWindow;
+use sync_protocol::reports::{ArchiveEntry, MonthlyArchive, RuleWindow};
 use sync_protocol::time_rules::{Duty, RuleId};
 use sync_protocol::{
-    Change, Cursor, DailyUnclosed, DeviceOp, MonthlyStatistics, OfficeOp, Outcome, ReportMonth,
-    Responsible, Status, Ticket, TicketId, UserId,
+    Change, Charge, Cursor, DailyUnclosed, DeviceOp, MonthlyStatistics, OfficeOp, Outcome,
+    ReportMonth, Responsible, Status, Ticket, TicketId, UserId,
 };
 
 const XLSX_CONTENT_TYPE: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
@@ -141,6 +142,26 @@ fn header(response: &common::Response, name: &str) -> String {
         .and_then(|value| value.to_str().ok())
         .unwrap_or_else(|| panic!("no {name} header: {response:?}"))
         .to_owned()
+}
+
+const CSV_CONTENT_TYPE: &str = "text/csv; charset=utf-8";
+
+/// GET a download: insists on 200, its content type and its file name.
+async fn download(
+    server: &TestServer,
+    token: &str,
+    path: &str,
+    content_type: &str,
+    filename: &str,
+) -> common::Response {
+    let response = server.get(path, Some(token)).await;
+    assert_eq!(response.status, StatusCode::OK, "{path}: {response:?}");
+    assert_eq!(header(&response, "content-type"), content_type);
+    assert_eq!(
+        header(&response, "content-disposition"),
+        format!("attachment; filename=\"{filename}\"")
+    );
+    response
 }
 
 /// The CSV's records, read by an independent parser after the byte-order mark.
@@ -290,13 +311,8 @@ async fn r_c4_r_a3_the_csv_downloads_have_bilingual_headers_and_parse() {
     let today = shanghai_date(Utc::now());
 
     let path = format!("/api/v1/reports/daily-unclosed?date={today}&format=csv");
-    let response = server.get(&path, Some(&supervisor)).await;
-    assert_eq!(response.status, StatusCode::OK, "{response:?}");
-    assert_eq!(header(&response, "content-type"), "text/csv; charset=utf-8");
-    assert_eq!(
-        header(&response, "content-disposition"),
-        format!("attachment; filename=\"daily-unclosed-{DEMO_ESTATE}-{today}.csv\"")
-    );
+    let filename = format!("daily-unclosed-{DEMO_ESTATE}-{today}.csv");
+    let response = download(&server, &supervisor, &path, CSV_CONTENT_TYPE, &filename).await;
     let records = csv_records(&response.body);
     assert_eq!(
         records[0],
@@ -336,13 +352,8 @@ async fn r_c4_r_a3_the_csv_downloads_have_bilingual_headers_and_parse() {
     let manager = server.login("kefu-jingli").await;
     let month = month_of(morning.received_at);
     let path = format!("/api/v1/reports/monthly?month={month}&format=csv");
-    let response = server.get(&path, Some(&manager)).await;
-    assert_eq!(response.status, StatusCode::OK, "{response:?}");
-    assert_eq!(header(&response, "content-type"), "text/csv; charset=utf-8");
-    assert_eq!(
-        header(&response, "content-disposition"),
-        format!("attachment; filename=\"monthly-statistics-{DEMO_ESTATE}-{month}.csv\"")
-    );
+    let filename = format!("monthly-statistics-{DEMO_ESTATE}-{month}.csv");
+    let response = download(&server, &manager, &path, CSV_CONTENT_TYPE, &filename).await;
     let statistics = monthly(&server, &manager, month).await;
     let records = csv_records(&response.body);
     assert_eq!(records[0], ["统计项 Statistic", "分项 Item", "数值 Value"]);
@@ -401,9 +412,12 @@ async fn r_c4_r_a3_the_xlsx_downloads_are_workbooks() {
     let server = TestServer::start();
     let department_manager = server.login("banzhang").await;
     let month = month_of(Utc::now());
-    for path in [
-        "/api/v1/reports/daily-unclosed?format=xlsx".to_owned(),
-        format!("/api/v1/reports/monthly?month={month}&format=xlsx"),
+    for (path, sheets) in [
+        ("/api/v1/reports/daily-unclosed?format=xlsx".to_owned(), 2),
+        (
+            format!("/api/v1/reports/monthly?month={month}&format=xlsx"),
+            4,
+        ),
     ] {
         let response = server.get(&path, Some(&department_manager)).await;
         assert_eq!(response.status, StatusCode::OK, "{path}: {response:?}");
@@ -413,20 +427,25 @@ async fn r_c4_r_a3_the_xlsx_downloads_are_workbooks() {
             disposition.starts_with("attachment; filename=\"") && disposition.ends_with(".xlsx\""),
             "{disposition}"
         );
-        // An XLSX file is a ZIP archive with the workbook's parts.
-        assert!(response.body.starts_with(b"PK\x03\x04"), "{path}");
-        let holds = |name: &[u8]| {
-            response
-                .body
-                .windows(name.len())
-                .any(|window| window == name)
-        };
-        assert!(holds(b"xl/workbook.xml"), "{path}");
         assert!(
-            holds(b"xl/worksheets/sheet2.xml"),
+            is_workbook_with_sheets(&response.body, sheets),
             "{path}: a sheet per table"
         );
     }
+}
+
+/// An XLSX file is a ZIP archive with the workbook's parts: a worksheet
+/// part per sheet, and no more.
+fn is_workbook_with_sheets(body: &[u8], sheets: usize) -> bool {
+    let holds = |name: &str| {
+        body.windows(name.len())
+            .any(|window| window == name.as_bytes())
+    };
+    let sheet = |number: usize| holds(&format!("xl/worksheets/sheet{number}.xml"));
+    body.starts_with(b"PK\x03\x04")
+        && holds("xl/workbook.xml")
+        && (1..=sheets).all(sheet)
+        && !sheet(sheets + 1)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -507,7 +526,7 @@ async fn r_c4_r_a3_a_bad_month_date_or_format_is_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn r_c4_r_a3_the_served_reports_match_their_openapi_schemas() {
+async fn r_c4_r_a3_r_a2_the_served_reports_match_their_openapi_schemas() {
     let server = TestServer::start();
     a_morning_of_work(&server).await;
     let manager = server.login("kefu-jingli").await;
@@ -515,6 +534,7 @@ async fn r_c4_r_a3_the_served_reports_match_their_openapi_schemas() {
     for (path, schema) in [
         ("/api/v1/reports/daily-unclosed", "DailyUnclosed"),
         ("/api/v1/reports/monthly", "MonthlyStatistics"),
+        ("/api/v1/reports/monthly-archive", "MonthlyArchive"),
     ] {
         let report: Value = server.get(path, Some(&manager)).await.ok();
         let root = json!({
@@ -533,4 +553,272 @@ async fn r_c4_r_a3_the_served_reports_match_their_openapi_schemas() {
             .collect();
         assert!(violations.is_empty(), "{path}: {violations:?}\n{report:#}");
     }
+}
+
+// ---- R-A2: the monthly archive ------------------------------------------------
+
+async fn archive(server: &TestServer, token: &str, month: ReportMonth) -> MonthlyArchive {
+    let path = format!("/api/v1/reports/monthly-archive?month={month}");
+    server.get(&path, Some(token)).await.ok()
+}
+
+/// The month a form is filed in: the month of its serial number (R-A1).
+fn month_of_number(ticket: &Ticket) -> ReportMonth {
+    let number = ticket
+        .serial_number
+        .as_ref()
+        .expect("a work order is numbered");
+    let month = number.series().month;
+    ReportMonth::new(month.year().into(), month.month().into()).unwrap()
+}
+
+fn filed<'a>(entries: &'a [ArchiveEntry], ticket: &Ticket) -> Option<&'a ArchiveEntry> {
+    entries.iter().find(|entry| entry.ticket_id == ticket.id)
+}
+
+fn in_number_order(entries: &[ArchiveEntry]) -> bool {
+    entries
+        .windows(2)
+        .all(|pair| pair[0].serial_number < pair[1].serial_number)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r_a2_the_archive_files_the_closed_paid_form_apart_from_the_open_and_cancelled_ones_by_number()
+ {
+    let server = TestServer::start();
+    let morning = a_morning_of_work(&server).await;
+    let manager = server.login("kefu-jingli").await;
+    let month = month_of_number(&morning.closed);
+
+    let archive = archive(&server, &manager, month).await;
+
+    assert_eq!(archive.month, month);
+    assert_eq!(archive.time_zone, "Asia/Shanghai");
+    let forms = &archive.work_orders;
+    let yyyymm = month.to_string().replace('-', "");
+    assert_eq!(forms.series, format!("{DEMO_ESTATE}-WO-{yyyymm}"));
+    // The pink copy of the closed order goes with the paid ones (R-C5).
+    let closed = filed(&forms.paid, &morning.closed).expect("the closed order is filed as paid");
+    assert_eq!(closed.serial_number, morning.closed.serial_number);
+    assert_eq!(closed.status, Status::Closed);
+    assert_eq!(closed.charge, Some(Charge::Paid { fee_fen: 3500 }));
+    assert!(closed.closed_at.is_some());
+    assert!(forms.paid_fee_fen >= 3500);
+    assert!(filed(&forms.free, &morning.closed).is_none());
+    // The open and the cancelled ones are filed too, as not closed.
+    let open = filed(&forms.not_closed, &morning.open).expect("the open order is listed");
+    assert_eq!(open.status, Status::Dispatched);
+    let cancelled =
+        filed(&forms.not_closed, &morning.cancelled).expect("the cancelled order is listed");
+    assert_eq!(cancelled.status, Status::Cancelled);
+    for entries in [
+        &forms.paid,
+        &forms.free,
+        &forms.not_recorded,
+        &forms.not_closed,
+    ] {
+        assert!(in_number_order(entries), "{entries:?}");
+    }
+    // R-A1: every number the month handed out is on exactly one form.
+    let numbering = &forms.numbering;
+    assert!(numbering.complete, "{numbering:?}");
+    assert!(numbering.handed_out >= 3);
+    assert_eq!(numbering.numbered, numbering.handed_out);
+    let listed = forms.paid.len() + forms.free.len() + forms.not_recorded.len();
+    assert_eq!(
+        (listed + forms.not_closed.len()) as u64,
+        numbering.numbered,
+        "{forms:?}"
+    );
+    assert!(archive.coordination_tickets.numbering.complete);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r_a2_r_a1_a_work_order_converted_next_month_is_filed_there_as_its_coordination_ticket() {
+    let mut server = TestServer::start();
+    let morning = a_morning_of_work(&server).await;
+    let this_month = month_of_number(&morning.open);
+    // Let the clock run to two days into next month (the server's clock
+    // numbers the forms).
+    let next_month = this_month.next().expect("a month follows");
+    let next_month_starts = next_month
+        .first_day()
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        .and_local_timezone(shanghai())
+        .unwrap()
+        .with_timezone(&Utc);
+    let minutes = (next_month_starts - Utc::now()).num_minutes() + 2 * 24 * 60;
+    server.let_time_pass(minutes);
+
+    let dispatcher = server.login("diaodu").await;
+    let convert = OfficeOp::Convert {
+        reason: "需订货 needs a part from the supplier".to_owned(),
+    };
+    let converted = server.act(&dispatcher, &morning.open.id, convert).await;
+    let coordination_id = converted.converted_to.clone().expect("converted");
+    let coordination = server.ticket(&dispatcher, &coordination_id).await;
+    assert_eq!(month_of_number(&coordination), next_month);
+
+    let manager = server.login("kefu-jingli").await;
+    let this_archive = archive(&server, &manager, this_month).await;
+    let work_order = filed(&this_archive.work_orders.not_closed, &morning.open)
+        .expect("the work order keeps its form in its own month");
+    assert_eq!(work_order.status, Status::Converted);
+    assert!(filed(&this_archive.coordination_tickets.not_closed, &coordination).is_none());
+
+    let next_archive = archive(&server, &manager, next_month).await;
+    let filed_next = filed(&next_archive.coordination_tickets.not_closed, &coordination)
+        .expect("the coordination ticket is filed in the month of its number");
+    assert_eq!(filed_next.serial_number, coordination.serial_number);
+    assert_eq!(filed_next.received_at, morning.open.received_at);
+    assert!(
+        next_archive.coordination_tickets.numbering.complete,
+        "{next_archive:?}"
+    );
+    assert!(filed(&next_archive.work_orders.not_closed, &morning.open).is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r_a2_the_archive_downloads_as_csv_and_xlsx_with_bilingual_headers() {
+    let server = TestServer::start();
+    let morning = a_morning_of_work(&server).await;
+    let supervisor = server.login("zhuguan").await;
+    let month = month_of_number(&morning.closed);
+
+    let path = format!("/api/v1/reports/monthly-archive?month={month}&format=csv");
+    let filename = format!("monthly-archive-{DEMO_ESTATE}-{month}.csv");
+    let response = download(&server, &supervisor, &path, CSV_CONTENT_TYPE, &filename).await;
+    let records = csv_records(&response.body);
+    assert_eq!(records[0], ["统计项 Statistic", "分项 Item", "数值 Value"]);
+    assert!(
+        records.iter().any(|record| *record
+            == [
+                "派工单 Work order",
+                "编号连续 Numbers run with no gap",
+                "是 Yes"
+            ]),
+        "{records:?}"
+    );
+    let forms_header = [
+        "编号 Serial number",
+        "工单号 Ticket",
+        "归档 Filed as",
+        "类别 Category",
+        "状态 Status",
+        "受理时间 Received (Asia/Shanghai)",
+        "完结时间 Closed (Asia/Shanghai)",
+        "金额(元) Fee (CNY)",
+    ];
+    assert_eq!(
+        records
+            .iter()
+            .filter(|record| **record == forms_header)
+            .count(),
+        2,
+        "a table of work orders and one of coordination tickets"
+    );
+    let closed = records
+        .iter()
+        .find(|record| record.len() == 8 && record[1] == morning.closed.id.as_str())
+        .expect("the closed order has a row");
+    assert_eq!(
+        closed[0],
+        morning.closed.serial_number.as_ref().unwrap().to_string()
+    );
+    assert_eq!(closed[2], "有偿 Paid");
+    assert_eq!(closed[4], "已完结 Closed");
+    assert_eq!(closed[7], "35.00");
+    assert!(records.iter().any(|record| *record
+        == [
+            "编号序列 Series",
+            "问题 Problem",
+            "编号或工单号 Number or ticket"
+        ]));
+
+    let path = format!("/api/v1/reports/monthly-archive?month={month}&format=xlsx");
+    let filename = format!("monthly-archive-{DEMO_ESTATE}-{month}.xlsx");
+    let response = download(&server, &supervisor, &path, XLSX_CONTENT_TYPE, &filename).await;
+    assert!(
+        is_workbook_with_sheets(&response.body, 4),
+        "a sheet per table"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r_a2_a_technician_may_not_read_the_archive_and_a_bad_month_or_format_is_refused() {
+    let server = TestServer::start();
+    for (user, paths) in [
+        (
+            "li",
+            [
+                "/api/v1/reports/monthly-archive",
+                "/api/v1/reports/monthly-archive?format=csv",
+            ],
+        ),
+        (
+            "diaodu",
+            [
+                "/api/v1/reports/monthly-archive",
+                "/api/v1/reports/monthly-archive?format=xlsx",
+            ],
+        ),
+        (
+            "kefu",
+            [
+                "/api/v1/reports/monthly-archive",
+                "/api/v1/reports/monthly-archive?format=json",
+            ],
+        ),
+    ] {
+        let token = server.login(user).await;
+        for path in paths {
+            let body = server
+                .get(path, Some(&token))
+                .await
+                .error(StatusCode::FORBIDDEN, "forbidden");
+            assert!(body.message.contains("R-A2"), "{user} {path}: {body:?}");
+        }
+    }
+    server
+        .get("/api/v1/reports/monthly-archive", None)
+        .await
+        .error(StatusCode::UNAUTHORIZED, "missing_token");
+
+    let department_manager = server.login("banzhang").await;
+    let next_year = shanghai_date(Utc::now())
+        .format("%Y")
+        .to_string()
+        .parse::<i32>()
+        .unwrap()
+        + 1;
+    for (path, code) in [
+        (
+            "/api/v1/reports/monthly-archive?month=2026-13".to_owned(),
+            "invalid_month",
+        ),
+        (
+            format!("/api/v1/reports/monthly-archive?month={next_year}-01"),
+            "invalid_month",
+        ),
+        (
+            "/api/v1/reports/monthly-archive?format=pdf".to_owned(),
+            "invalid_format",
+        ),
+        (
+            "/api/v1/reports/monthly-archive?serial=1".to_owned(),
+            "invalid_query",
+        ),
+    ] {
+        server
+            .get(&path, Some(&department_manager))
+            .await
+            .error(StatusCode::BAD_REQUEST, code);
+    }
+    // The default month is this one.
+    let this_month: MonthlyArchive = server
+        .get("/api/v1/reports/monthly-archive", Some(&department_manager))
+        .await
+        .ok();
+    assert_eq!(this_month.month, month_of(Utc::now()));
 }

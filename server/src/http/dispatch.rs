@@ -20,7 +20,8 @@ use crate::store::UserRecord;
 const SCAN_PAGE: usize = 500;
 
 /// R-D3: the estate's tickets waiting for dispatch that the caller's role
-/// dispatches (R-D1), owners' jobs first, then the oldest.
+/// dispatches (R-D1), owners' jobs first, then the oldest; a booking from
+/// its issue (R-S2), by the server's clock.
 pub async fn queue(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -29,6 +30,7 @@ pub async fn queue(
         caller.role.may_dispatch_any(),
         "dispatch tickets, so it has no dispatch queue (R-D1, R-D3)",
     )?;
+    let now = state.clock.now();
     // A scan of the estate's tickets, keeping only the few that wait.
     let mut waiting: Vec<Ticket> = Vec::new();
     let mut after = None;
@@ -38,13 +40,14 @@ pub async fn queue(
             .estate_tickets(&caller.estate, after.as_ref(), SCAN_PAGE)?;
         after = next_after(&page, SCAN_PAGE, |ticket| ticket.id.clone());
         waiting.extend(page.into_iter().filter(|ticket| {
-            waits_for_dispatch(ticket) && caller.role.may_dispatch(ticket.kind, ticket.category)
+            waits_for_dispatch(ticket, now)
+                && caller.role.may_dispatch(ticket.kind, ticket.category)
         }));
         if after.is_none() {
             break;
         }
     }
-    let queue = dispatch_queue(&waiting);
+    let queue = dispatch_queue(&waiting, now);
     Ok(Json(DispatchQueue {
         waiting: u32::try_from(queue.len()).unwrap_or(u32::MAX),
         tickets: queue
@@ -68,8 +71,9 @@ pub async fn suggestions(
         caller.role.may_dispatch(ticket.kind, ticket.category),
         "dispatch this kind of ticket (R-D1)",
     )?;
-    // Nobody can be given a finished ticket: refused like the action would be.
-    assignment_event(&ticket)?;
+    // Nobody can be given a finished ticket, nor a booking before its issue
+    // (R-S2): refused like the action would be.
+    assignment_event(&ticket, state.clock.now())?;
     let technicians = state.store.estate_users(&caller.estate, Role::Technician)?;
     let mut loads = Vec::with_capacity(technicians.len());
     for technician in technicians {

@@ -128,6 +128,17 @@ impl From<WorkflowError> for ApiError {
             WorkflowError::TransitionNotAllowed { .. } | WorkflowError::AlreadyAssigned(_) => {
                 ApiError::client(StatusCode::CONFLICT, error.code(), message)
             }
+            WorkflowError::BookingNotIssued {
+                service_date,
+                issue_date,
+                issued_at,
+            } => {
+                ApiError::client(StatusCode::CONFLICT, error.code(), message).with_details(json!({
+                    "service_date": service_date,
+                    "issue_date": issue_date,
+                    "issued_at": issued_at,
+                }))
+            }
         }
     }
 }

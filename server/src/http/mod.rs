@@ -34,6 +34,7 @@ pub use error::{ApiError, ApiJson, ApiPath};
 pub use openapi::{OPENAPI_JSON, ROUTES};
 
 use crate::auth::Authority;
+use crate::calendars::Calendars;
 use crate::clock::Clock;
 use crate::config::Limits;
 use crate::store::Store;
@@ -46,6 +47,8 @@ pub struct AppState {
     pub authority: Authority,
     pub clock: Arc<dyn Clock>,
     pub limits: Limits,
+    /// The working calendar of each estate (reports, due list).
+    pub calendars: Calendars,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -64,6 +67,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(openapi::DUE, get(due::due_list))
         .route(openapi::REPORT_DAILY_UNCLOSED, get(reports::daily_unclosed))
         .route(openapi::REPORT_MONTHLY, get(reports::monthly_statistics))
+        .route(
+            openapi::REPORT_MONTHLY_ARCHIVE,
+            get(reports::monthly_archive),
+        )
         .route(openapi::OPENAPI, get(openapi::document))
         .route(openapi::HEALTH, get(health));
     api.fallback(route_not_found)

@@ -15,6 +15,7 @@ pub const TICKET: &str = "/api/v1/tickets/{id}";
 pub const TICKET_ACTIONS: &str = "/api/v1/tickets/{id}/actions";
 pub const REPORT_DAILY_UNCLOSED: &str = "/api/v1/reports/daily-unclosed";
 pub const REPORT_MONTHLY: &str = "/api/v1/reports/monthly";
+pub const REPORT_MONTHLY_ARCHIVE: &str = "/api/v1/reports/monthly-archive";
 pub const TICKET_SUGGESTIONS: &str = "/api/v1/tickets/{id}/suggestions";
 pub const DISPATCH_QUEUE: &str = "/api/v1/dispatch-queue";
 pub const DUE: &str = "/api/v1/due";
@@ -36,6 +37,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", TICKET_ACTIONS),
     ("get", REPORT_DAILY_UNCLOSED),
     ("get", REPORT_MONTHLY),
+    ("get", REPORT_MONTHLY_ARCHIVE),
     ("get", TICKET_SUGGESTIONS),
     ("get", DISPATCH_QUEUE),
     ("get", DUE),

@@ -1,7 +1,8 @@
-//! The reports: the daily unclosed list (R-C4) and the monthly statistics
-//! (R-A3), as JSON or as CSV and XLSX downloads. `crate::reports` builds
-//! them over the caller's estate, read page by page from the estate index,
-//! on a blocking thread, and lays out the downloads.
+//! The reports: the daily unclosed list (R-C4), the monthly statistics
+//! (R-A3) and the monthly archive (R-A2), as JSON or as CSV and XLSX
+//! downloads. `crate::reports` builds them over the caller's estate, read
+//! page by page from the store, on a blocking thread, and lays out the
+//! downloads.
 
 use std::sync::Arc;
 
@@ -9,14 +10,13 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
-use sync_protocol::ReportMonth;
+use sync_protocol::{EstateId, ReportMonth, WorkingCalendar};
 
 use super::{ApiError, AppState, Caller};
-use crate::calendars::estate_calendar;
 use crate::reports::{self as export, CSV_CONTENT_TYPE, XLSX_CONTENT_TYPE};
-use crate::store::StoreError;
+use crate::store::{Store, StoreError};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -44,7 +44,7 @@ pub async fn daily_unclosed(
     )?;
     let Query(query) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
     let format = Format::parse(query.format.as_deref())?;
-    let calendar = estate_calendar(&caller.estate);
+    let calendar = state.calendars.of(&caller.estate).clone();
     let today = calendar.local_date(state.clock.now());
     let date = match query.date.as_deref() {
         None => today,
@@ -59,22 +59,14 @@ pub async fn daily_unclosed(
     let store = state.store.clone();
     let estate = caller.estate;
     run_blocking(move || {
-        let calendar = estate_calendar(&estate);
         let list = export::daily_unclosed_of(&store, &estate, &calendar, date)?;
-        let download = match format {
-            Format::Json => Download::json(&list)?,
-            Format::Csv => Download::attachment(
-                CSV_CONTENT_TYPE,
-                export::daily_unclosed_filename(&estate, &list, "csv"),
-                export::daily_unclosed_csv(&list, &calendar),
-            ),
-            Format::Xlsx => Download::attachment(
-                XLSX_CONTENT_TYPE,
-                export::daily_unclosed_filename(&estate, &list, "xlsx"),
-                export::daily_unclosed_xlsx(&list, &calendar)?,
-            ),
-        };
-        Ok(download)
+        Download::report(
+            format,
+            &list,
+            |extension| export::daily_unclosed_filename(&estate, &list, extension),
+            || export::daily_unclosed_csv(&list, &calendar),
+            || export::daily_unclosed_xlsx(&list, &calendar),
+        )
     })
     .await
 }
@@ -86,47 +78,90 @@ pub async fn monthly_statistics(
     caller: Caller,
     query: Result<Query<MonthlyQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    caller.require(
-        caller.role.may_read_monthly_statistics(),
-        "read the monthly statistics (R-A3)",
-    )?;
-    let Query(query) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
-    let format = Format::parse(query.format.as_deref())?;
-    let calendar = estate_calendar(&caller.estate);
-    let now = state.clock.now();
-    let this_month = ReportMonth::containing(&calendar, now);
-    let month = match query.month.as_deref() {
-        None => this_month,
-        Some(raw) => ReportMonth::parse(raw)
-            .map_err(|error| ApiError::bad_request("invalid_month", error.to_string()))?,
+    let report = MonthlyReport {
+        action: "read the monthly statistics (R-A3)",
+        build: export::monthly_statistics_of,
+        filename: export::monthly_statistics_filename,
+        csv: export::monthly_statistics_csv,
+        xlsx: export::monthly_statistics_xlsx,
     };
-    if month > this_month {
-        return Err(ApiError::bad_request(
-            "invalid_month",
-            format!("{month} has not begun yet: ask for {this_month} or an earlier month"),
-        ));
-    }
-    let store = state.store.clone();
-    let estate = caller.estate;
-    run_blocking(move || {
-        let calendar = estate_calendar(&estate);
-        let statistics = export::monthly_statistics_of(&store, &estate, &calendar, month, now)?;
-        let download = match format {
-            Format::Json => Download::json(&statistics)?,
-            Format::Csv => Download::attachment(
-                CSV_CONTENT_TYPE,
-                export::monthly_statistics_filename(&estate, &statistics, "csv"),
-                export::monthly_statistics_csv(&statistics, &calendar),
-            ),
-            Format::Xlsx => Download::attachment(
-                XLSX_CONTENT_TYPE,
-                export::monthly_statistics_filename(&estate, &statistics, "xlsx"),
-                export::monthly_statistics_xlsx(&statistics, &calendar)?,
-            ),
+    report.answer(&state, caller, query).await
+}
+
+/// R-A2: the archive of the forms numbered in a local month (this month by
+/// default), for the roles that read the monthly statistics.
+pub async fn monthly_archive(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    query: Result<Query<MonthlyQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let report = MonthlyReport {
+        action: "read the monthly archive (R-A2)",
+        build: export::monthly_archive_of,
+        filename: export::monthly_archive_filename,
+        csv: export::monthly_archive_csv,
+        xlsx: export::monthly_archive_xlsx,
+    };
+    report.answer(&state, caller, query).await
+}
+
+/// Builds a monthly report over an estate's month, judged at a moment.
+type BuildMonthly<T> =
+    fn(&Store, &EstateId, &WorkingCalendar, ReportMonth, DateTime<Utc>) -> Result<T, StoreError>;
+
+/// A monthly report of `crate::reports`: how it is built over an estate's
+/// month and laid out as a download.
+struct MonthlyReport<T> {
+    /// What reading it is called in a refusal.
+    action: &'static str,
+    build: BuildMonthly<T>,
+    filename: fn(&EstateId, &T, &str) -> String,
+    csv: fn(&T, &WorkingCalendar) -> Vec<u8>,
+    xlsx: fn(&T, &WorkingCalendar) -> Result<Vec<u8>, export::ExportError>,
+}
+
+impl<T: serde::Serialize + Send + 'static> MonthlyReport<T> {
+    /// For the roles that read the monthly reports: the month asked for
+    /// (this one by default, never a later one) of the caller's estate,
+    /// judged now, in the format asked for.
+    async fn answer(
+        self,
+        state: &AppState,
+        caller: Caller,
+        query: Result<Query<MonthlyQuery>, QueryRejection>,
+    ) -> Result<Response, ApiError> {
+        caller.require(caller.role.may_read_monthly_statistics(), self.action)?;
+        let Query(query) =
+            query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+        let format = Format::parse(query.format.as_deref())?;
+        let calendar = state.calendars.of(&caller.estate).clone();
+        let now = state.clock.now();
+        let this_month = ReportMonth::containing(&calendar, now);
+        let month = match query.month.as_deref() {
+            None => this_month,
+            Some(raw) => ReportMonth::parse(raw)
+                .map_err(|error| ApiError::bad_request("invalid_month", error.to_string()))?,
         };
-        Ok(download)
-    })
-    .await
+        if month > this_month {
+            return Err(ApiError::bad_request(
+                "invalid_month",
+                format!("{month} has not begun yet: ask for {this_month} or an earlier month"),
+            ));
+        }
+        let store = state.store.clone();
+        let estate = caller.estate;
+        run_blocking(move || {
+            let report = (self.build)(&store, &estate, &calendar, month, now)?;
+            Download::report(
+                format,
+                &report,
+                |extension| (self.filename)(&estate, &report, extension),
+                || (self.csv)(&report, &calendar),
+                || (self.xlsx)(&report, &calendar),
+            )
+        })
+        .await
+    }
 }
 
 /// How the report is answered.
@@ -182,6 +217,22 @@ struct Download {
 }
 
 impl Download {
+    /// `report` in `format`: JSON, or a CSV or XLSX file named by `filename`
+    /// from its extension.
+    fn report<T: serde::Serialize>(
+        format: Format,
+        report: &T,
+        filename: impl Fn(&str) -> String,
+        csv: impl FnOnce() -> Vec<u8>,
+        xlsx: impl FnOnce() -> Result<Vec<u8>, export::ExportError>,
+    ) -> Result<Self, ReportError> {
+        Ok(match format {
+            Format::Json => Self::json(report)?,
+            Format::Csv => Self::attachment(CSV_CONTENT_TYPE, filename("csv"), csv()),
+            Format::Xlsx => Self::attachment(XLSX_CONTENT_TYPE, filename("xlsx"), xlsx()?),
+        })
+    }
+
     fn json(value: &impl serde::Serialize) -> Result<Self, ReportError> {
         Ok(Self {
             content_type: "application/json",

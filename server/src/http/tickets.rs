@@ -13,7 +13,7 @@ use sync_protocol::{
 use super::{ApiError, ApiJson, ApiPath, AppState, Caller, next_after, page_limit};
 use crate::writer::{Command, Reply};
 
-/// R-I1/R-I2: record a report.
+/// R-I1/R-I2: record a report; R-S2: a booking with it.
 pub async fn create(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -22,6 +22,14 @@ pub async fn create(
     caller.require(caller.role.may_take_reports(), "record reports")?;
     if intake.estate != caller.estate {
         return Err(ApiError::forbidden("you work for another estate"));
+    }
+    // R-S2: the staff agreed with the owner is someone who can be dispatched.
+    if let Some(staff) = intake
+        .booking
+        .as_ref()
+        .and_then(|booking| booking.staff.as_ref())
+    {
+        check_technician(&state, &caller, staff)?;
     }
     let command = Command::CreateTicket {
         by: caller.user,
@@ -77,7 +85,7 @@ pub async fn show(
     Ok(Json(ticket))
 }
 
-/// Dispatch, reassign, set an appointment, cancel, or add an office note.
+/// Every office action of `OfficeOp`, each for the roles SPEC.md gives it.
 pub async fn act(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -97,6 +105,10 @@ pub async fn act(
         OfficeOp::SetAppointment { .. } => {
             caller.require(caller.role.may_set_appointments(), "book appointments")?
         }
+        OfficeOp::RescheduleBooking { .. } => caller.require(
+            caller.role.may_set_appointments(),
+            "move booked services (R-S2)",
+        )?,
         OfficeOp::Cancel { .. } => caller.require(caller.role.may_cancel(), "cancel tickets")?,
         OfficeOp::AddNote { .. } => {
             caller.require(caller.role.may_write_office_notes(), "write office notes")?

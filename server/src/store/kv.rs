@@ -15,6 +15,9 @@ pub enum Space {
     Blobs,
     Users,
     Meta,
+    /// Each ticket's report digest by receipt time (and by numbering time
+    /// when that came much later), for the monthly reports.
+    ReportDigests,
 }
 
 impl Space {

@@ -8,9 +8,11 @@ mod memory_kv;
 mod sled_kv;
 mod staged_kv;
 
+use std::collections::HashSet;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, mpsc};
 
+use chrono::{DateTime, Duration, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sync_protocol::{
@@ -24,6 +26,7 @@ pub use sled_kv::SledKv;
 
 /// What the server knows about a handheld; stored as its wire form.
 pub use sync_protocol::DeviceStatus as DeviceRecord;
+use sync_protocol::reports::ReportDigest;
 
 /// A user of the system with an argon2 password hash.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,6 +60,23 @@ const META_TICKETS: &[u8] = b"tickets";
 /// Prefix of the R-A1 counters: `serial\0E01-WO-202611` holds the last
 /// sequence handed out in that series.
 const META_SERIAL: &str = "serial";
+/// Which layout of `Space::ReportDigests` the store holds, written when the
+/// digests of every ticket are in place.
+const META_REPORT_DIGESTS: &[u8] = b"report_digests";
+/// The layout this server writes; a store with none or another one has its
+/// digests rebuilt when it is opened. Raise it when `ReportDigest` or its
+/// keys change.
+const REPORT_DIGESTS_VERSION: u64 = 1;
+/// A ticket numbered (recorded, or converted, R-A1) more than this after
+/// its receipt has its digest under its numbering time as well: otherwise
+/// the archive of the month of its number, which reads the receipts from
+/// this long before the month, would not find it.
+const LATE_NUMBERING_HOURS: i64 = 24;
+/// Digests read from the store at a time.
+const DIGEST_PAGE_SIZE: usize = 2000;
+/// The two orders a digest is kept in (the byte after `estate\0`).
+const BY_RECEIPT: u8 = b'r';
+const BY_NUMBERING: u8 = b'n';
 
 #[derive(Clone)]
 pub struct Store {
@@ -64,10 +84,14 @@ pub struct Store {
 }
 
 impl Store {
+    /// Open the sled store in `path`, building the report digests first if
+    /// it has none yet (see [`Store::ensure_report_digests`]).
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        Ok(Self {
+        let store = Self {
             kv: Arc::new(SledKv::open(path)?),
-        })
+        };
+        store.ensure_report_digests()?;
+        Ok(store)
     }
 
     pub fn in_memory() -> Self {
@@ -125,6 +149,164 @@ impl Store {
             .iter()
             .map(|(_, value)| decode(Space::Tickets, value))
             .collect()
+    }
+
+    /// The report digests of the estate's tickets received in `[from,
+    /// until)`, in no particular order: what the monthly statistics read.
+    pub fn visit_received_digests(
+        &self,
+        estate: &EstateId,
+        (from, until): (DateTime<Utc>, DateTime<Utc>),
+        visit: impl FnMut(ReportDigest),
+    ) -> Result<(), StoreError> {
+        self.visit_digests(estate, BY_RECEIPT, from, until, visit)
+    }
+
+    /// The report digests of every ticket of the estate numbered (recorded
+    /// or converted) in `[from, until)`, each once, among others received
+    /// around then (the caller picks): what the monthly archive reads.
+    pub fn visit_numbered_digests(
+        &self,
+        estate: &EstateId,
+        (from, until): (DateTime<Utc>, DateTime<Utc>),
+        mut visit: impl FnMut(ReportDigest),
+    ) -> Result<(), StoreError> {
+        let mut numbered_late = HashSet::new();
+        self.visit_digests(estate, BY_NUMBERING, from, until, |digest| {
+            numbered_late.insert(digest.ticket_id.clone());
+            visit(digest);
+        })?;
+        // Any other ticket numbered then was received at most a day before
+        // (or, by a clock a little ahead, a few minutes after).
+        let late = Duration::hours(LATE_NUMBERING_HOURS);
+        self.visit_digests(estate, BY_RECEIPT, from - late, until + late, |digest| {
+            if !numbered_late.contains(&digest.ticket_id) {
+                visit(digest);
+            }
+        })
+    }
+
+    /// The digests of `[from, until)` in one order, read and parsed on two
+    /// threads (each half of the range) while this one visits them: the
+    /// reading and parsing are most of a monthly report's time, and the
+    /// machine has two cores. Pages come in no particular order.
+    fn visit_digests(
+        &self,
+        estate: &EstateId,
+        order: u8,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+        mut visit: impl FnMut(ReportDigest),
+    ) -> Result<(), StoreError> {
+        let middle = from + (until - from) / 2;
+        std::thread::scope(|scope| {
+            // A few pages in flight: memory stays bounded if visiting is slower.
+            let (pages, parsed) = mpsc::sync_channel(4);
+            for (start, end) in [(from, middle), (middle, until)] {
+                let pages = pages.clone();
+                scope.spawn(move || self.read_digests(estate, order, (start, end), &pages));
+            }
+            drop(pages);
+            for page in parsed {
+                page?.into_iter().for_each(&mut visit);
+            }
+            Ok(())
+        })
+    }
+
+    /// Read and parse the digests of `[from, until)` a page at a time into
+    /// `pages`, until the range ends, a read fails (sent too), or the
+    /// receiver is gone.
+    fn read_digests(
+        &self,
+        estate: &EstateId,
+        order: u8,
+        (from, until): (DateTime<Utc>, DateTime<Utc>),
+        pages: &mpsc::SyncSender<Result<Vec<ReportDigest>, StoreError>>,
+    ) {
+        let mut start = digest_key(estate, order, from, "");
+        let end = digest_key(estate, order, until, "");
+        loop {
+            let page = match self
+                .kv
+                .range(Space::ReportDigests, &start, &end, DIGEST_PAGE_SIZE)
+            {
+                Ok(page) => page,
+                Err(error) => {
+                    let _ = pages.send(Err(error));
+                    return;
+                }
+            };
+            let digests = page
+                .iter()
+                .map(|(_, value)| decode(Space::ReportDigests, value))
+                .collect::<Result<Vec<_>, _>>();
+            let failed = digests.is_err();
+            // The receiver is gone once the visitor stopped at a failure.
+            if pages.send(digests).is_err() || failed {
+                return;
+            }
+            match page.last() {
+                // The 0 byte after the last key makes the next page start just past it.
+                Some((key, _)) if page.len() == DIGEST_PAGE_SIZE => {
+                    start = [key.as_slice(), &[0]].concat();
+                }
+                _ => return,
+            }
+        }
+    }
+
+    /// Build the report digests of every ticket unless the store says it
+    /// holds them in this server's layout: a store written before they
+    /// existed, or by a server with another layout. Whatever digests are
+    /// there are dropped first; the marker is written last, so a build cut
+    /// short by a crash starts over at the next open. Runs before the writer
+    /// starts, so nothing else writes meanwhile.
+    fn ensure_report_digests(&self) -> Result<(), StoreError> {
+        let built = self.kv.get(Space::Meta, META_REPORT_DIGESTS)?;
+        if built.is_some_and(|value| decode_u64(&value) == REPORT_DIGESTS_VERSION) {
+            return Ok(());
+        }
+        tracing::info!("building the report digests of every ticket");
+        // Estate ids are ASCII, so every key sorts below 0xFF.
+        loop {
+            let page = self
+                .kv
+                .range(Space::ReportDigests, &[], &[0xFF], DIGEST_PAGE_SIZE)?;
+            if page.is_empty() {
+                break;
+            }
+            let deletes = page
+                .into_iter()
+                .map(|(key, _)| Write::Delete(Space::ReportDigests, key))
+                .collect();
+            self.kv.apply(deletes)?;
+        }
+        let mut after: Option<TicketId> = None;
+        let mut tickets = 0;
+        loop {
+            let page = self.all_tickets(after.as_ref(), DIGEST_PAGE_SIZE)?;
+            let mut changes = Changes::default();
+            for ticket in &page {
+                changes.put_report_digest(ticket);
+            }
+            self.apply(changes)?;
+            tickets += page.len();
+            match page.last() {
+                Some(last) if page.len() == DIGEST_PAGE_SIZE => after = Some(last.id.clone()),
+                _ => break,
+            }
+        }
+        let mut marker = Changes::default();
+        marker.put(
+            Space::Meta,
+            META_REPORT_DIGESTS.to_vec(),
+            REPORT_DIGESTS_VERSION.to_be_bytes().to_vec(),
+        );
+        self.apply(marker)?;
+        self.flush()?;
+        tracing::info!(tickets, "report digests built");
+        Ok(())
     }
 
     /// A technician's assigned tickets in id order, after `after`.
@@ -315,6 +497,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let id = new.id.as_str();
         changes.put_json(Space::Tickets, id.as_bytes().to_vec(), new);
+        changes.put_report_digest(new);
         changes.changed_tickets.push(new.id.clone());
         if old.is_none() {
             changes.put(
@@ -454,6 +637,21 @@ impl Changes {
         self.put(Space::Meta, META_TICKETS.to_vec(), value);
     }
 
+    /// The ticket's report digest, under its receipt time, and under its
+    /// numbering time too when that came much later. Both times never change,
+    /// so a new digest replaces the old one under the same keys.
+    fn put_report_digest(&mut self, ticket: &Ticket) {
+        let digest = ReportDigest::of(ticket);
+        let value = serde_json::to_vec(&digest).expect("a report digest always serializes");
+        let id = ticket.id.as_str();
+        if digest.created_at - digest.received_at > Duration::hours(LATE_NUMBERING_HOURS) {
+            let key = digest_key(&ticket.estate, BY_NUMBERING, digest.created_at, id);
+            self.put(Space::ReportDigests, key, value.clone());
+        }
+        let key = digest_key(&ticket.estate, BY_RECEIPT, digest.received_at, id);
+        self.put(Space::ReportDigests, key, value);
+    }
+
     /// Record `number` as the last one handed out in its series (R-A1).
     pub fn put_last_serial(&mut self, number: &SerialNumber) {
         let key = key2(META_SERIAL, &number.series().to_string());
@@ -490,6 +688,18 @@ fn prefix_end(owner: &str) -> Vec<u8> {
     key
 }
 
+/// `estate\0` + the order's byte + the time (microseconds since 1970 with
+/// the sign bit flipped, big-endian, so that keys sort in time order) + the
+/// ticket id. With an empty id, the first key of that moment.
+fn digest_key(estate: &EstateId, order: u8, at: DateTime<Utc>, ticket: &str) -> Vec<u8> {
+    let mut key = key2(estate.as_str(), "");
+    key.push(order);
+    let sortable = at.timestamp_micros().cast_unsigned() ^ (1 << 63);
+    key.extend_from_slice(&sortable.to_be_bytes());
+    key.extend_from_slice(ticket.as_bytes());
+    key
+}
+
 fn feed_key(user: &UserId, cursor: u64) -> Vec<u8> {
     let mut key = key2(user.as_str(), "");
     key.extend_from_slice(&cursor.to_be_bytes());
@@ -505,6 +715,7 @@ fn outcome_key(device: &DeviceId, seq: DeviceSeq) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::at;
 
     fn user(id: &str, role: Role, estate: &str) -> UserRecord {
         UserRecord {
@@ -545,5 +756,171 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    // ---- Report digests ----------------------------------------------------
+
+    fn work_order_received_at(number: u64, received_at: DateTime<Utc>) -> Ticket {
+        let mut record = crate::test_support::intake();
+        record.received_at = received_at;
+        let id = TicketId::parse(&format!("tk{number:08}")).unwrap();
+        let agent = UserId::parse("kefu").unwrap();
+        let calendar = sync_protocol::WorkingCalendar::default();
+        sync_protocol::create_ticket(id, record, agent, &calendar, received_at).unwrap()
+    }
+
+    /// Write a ticket's new state as the writer does.
+    fn stage(store: &Store, old: Option<&Ticket>, new: &Ticket) {
+        let mut changes = Changes::default();
+        let mut counters = store.counters().unwrap();
+        store
+            .stage_ticket(&mut changes, &mut counters, old, new)
+            .unwrap();
+        store.apply(changes).unwrap();
+    }
+
+    fn ids_of(digests: Vec<ReportDigest>) -> Vec<String> {
+        digests
+            .into_iter()
+            .map(|digest| digest.ticket_id.as_str().to_owned())
+            .collect()
+    }
+
+    fn received(store: &Store, from: DateTime<Utc>, until: DateTime<Utc>) -> Vec<ReportDigest> {
+        let mut found = Vec::new();
+        let estate = EstateId::parse("E01").unwrap();
+        store
+            .visit_received_digests(&estate, (from, until), |digest| found.push(digest))
+            .unwrap();
+        found
+    }
+
+    fn numbered(store: &Store, from: DateTime<Utc>, until: DateTime<Utc>) -> Vec<ReportDigest> {
+        let mut found = Vec::new();
+        let estate = EstateId::parse("E01").unwrap();
+        store
+            .visit_numbered_digests(&estate, (from, until), |digest| found.push(digest))
+            .unwrap();
+        found
+    }
+
+    fn the_day() -> (DateTime<Utc>, DateTime<Utc>) {
+        (at(0, 0), at(0, 0) + Duration::days(1))
+    }
+
+    #[test]
+    fn a_tickets_report_digest_follows_every_change_under_its_receipt_time() {
+        let store = Store::in_memory();
+        let ticket = work_order_received_at(1, at(9, 0));
+        stage(&store, None, &ticket);
+        let dispatch = sync_protocol::OfficeOp::Dispatch {
+            technician: UserId::parse("li").unwrap(),
+        };
+        let diaodu = UserId::parse("diaodu").unwrap();
+        let calendar = sync_protocol::WorkingCalendar::default();
+        let dispatched =
+            sync_protocol::apply_office_op(&ticket, &dispatch, &diaodu, &calendar, at(9, 5))
+                .unwrap();
+        stage(&store, Some(&ticket), &dispatched);
+
+        let (midnight, next_midnight) = the_day();
+        assert_eq!(
+            received(&store, midnight, next_midnight),
+            [ReportDigest::of(&dispatched)]
+        );
+        // `[from, until)` by receipt time.
+        assert!(received(&store, at(9, 1), next_midnight).is_empty());
+        assert_eq!(received(&store, at(9, 0), at(9, 1)).len(), 1);
+        assert!(received(&store, midnight, at(9, 0)).is_empty());
+    }
+
+    #[test]
+    fn the_digests_of_a_range_of_many_pages_are_each_read_once() {
+        let store = Store::in_memory();
+        let tickets = 3 * DIGEST_PAGE_SIZE as u64 + 7;
+        let mut changes = Changes::default();
+        let mut counters = store.counters().unwrap();
+        for number in 1..=tickets {
+            let received_at = at(0, 0) + Duration::seconds(number as i64);
+            let ticket = work_order_received_at(number, received_at);
+            store
+                .stage_ticket(&mut changes, &mut counters, None, &ticket)
+                .unwrap();
+        }
+        store.apply(changes).unwrap();
+
+        let (midnight, next_midnight) = the_day();
+        let mut ids = ids_of(received(&store, midnight, next_midnight));
+        assert_eq!(ids.len() as u64, tickets);
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len() as u64, tickets, "none twice");
+    }
+
+    #[test]
+    fn r_a2_a_ticket_numbered_days_after_its_receipt_is_found_once_by_its_numbering_time() {
+        let store = Store::in_memory();
+        let work_order = work_order_received_at(1, at(9, 0));
+        stage(&store, None, &work_order);
+        let converted_at = at(9, 0) + Duration::days(3);
+        let diaodu = UserId::parse("diaodu").unwrap();
+        let coordination_id = TicketId::parse("tk00000002").unwrap();
+        let (converted, coordination) = sync_protocol::convert_work_order(
+            &work_order,
+            coordination_id,
+            "needs a part",
+            &diaodu,
+            converted_at,
+        )
+        .unwrap();
+        stage(&store, Some(&work_order), &converted);
+        stage(&store, None, &coordination);
+
+        let day_of_conversion = (
+            converted_at - Duration::hours(9),
+            converted_at + Duration::hours(15),
+        );
+        assert_eq!(
+            ids_of(numbered(&store, day_of_conversion.0, day_of_conversion.1)),
+            ["tk00000002"]
+        );
+        // Numbered in the day of receipt and in the day of conversion:
+        // each once, although the coordination ticket is under both times.
+        let (midnight, _) = the_day();
+        let mut both = ids_of(numbered(&store, midnight, day_of_conversion.1));
+        both.sort();
+        assert_eq!(both, ["tk00000001", "tk00000002"]);
+        // The statistics count both in the month of receipt, once each.
+        assert_eq!(received(&store, midnight, day_of_conversion.1).len(), 2);
+    }
+
+    #[test]
+    fn report_digests_missing_from_an_older_store_are_built_and_stale_ones_dropped() {
+        let store = Store::in_memory();
+        // Written as a server before the digests did: the ticket and its
+        // estate index only; and a digest in some other layout.
+        let ticket = work_order_received_at(1, at(9, 0));
+        let mut changes = Changes::default();
+        changes.put_json(Space::Tickets, b"tk00000001".to_vec(), &ticket);
+        changes.put(Space::EstateTickets, key2("E01", "tk00000001"), Vec::new());
+        let estate = EstateId::parse("E01").unwrap();
+        let stale = digest_key(&estate, BY_RECEIPT, at(8, 0), "tk00000000");
+        changes.put(Space::ReportDigests, stale, b"{}".to_vec());
+        store.apply(changes).unwrap();
+
+        store.ensure_report_digests().unwrap();
+
+        let (midnight, next_midnight) = the_day();
+        assert_eq!(
+            received(&store, midnight, next_midnight),
+            [ReportDigest::of(&ticket)]
+        );
+        // Built once: a later open trusts the marker and rebuilds nothing.
+        let later = work_order_received_at(2, at(10, 0));
+        let mut changes = Changes::default();
+        changes.put_json(Space::Tickets, b"tk00000002".to_vec(), &later);
+        store.apply(changes).unwrap();
+        store.ensure_report_digests().unwrap();
+        assert_eq!(received(&store, midnight, next_midnight).len(), 1);
     }
 }

@@ -36,11 +36,11 @@ use reqwest::header::HeaderMap;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sync_protocol::{
-    Area, Category, Charge, CompletionRecord, Cursor, DeviceId, DeviceMutation, DeviceOp,
+    Applied, Area, Category, Charge, CompletionRecord, Cursor, DeviceId, DeviceMutation, DeviceOp,
     DeviceReport, DeviceSeq, ErrorBody, EstateId, Intake, LoginRequest, LoginResponse, Material,
-    OfficeActionRequest, OfficeOp, PROTOCOL_HEADER, PROTOCOL_VERSION, PullRequest, PullResponse,
-    PushRequest, PushResponse, Reporter, Sha256Hex, Source, Ticket, TicketId, TicketKind,
-    TicketPage,
+    OfficeActionRequest, OfficeOp, Outcome, PROTOCOL_HEADER, PROTOCOL_VERSION, PullRequest,
+    PullResponse, PushRequest, PushResponse, Rating, Reporter, Sha256Hex, Source, Ticket, TicketId,
+    TicketKind, TicketPage,
 };
 use tempfile::TempDir;
 
@@ -247,6 +247,26 @@ impl TestServer {
     /// if it still runs). It gets a new port.
     pub fn restart(&mut self) {
         self.kill_hard();
+        self.spawn();
+    }
+
+    /// Let `minutes` pass without sleeping: stop the server gracefully and
+    /// start it again with its clock that much further ahead of the
+    /// machine's (`--clock-shift-minutes`). Deadlines that fell due meanwhile
+    /// are found by the scheduler as it starts, as after a real night off.
+    pub fn let_time_pass(&mut self, minutes: i64) {
+        const SHIFT: &str = "ESTATE_SYNC_CLOCK_SHIFT_MINUTES";
+        let shifted: i64 = self
+            .options
+            .env
+            .iter()
+            .find(|(name, _)| *name == SHIFT)
+            .map_or(0, |(_, value)| value.parse().expect("a shift in minutes"));
+        self.options.env.retain(|(name, _)| *name != SHIFT);
+        self.options
+            .env
+            .push((SHIFT, (shifted + minutes).to_string()));
+        assert!(self.stop_gracefully(), "the server stops cleanly");
         self.spawn();
     }
 
@@ -469,6 +489,43 @@ impl TestServer {
                     .is_some_and(|assigned| assigned.as_str() == technician)
             })
             .collect()
+    }
+
+    /// `technician` arrives, completes with `result` and has the owner sign
+    /// with `rating`, in one push from `handheld`, then uploads the
+    /// signature image; the completed ticket. Insists every step applies.
+    pub async fn finish_on_site(
+        &self,
+        technician: &str,
+        handheld: &mut Handheld,
+        ticket: &Ticket,
+        result: CompletionRecord,
+        rating: Option<Rating>,
+    ) -> Ticket {
+        let token = self.login(technician).await;
+        let image = format!("signature strokes on {}", ticket.id).into_bytes();
+        let signed = DeviceOp::AttachSignature {
+            blob: Sha256Hex::of(&image),
+            signed_record: result.record_hash(),
+            signer_name: "业主 Owner".to_owned(),
+            rating,
+        };
+        let mutations = vec![
+            handheld.record(ticket, DeviceOp::RecordArrival {}),
+            handheld.record(ticket, DeviceOp::Complete { result }),
+            handheld.record(ticket, signed),
+        ];
+        let pushed = self.push(&token, &handheld.id, mutations).await;
+        assert!(
+            pushed.outcomes.iter().all(|outcome| matches!(
+                outcome.outcome,
+                Outcome::Applied(Applied { late: None, .. })
+            )),
+            "{pushed:?}"
+        );
+        let upload = self.upload_blob(&token, &image).await;
+        assert_eq!(upload.status, StatusCode::CREATED, "{upload:?}");
+        self.ticket(&token, &ticket.id).await
     }
 }
 
@@ -709,6 +766,7 @@ pub fn intake() -> Intake {
         description: "阳台地漏堵塞 Balcony drain blocked".to_owned(),
         received_at: Utc::now() - chrono::Duration::minutes(2),
         follow_up_of: None,
+        booking: None,
     }
 }
 
