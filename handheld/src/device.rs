@@ -23,7 +23,7 @@ use crate::outbox::{
 };
 use crate::records::{Acknowledged, LocalTicket, OutcomeRecord, Session};
 use crate::replica::{PageStep, awaits_pull, leaves_replica, overlay, plan_page, recorder};
-use crate::store::{Changes, Store, meta};
+use crate::store::{Changes, MemoryStorage, Store, meta};
 
 /// The most answers kept for the technician to look at; older ones go.
 pub const MAX_OUTCOME_RECORDS: usize = 1000;
@@ -73,29 +73,8 @@ pub struct Device {
 impl Device {
     pub fn open(settings: &DeviceSettings, clock: Arc<dyn Clock>) -> Result<Self, HandheldError> {
         let store = Store::open(&settings.data_dir)?;
-        let device_id = match store.meta::<DeviceId>(meta::DEVICE_ID)? {
-            Some(stored) => {
-                if let Some(wanted) = &settings.device_id
-                    && wanted != &stored
-                {
-                    return Err(HandheldError::invalid_input(
-                        "device_id",
-                        format!("this data directory is handheld {stored}, not {wanted}"),
-                    ));
-                }
-                stored
-            }
-            None => {
-                let chosen = match &settings.device_id {
-                    Some(id) => id.clone(),
-                    None => new_device_id(settings, clock.now()),
-                };
-                let mut changes = Changes::default();
-                changes.put_meta(meta::DEVICE_ID, &chosen);
-                store.commit(changes)?;
-                chosen
-            }
-        };
+        let make_id = || new_device_id(settings, clock.now());
+        let device_id = Self::identify(&store, settings.device_id.as_ref(), make_id)?;
         Ok(Self {
             store,
             clock,
@@ -103,6 +82,51 @@ impl Device {
             app_version: settings.app_version.clone(),
             write_lock: Mutex::new(()),
         })
+    }
+
+    /// Open a handheld whose store lives in `storage` (a simulated device):
+    /// what a call committed before it returned is there when the same
+    /// storage is opened again, which is how a simulation restarts a device.
+    pub fn open_in_memory(
+        storage: &MemoryStorage,
+        device_id: DeviceId,
+        app_version: String,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, HandheldError> {
+        let store = Store::in_memory(storage);
+        let device_id = Self::identify(&store, Some(&device_id), || device_id.clone())?;
+        Ok(Self {
+            store,
+            clock,
+            device_id,
+            app_version,
+            write_lock: Mutex::new(()),
+        })
+    }
+
+    /// The device id the store was created with, or, for a new store,
+    /// `wanted` (else a new one), written down.
+    fn identify(
+        store: &Store,
+        wanted: Option<&DeviceId>,
+        new_id: impl FnOnce() -> DeviceId,
+    ) -> Result<DeviceId, HandheldError> {
+        if let Some(stored) = store.meta::<DeviceId>(meta::DEVICE_ID)? {
+            if let Some(wanted) = wanted
+                && wanted != &stored
+            {
+                return Err(HandheldError::invalid_input(
+                    "device_id",
+                    format!("this data directory is handheld {stored}, not {wanted}"),
+                ));
+            }
+            return Ok(stored);
+        }
+        let chosen = wanted.cloned().unwrap_or_else(new_id);
+        let mut changes = Changes::default();
+        changes.put_meta(meta::DEVICE_ID, &chosen);
+        store.commit(changes)?;
+        Ok(chosen)
     }
 
     pub fn device_id(&self) -> &DeviceId {
@@ -654,6 +678,45 @@ mod tests {
             .map(|mutation| mutation.seq.0)
             .collect();
         assert_eq!(seqs, vec![1, 2]);
+    }
+
+    #[test]
+    fn a_device_opened_again_on_its_memory_storage_keeps_its_id_and_outbox() {
+        let storage = MemoryStorage::new();
+        let clock = Arc::new(ManualClock::new(morning()));
+        let open = || {
+            Device::open_in_memory(
+                &storage,
+                crate::fixtures::device(),
+                "sim".to_owned(),
+                clock.clone(),
+            )
+            .unwrap()
+        };
+        let recorded = {
+            let device = open();
+            let mut changes = Changes::default();
+            changes.put_meta(meta::OWNER, &technician());
+            device.commit(changes).unwrap();
+            let upsert = Change::Upsert {
+                cursor: Cursor(1),
+                ticket: Box::new(dispatched_ticket("tk00000001")),
+            };
+            device.apply_page(page(vec![upsert], 0)).unwrap();
+            device
+                .record(&id("tk00000001"), DeviceOp::RecordArrival {})
+                .unwrap()
+        };
+        let restarted = open();
+        assert_eq!(restarted.device_id(), &crate::fixtures::device());
+        assert_eq!(restarted.pending().unwrap(), vec![recorded]);
+        assert_eq!(restarted.cursor().unwrap(), Cursor(9));
+        let other = DeviceId::parse("hh-other").unwrap();
+        let refused = Device::open_in_memory(&storage, other, "sim".to_owned(), clock.clone());
+        assert_eq!(
+            refused.err().map(|error| error.code()),
+            Some("invalid_input")
+        );
     }
 
     #[test]

@@ -37,7 +37,7 @@ pub use error::HandheldError;
 pub use handheld::{DEFAULT_REQUEST_TIMEOUT_MS, Handheld, HandheldConfig};
 pub use records::{Acknowledged, LocalTicket, OutcomeRecord, Session};
 pub use reqwest_transport::ReqwestTransport;
-pub use store::StoreError;
+pub use store::{MemoryStorage, StoreError};
 pub use sync::SyncSummary;
 pub use transport::{
     HttpCall, HttpMethod, Transport, TransportError, TransportFuture, TransportResult, read_answer,

@@ -13,12 +13,17 @@
 //! Keys start with the tag byte of their [`Space`]; numbers in keys are
 //! 8-byte big-endian so that they sort numerically; identifiers never hold a
 //! 0 byte, so a 0 joins them.
+//!
+//! A simulated handheld keeps the same keys in a [`MemoryStorage`] instead:
+//! a commit is applied whole under one lock before it returns, which is all
+//! "durable" means for memory that outlives the `Store` (a device restart
+//! opens a new `Store` on the same storage).
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::ffi::OsString;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -112,6 +117,15 @@ pub mod meta {
 }
 
 pub struct Store {
+    engine: Engine,
+}
+
+enum Engine {
+    Sled(SledFiles),
+    Memory(MemoryStorage),
+}
+
+struct SledFiles {
     db: sled::Db,
     log: File,
     blob_dir: PathBuf,
@@ -119,7 +133,45 @@ pub struct Store {
     synced_blobs: Mutex<HashSet<OsString>>,
 }
 
+/// The storage of a handheld that lives in memory (a simulated device):
+/// cheap to clone, every clone the same entries. What a commit wrote stays
+/// when the `Store` that wrote it is dropped, as it would on flash, so that
+/// opening the storage again is a device restart that keeps the outbox.
+#[derive(Clone, Default)]
+pub struct MemoryStorage {
+    entries: Arc<Mutex<BTreeMap<Vec<u8>, Vec<u8>>>>,
+}
+
+impl MemoryStorage {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn entries(&self) -> MutexGuard<'_, BTreeMap<Vec<u8>, Vec<u8>>> {
+        // Every commit is applied whole under the lock, so a panic elsewhere
+        // never leaves half of one behind.
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A key and its value.
+type Entry = (Vec<u8>, Vec<u8>);
+
+/// Which end of a key range a scan starts from.
+#[derive(Clone, Copy)]
+enum Order {
+    Ascending,
+    Descending,
+}
+
 impl Store {
+    /// A store over `storage`, in memory.
+    pub fn in_memory(storage: &MemoryStorage) -> Self {
+        Self {
+            engine: Engine::Memory(storage.clone()),
+        }
+    }
+
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(path).map_err(io)?;
         let db = sled::Config::new()
@@ -141,10 +193,12 @@ impl Store {
             .and_then(|dir| dir.sync_all())
             .map_err(io)?;
         Ok(Self {
-            db,
-            log,
-            blob_dir: path.join("blobs"),
-            synced_blobs: Mutex::new(HashSet::new()),
+            engine: Engine::Sled(SledFiles {
+                db,
+                log,
+                blob_dir: path.join("blobs"),
+                synced_blobs: Mutex::new(HashSet::new()),
+            }),
         })
     }
 
@@ -170,20 +224,14 @@ impl Store {
 
     /// How many changes wait to upload.
     pub fn outbox_len(&self) -> Result<usize, StoreError> {
-        let mut count = 0;
-        for entry in self.db.scan_prefix([Space::Outbox as u8]) {
-            entry.map_err(engine)?;
-            count += 1;
-        }
-        Ok(count)
+        self.engine.count(&[Space::Outbox as u8])
     }
 
     /// The changes waiting to upload for one ticket, in seq order.
     pub fn pending_of(&self, ticket: &TicketId) -> Result<Vec<DeviceMutation>, StoreError> {
         let prefix = key(Space::PendingByTicket, &[ticket.as_str().as_bytes(), &[]]);
         let mut mutations = Vec::new();
-        for entry in self.db.scan_prefix(&prefix) {
-            let (index_key, _) = entry.map_err(engine)?;
+        for (index_key, _) in self.engine.scan(&prefix, usize::MAX, Order::Ascending)? {
             let seq = DeviceSeq(number_from(&index_key[prefix.len()..])?);
             let outbox_key = key(Space::Outbox, &[&seq_key(seq)]);
             // Index and outbox are written in the same batch: one without
@@ -212,8 +260,8 @@ impl Store {
     /// The tickets that have changes waiting to upload.
     pub fn pending_tickets(&self) -> Result<BTreeSet<TicketId>, StoreError> {
         let mut tickets = BTreeSet::new();
-        for entry in self.db.scan_prefix([Space::PendingByTicket as u8]) {
-            let (index_key, _) = entry.map_err(engine)?;
+        let prefix = [Space::PendingByTicket as u8];
+        for (index_key, _) in self.engine.scan(&prefix, usize::MAX, Order::Ascending)? {
             // Tag, ticket id, 0, eight bytes of seq.
             let id_bytes = index_key.get(1..index_key.len().saturating_sub(9));
             let id = id_bytes
@@ -231,13 +279,8 @@ impl Store {
     /// The newest `limit` answers, newest first, with their numbers.
     pub fn outcomes_newest(&self, limit: usize) -> Result<Vec<(u64, OutcomeRecord)>, StoreError> {
         let mut records = Vec::new();
-        for entry in self
-            .db
-            .scan_prefix([Space::Outcomes as u8])
-            .rev()
-            .take(limit)
-        {
-            let (record_key, value) = entry.map_err(engine)?;
+        let prefix = [Space::Outcomes as u8];
+        for (record_key, value) in self.engine.scan(&prefix, limit, Order::Descending)? {
             let number = number_from(&record_key[1..])?;
             records.push((number, parse(&value, "answer")?));
         }
@@ -247,26 +290,23 @@ impl Store {
     /// The numbers of the stored answers, oldest first.
     pub fn outcome_numbers(&self) -> Result<Vec<u64>, StoreError> {
         let mut numbers = Vec::new();
-        for entry in self.db.scan_prefix([Space::Outcomes as u8]) {
-            let (record_key, _) = entry.map_err(engine)?;
+        let prefix = [Space::Outcomes as u8];
+        for (record_key, _) in self.engine.scan(&prefix, usize::MAX, Order::Ascending)? {
             numbers.push(number_from(&record_key[1..])?);
         }
         Ok(numbers)
     }
 
     pub fn image(&self, hash: &Sha256Hex) -> Result<Option<Vec<u8>>, StoreError> {
-        let value = self
-            .db
-            .get(key(Space::Images, &[hash.as_str().as_bytes()]))
-            .map_err(engine)?;
-        Ok(value.map(|bytes| bytes.to_vec()))
+        self.engine
+            .get(&key(Space::Images, &[hash.as_str().as_bytes()]))
     }
 
     /// The hashes of the images kept on the device.
     pub fn image_hashes(&self) -> Result<Vec<Sha256Hex>, StoreError> {
         let mut hashes = Vec::new();
-        for entry in self.db.scan_prefix([Space::Images as u8]) {
-            let (image_key, _) = entry.map_err(engine)?;
+        let prefix = [Space::Images as u8];
+        for (image_key, _) in self.engine.scan(&prefix, usize::MAX, Order::Ascending)? {
             let raw = String::from_utf8_lossy(&image_key[1..]).into_owned();
             hashes.push(Sha256Hex::parse(&raw).map_err(|_| StoreError::Corrupt {
                 what: "image key",
@@ -277,20 +317,139 @@ impl Store {
     }
 
     pub fn is_uploaded(&self, hash: &Sha256Hex) -> Result<bool, StoreError> {
-        self.db
-            .contains_key(key(Space::Uploaded, &[hash.as_str().as_bytes()]))
-            .map_err(engine)
+        self.engine
+            .contains(&key(Space::Uploaded, &[hash.as_str().as_bytes()]))
     }
 
     // ---- Writes -----------------------------------------------------------
 
     /// Apply `changes` as one atomic batch and make it durable.
     pub fn commit(&self, changes: Changes) -> Result<(), StoreError> {
-        self.db.apply_batch(changes.batch).map_err(engine)?;
-        self.db.flush().map_err(engine)?;
-        self.sync_files()
+        match &self.engine {
+            Engine::Sled(files) => {
+                let mut batch = sled::Batch::default();
+                for (key, value) in changes.writes {
+                    match value {
+                        Some(value) => batch.insert(key, value),
+                        None => batch.remove(key),
+                    }
+                }
+                files.db.apply_batch(batch).map_err(engine)?;
+                files.db.flush().map_err(engine)?;
+                files.sync_files()
+            }
+            Engine::Memory(storage) => {
+                let mut entries = storage.entries();
+                for (key, value) in changes.writes {
+                    match value {
+                        Some(value) => entries.insert(key, value),
+                        None => entries.remove(&key),
+                    };
+                }
+                Ok(())
+            }
+        }
     }
 
+    fn get<T: DeserializeOwned>(
+        &self,
+        key: Vec<u8>,
+        what: &'static str,
+    ) -> Result<Option<T>, StoreError> {
+        match self.engine.get(&key)? {
+            Some(value) => parse(&value, what).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn values<T: DeserializeOwned>(
+        &self,
+        space: Space,
+        prefix: &[&[u8]],
+        limit: usize,
+        what: &'static str,
+    ) -> Result<Vec<T>, StoreError> {
+        let entries = self
+            .engine
+            .scan(&key(space, prefix), limit, Order::Ascending)?;
+        entries
+            .iter()
+            .map(|(_, value)| parse(value, what))
+            .collect()
+    }
+}
+
+impl Engine {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        match self {
+            Engine::Sled(files) => Ok(files.db.get(key).map_err(engine)?.map(|v| v.to_vec())),
+            Engine::Memory(storage) => Ok(storage.entries().get(key).cloned()),
+        }
+    }
+
+    fn contains(&self, key: &[u8]) -> Result<bool, StoreError> {
+        match self {
+            Engine::Sled(files) => files.db.contains_key(key).map_err(engine),
+            Engine::Memory(storage) => Ok(storage.entries().contains_key(key)),
+        }
+    }
+
+    /// At most `limit` entries whose key starts with `prefix`, in key order
+    /// from the given end.
+    fn scan(&self, prefix: &[u8], limit: usize, order: Order) -> Result<Vec<Entry>, StoreError> {
+        match self {
+            Engine::Sled(files) => {
+                let entries = files.db.scan_prefix(prefix);
+                let entries: Box<dyn Iterator<Item = _>> = match order {
+                    Order::Ascending => Box::new(entries),
+                    Order::Descending => Box::new(entries.rev()),
+                };
+                entries
+                    .take(limit)
+                    // An iteration error is a storage fault: report it, never skip it.
+                    .map(|entry| {
+                        let (key, value) = entry.map_err(engine)?;
+                        Ok((key.to_vec(), value.to_vec()))
+                    })
+                    .collect()
+            }
+            Engine::Memory(storage) => {
+                let entries = storage.entries();
+                let matching = entries
+                    .range(prefix.to_vec()..)
+                    .take_while(|(key, _)| key.starts_with(prefix));
+                let pairs = |(key, value): (&Vec<u8>, &Vec<u8>)| (key.clone(), value.clone());
+                Ok(match order {
+                    Order::Ascending => matching.take(limit).map(pairs).collect(),
+                    Order::Descending => {
+                        let all: Vec<_> = matching.map(pairs).collect();
+                        all.into_iter().rev().take(limit).collect()
+                    }
+                })
+            }
+        }
+    }
+
+    fn count(&self, prefix: &[u8]) -> Result<usize, StoreError> {
+        match self {
+            Engine::Sled(files) => {
+                let mut count = 0;
+                for entry in files.db.scan_prefix(prefix) {
+                    entry.map_err(engine)?;
+                    count += 1;
+                }
+                Ok(count)
+            }
+            Engine::Memory(storage) => Ok(storage
+                .entries()
+                .range(prefix.to_vec()..)
+                .take_while(|(key, _)| key.starts_with(prefix))
+                .count()),
+        }
+    }
+}
+
+impl SledFiles {
     /// sled's flush leaves the data in the page cache; see the module comment.
     fn sync_files(&self) -> Result<(), StoreError> {
         self.log.sync_data().map_err(io)?;
@@ -326,39 +485,14 @@ impl Store {
         }
         Ok(())
     }
-
-    fn get<T: DeserializeOwned>(
-        &self,
-        key: Vec<u8>,
-        what: &'static str,
-    ) -> Result<Option<T>, StoreError> {
-        match self.db.get(key).map_err(engine)? {
-            Some(value) => parse(&value, what).map(Some),
-            None => Ok(None),
-        }
-    }
-
-    fn values<T: DeserializeOwned>(
-        &self,
-        space: Space,
-        prefix: &[&[u8]],
-        limit: usize,
-        what: &'static str,
-    ) -> Result<Vec<T>, StoreError> {
-        let mut values = Vec::new();
-        for entry in self.db.scan_prefix(key(space, prefix)).take(limit) {
-            // An iteration error is a storage fault: report it, never skip it.
-            let (_, value) = entry.map_err(engine)?;
-            values.push(parse(&value, what)?);
-        }
-        Ok(values)
-    }
 }
 
-/// A group of writes, committed together by [`Store::commit`].
+/// A group of writes, committed together by [`Store::commit`]; the last
+/// write to a key wins.
 #[derive(Default)]
 pub struct Changes {
-    batch: sled::Batch,
+    /// Key and new value, `None` to remove, in the order written.
+    writes: Vec<(Vec<u8>, Option<Vec<u8>>)>,
 }
 
 impl Changes {
@@ -367,7 +501,7 @@ impl Changes {
     }
 
     pub fn delete_meta(&mut self, name: &'static str) {
-        self.batch.remove(key(Space::Meta, &[name.as_bytes()]));
+        self.remove(key(Space::Meta, &[name.as_bytes()]));
     }
 
     pub fn put_ticket(&mut self, ticket: &LocalTicket) {
@@ -378,21 +512,18 @@ impl Changes {
     }
 
     pub fn delete_ticket(&mut self, id: &TicketId) {
-        self.batch
-            .remove(key(Space::Tickets, &[id.as_str().as_bytes()]));
+        self.remove(key(Space::Tickets, &[id.as_str().as_bytes()]));
     }
 
     /// A change waiting to upload, with its entry in the by-ticket index.
     pub fn put_pending(&mut self, mutation: &DeviceMutation) {
         self.put(key(Space::Outbox, &[&seq_key(mutation.seq)]), mutation);
-        self.batch
-            .insert(pending_index_key(mutation), Vec::<u8>::new());
+        self.insert(pending_index_key(mutation), Vec::new());
     }
 
     pub fn delete_pending(&mut self, mutation: &DeviceMutation) {
-        self.batch
-            .remove(key(Space::Outbox, &[&seq_key(mutation.seq)]));
-        self.batch.remove(pending_index_key(mutation));
+        self.remove(key(Space::Outbox, &[&seq_key(mutation.seq)]));
+        self.remove(pending_index_key(mutation));
     }
 
     pub fn put_awaiting_pull(&mut self, acknowledged: &Acknowledged) {
@@ -400,7 +531,7 @@ impl Changes {
     }
 
     pub fn delete_awaiting_pull(&mut self, acknowledged: &Acknowledged) {
-        self.batch.remove(awaiting_key(&acknowledged.mutation));
+        self.remove(awaiting_key(&acknowledged.mutation));
     }
 
     pub fn put_outcome(&mut self, number: u64, record: &OutcomeRecord) {
@@ -408,33 +539,40 @@ impl Changes {
     }
 
     pub fn delete_outcome(&mut self, number: u64) {
-        self.batch
-            .remove(key(Space::Outcomes, &[&number.to_be_bytes()]));
+        self.remove(key(Space::Outcomes, &[&number.to_be_bytes()]));
     }
 
     pub fn put_image(&mut self, hash: &Sha256Hex, bytes: &[u8]) {
-        self.batch
-            .insert(key(Space::Images, &[hash.as_str().as_bytes()]), bytes);
+        self.insert(
+            key(Space::Images, &[hash.as_str().as_bytes()]),
+            bytes.to_vec(),
+        );
     }
 
     pub fn mark_uploaded(&mut self, hash: &Sha256Hex) {
-        self.batch.insert(
+        self.insert(
             key(Space::Uploaded, &[hash.as_str().as_bytes()]),
-            Vec::<u8>::new(),
+            Vec::new(),
         );
     }
 
     /// Forget an image and its upload mark.
     pub fn delete_image(&mut self, hash: &Sha256Hex) {
-        self.batch
-            .remove(key(Space::Images, &[hash.as_str().as_bytes()]));
-        self.batch
-            .remove(key(Space::Uploaded, &[hash.as_str().as_bytes()]));
+        self.remove(key(Space::Images, &[hash.as_str().as_bytes()]));
+        self.remove(key(Space::Uploaded, &[hash.as_str().as_bytes()]));
     }
 
     fn put(&mut self, key: Vec<u8>, value: &impl Serialize) {
         let value = serde_json::to_vec(value).expect("stored records always serialize");
-        self.batch.insert(key, value);
+        self.insert(key, value);
+    }
+
+    fn insert(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.writes.push((key, Some(value)));
+    }
+
+    fn remove(&mut self, key: Vec<u8>) {
+        self.writes.push((key, None));
     }
 }
 
@@ -492,7 +630,56 @@ mod tests {
     #[test]
     fn the_outbox_is_read_in_seq_order_and_by_ticket() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        outbox_reads(&Store::open(dir.path()).unwrap());
+    }
+
+    #[test]
+    fn the_memory_store_reads_the_outbox_as_the_sled_store_does() {
+        outbox_reads(&Store::in_memory(&MemoryStorage::new()));
+    }
+
+    #[test]
+    fn what_a_memory_store_committed_is_there_when_its_storage_is_opened_again() {
+        let storage = MemoryStorage::new();
+        let mut changes = Changes::default();
+        changes.put_pending(&mutation(1, "tk1"));
+        changes.put_meta(meta::NEXT_SEQ, &DeviceSeq(2));
+        Store::in_memory(&storage).commit(changes).unwrap();
+        let reopened = Store::in_memory(&storage);
+        assert_eq!(reopened.outbox_len().unwrap(), 1);
+        assert_eq!(
+            reopened.meta::<DeviceSeq>(meta::NEXT_SEQ).unwrap(),
+            Some(DeviceSeq(2))
+        );
+        let mut newest_first = Changes::default();
+        for number in 1..=3 {
+            newest_first.put_outcome(number, &outcome(number));
+        }
+        reopened.commit(newest_first).unwrap();
+        let numbers: Vec<u64> = reopened
+            .outcomes_newest(2)
+            .unwrap()
+            .into_iter()
+            .map(|(number, _)| number)
+            .collect();
+        assert_eq!(numbers, vec![3, 2]);
+    }
+
+    fn outcome(seq: u64) -> OutcomeRecord {
+        OutcomeRecord {
+            mutation: mutation(seq, "tk1"),
+            outcome: sync_protocol::Outcome::Duplicate {
+                first: sync_protocol::Verdict::Applied(sync_protocol::Applied {
+                    ticket_version: Version(3),
+                    late: None,
+                }),
+            },
+            answered_at: DateTime::UNIX_EPOCH,
+        }
+    }
+
+    /// Pending changes by seq and by ticket, over either engine.
+    fn outbox_reads(store: &Store) {
         let mut changes = Changes::default();
         for (seq, ticket) in [(2, "tk2"), (1, "tk1"), (300, "tk2")] {
             changes.put_pending(&mutation(seq, ticket));
@@ -557,7 +744,10 @@ mod tests {
             let mut changes = Changes::default();
             changes.put_image(&hash, &image);
             store.commit(changes).unwrap();
-            assert!(!store.synced_blobs.lock().unwrap().is_empty());
+            let Engine::Sled(files) = &store.engine else {
+                panic!("a sled store")
+            };
+            assert!(!files.synced_blobs.lock().unwrap().is_empty());
         }
         let store = reopen(dir.path());
         assert_eq!(store.image(&hash).unwrap(), Some(image));

@@ -1,17 +1,23 @@
 //! Building and running the server: open the store, start the writer, bind,
 //! start the time-rule scheduler, serve until told to stop, then stop the
 //! scheduler, flush and stop the writer.
+//!
+//! A simulation builds the same application on a listener of its own (any
+//! `axum::serve::Listener`, e.g. over simulated TCP) with everything inline
+//! ([`Application::build_on`], [`Execution::Inline`]).
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+use axum::serve::Listener;
 use tokio::net::TcpListener;
 
 use crate::auth::Authority;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::execution::Execution;
 use crate::http::{AppState, router};
 use crate::scheduler::{Scheduler, SchedulerError, SchedulerHandle};
 use crate::store::{Store, StoreError};
@@ -27,10 +33,11 @@ pub enum AppError {
     Scheduler(#[from] SchedulerError),
 }
 
-pub struct Application {
-    listener: TcpListener,
+pub struct Application<L = TcpListener> {
+    listener: L,
     state: Arc<AppState>,
-    writer_thread: JoinHandle<()>,
+    /// `None` when the writer runs inline.
+    writer_thread: Option<JoinHandle<()>>,
     scheduler: SchedulerHandle,
 }
 
@@ -46,15 +53,49 @@ impl Application {
         store: Store,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, AppError> {
-        let scheduler = Scheduler::new();
-        let (writer, writer_thread) = Writer::start_with_notices(
-            store.clone(),
-            clock.clone(),
-            config.limits.write_queue,
-            config.calendars.clone(),
-            Some(scheduler.notices()),
-        )?;
         let listener = TcpListener::bind(config.listen).await?;
+        Application::build_on(config, store, clock, listener, Execution::Threads).await
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+}
+
+impl<L: Listener> Application<L> {
+    /// Build the application over `store`, serving on `listener`, with the
+    /// writer, the scheduler's reads and the password checks run as
+    /// `execution` says.
+    pub async fn build_on(
+        config: Config,
+        store: Store,
+        clock: Arc<dyn Clock>,
+        listener: L,
+        execution: Execution,
+    ) -> Result<Self, AppError> {
+        let scheduler = Scheduler::with_execution(execution);
+        let notices = Some(scheduler.notices());
+        let (writer, writer_thread) = match execution {
+            Execution::Threads => {
+                let (writer, thread) = Writer::start_with_notices(
+                    store.clone(),
+                    clock.clone(),
+                    config.limits.write_queue,
+                    config.calendars.clone(),
+                    notices,
+                )?;
+                (writer, Some(thread))
+            }
+            Execution::Inline => {
+                let writer = Writer::start_inline(
+                    store.clone(),
+                    clock.clone(),
+                    config.calendars.clone(),
+                    notices,
+                )?;
+                (writer, None)
+            }
+        };
         // The scheduler runs on the writer's clock, so that a deadline it
         // sees pass has passed for the writer too.
         let scheduler = scheduler
@@ -72,6 +113,7 @@ impl Application {
             clock,
             limits: config.limits.clone(),
             calendars: config.calendars,
+            execution,
         });
         Ok(Self {
             listener,
@@ -79,10 +121,6 @@ impl Application {
             writer_thread,
             scheduler,
         })
-    }
-
-    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.listener.local_addr()
     }
 
     pub fn store(&self) -> &Store {
@@ -98,7 +136,10 @@ impl Application {
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> Result<(), AppError> {
+    ) -> Result<(), AppError>
+    where
+        L::Addr: std::fmt::Debug,
+    {
         let app = router(self.state);
         axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)
@@ -106,12 +147,14 @@ impl Application {
         // The scheduler holds a writer handle: stop it first.
         self.scheduler.stop().await;
         // The router (and with it the last writer handle) is gone: the writer
-        // drains its queue, flushes and stops.
-        let writer_thread = self.writer_thread;
-        tokio::task::spawn_blocking(move || writer_thread.join())
-            .await
-            .map_err(|e| std::io::Error::other(e.to_string()))?
-            .map_err(|_| std::io::Error::other("the writer thread panicked"))?;
+        // drains its queue, flushes and stops. An inline writer flushed each
+        // command as it went.
+        if let Some(writer_thread) = self.writer_thread {
+            tokio::task::spawn_blocking(move || writer_thread.join())
+                .await
+                .map_err(|e| std::io::Error::other(e.to_string()))?
+                .map_err(|_| std::io::Error::other("the writer thread panicked"))?;
+        }
         tracing::info!("stopped; store flushed");
         Ok(())
     }

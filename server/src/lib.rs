@@ -8,6 +8,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod demo;
+pub mod execution;
 pub mod http;
 pub mod reports;
 pub mod scheduler;

@@ -13,7 +13,8 @@
 //! over a bounded channel ([`TicketChanges`]); when that channel is full the
 //! scheduler rescans the store instead. Changes wake the task early through a
 //! `Notify`. Store reads (sled blocks, and a scan takes seconds) run on
-//! tokio's blocking pool, never on the task itself. Deadlines that pass
+//! tokio's blocking pool, never on the task itself (on the task only in a
+//! simulation, [`Execution::Inline`]). Deadlines that pass
 //! together (every same-day work order at the end of the day) are submitted
 //! together, so that they share the writer's group commits. Modelled on
 //! mini-redis's expiry task.
@@ -30,6 +31,7 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use crate::calendars::Calendars;
 use crate::clock::Clock;
+use crate::execution::Execution;
 use crate::store::{Store, StoreError};
 use crate::writer::{Command, Reply, WriteError, Writer};
 
@@ -91,6 +93,7 @@ struct Shared {
 pub struct Scheduler {
     receiver: mpsc::Receiver<TicketId>,
     notices: TicketChanges,
+    execution: Execution,
 }
 
 /// The running task's owner: stop it with [`SchedulerHandle::stop`].
@@ -107,6 +110,11 @@ impl Default for Scheduler {
 
 impl Scheduler {
     pub fn new() -> Self {
+        Self::with_execution(Execution::Threads)
+    }
+
+    /// A scheduler whose store reads run as `execution` says.
+    pub fn with_execution(execution: Execution) -> Self {
         let (sender, receiver) = mpsc::channel(CHANGE_QUEUE);
         let shared = Arc::new(Shared {
             wake: Notify::new(),
@@ -120,6 +128,7 @@ impl Scheduler {
         Self {
             receiver,
             notices: TicketChanges { sender, shared },
+            execution,
         }
     }
 
@@ -136,9 +145,10 @@ impl Scheduler {
         calendars: Calendars,
     ) -> Result<SchedulerHandle, SchedulerError> {
         let shared = self.notices.shared.clone();
+        let execution = self.execution;
         let timers = {
             let (store, calendars) = (store.clone(), calendars.clone());
-            read_blocking(move || Timers::scan(&store, &calendars)).await?
+            read_blocking(execution, move || Timers::scan(&store, &calendars)).await?
         };
         shared.pending.store(timers.len() as u64, Ordering::Release);
         let task = SchedulerTask {
@@ -146,6 +156,7 @@ impl Scheduler {
             writer,
             clock,
             calendars,
+            execution,
             receiver: self.receiver,
             shared: shared.clone(),
             timers,
@@ -254,13 +265,14 @@ fn pending_deadlines(ticket: &Ticket, calendars: &Calendars) -> Vec<(DateTime<Ut
         .collect()
 }
 
-/// Run a store read on tokio's blocking pool.
+/// Run a store read on tokio's blocking pool (or inline, in a simulation).
 async fn read_blocking<T: Send + 'static>(
+    execution: Execution,
     read: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, SchedulerError> {
-    match tokio::task::spawn_blocking(read).await {
+    match execution.run_blocking(read).await {
         Ok(result) => Ok(result?),
-        Err(join_error) => Err(SchedulerError::BlockingRead(join_error.to_string())),
+        Err(failed) => Err(SchedulerError::BlockingRead(failed.to_string())),
     }
 }
 
@@ -269,6 +281,7 @@ struct SchedulerTask {
     writer: Writer,
     clock: Arc<dyn Clock>,
     calendars: Calendars,
+    execution: Execution,
     receiver: mpsc::Receiver<TicketId>,
     shared: Arc<Shared>,
     timers: Timers,
@@ -287,8 +300,11 @@ impl SchedulerTask {
             if shared.stopping.load(Ordering::Acquire) {
                 return;
             }
-            // A scan takes seconds: a stop does not wait for it.
+            // A scan takes seconds: a stop does not wait for it. Branches
+            // in order (`biased`), so that a simulation replays the same
+            // choice; a stop comes first anyway.
             tokio::select! {
+                biased;
                 () = shared.stop.notified() => return,
                 () = self.take_changes() => {}
             }
@@ -306,6 +322,7 @@ impl SchedulerTask {
                 tokio::time::Instant::now() + wait + std::time::Duration::from_millis(1)
             });
             tokio::select! {
+                biased;
                 () = shared.stop.notified() => return,
                 () = shared.wake.notified() => {}
                 () = sleep_until(sleep) => {}
@@ -323,7 +340,7 @@ impl SchedulerTask {
         }
         let (store, calendars) = (self.store.clone(), self.calendars.clone());
         if self.shared.overflowed.swap(false, Ordering::AcqRel) {
-            match read_blocking(move || Timers::scan(&store, &calendars)).await {
+            match read_blocking(self.execution, move || Timers::scan(&store, &calendars)).await {
                 Ok(timers) => self.timers = timers,
                 Err(error) => self.read_failed(&error),
             }
@@ -334,7 +351,7 @@ impl SchedulerTask {
         }
         changed.sort_unstable();
         changed.dedup();
-        let read = read_blocking(move || {
+        let read = read_blocking(self.execution, move || {
             let mut refreshed = Vec::with_capacity(changed.len());
             for id in changed {
                 let pending = match store.ticket(&id)? {

@@ -5,11 +5,15 @@
 //! are waiting, applies each as its own atomic group, hands the storage engine
 //! the whole group as one atomic batch, flushes once, and only then answers:
 //! durability costs one batch and one fsync per group, not per request.
+//!
+//! A deterministic simulation starts it inline instead ([`Writer::start_inline`],
+//! `crate::execution`): the same commands, applied and flushed on the task
+//! that submits them, one per group.
 
 use std::collections::BTreeMap;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
 use chrono::{DateTime, Utc};
@@ -107,8 +111,17 @@ struct Job {
 /// The handle the HTTP layer uses; cheap to clone.
 #[derive(Clone)]
 pub struct Writer {
-    jobs: mpsc::Sender<Job>,
+    route: Route,
     durable_cursor: Arc<AtomicU64>,
+}
+
+/// Where a submitted command goes.
+#[derive(Clone)]
+enum Route {
+    /// To the queue of the writer thread.
+    Thread(mpsc::Sender<Job>),
+    /// Applied on the submitting task; `None` once a flush failed.
+    Inline(Arc<Mutex<Option<WriterState>>>),
 }
 
 impl Writer {
@@ -132,47 +145,58 @@ impl Writer {
         calendars: Calendars,
         notices: Option<TicketChanges>,
     ) -> Result<(Self, JoinHandle<()>), StoreError> {
-        let counters = store.counters()?;
-        let durable_cursor = Arc::new(AtomicU64::new(counters.feed));
+        let state = WriterState::open(store, clock, calendars, notices)?;
+        let durable_cursor = state.durable_cursor.clone();
         let (jobs, receiver) = mpsc::channel(queue);
-        let state = WriterState {
-            // Each command's writes are held and reach the backend with the
-            // group's flush, as one batch: sled writes its log out around
-            // every batch, so a batch per command cost two disk writes each.
-            store: store.staged(),
-            clock,
-            calendars,
-            counters,
-            durable_cursor: durable_cursor.clone(),
-            notices,
-            changed_tickets: Vec::new(),
-        };
         let thread = std::thread::Builder::new()
             .name("group-commit".to_owned())
             .spawn(move || state.run(receiver))
             .expect("the writer thread starts");
         Ok((
             Self {
-                jobs,
+                route: Route::Thread(jobs),
                 durable_cursor,
             },
             thread,
         ))
     }
 
+    /// A writer without a thread: each command is applied and flushed on
+    /// the task that submits it, as a group of one, before `submit`
+    /// returns (`Execution::Inline`, for a single-threaded simulation over
+    /// the in-memory store). Nothing is ever held unflushed between two
+    /// commands, so dropping the server at any await point loses exactly
+    /// what was never answered.
+    pub fn start_inline(
+        store: Store,
+        clock: Arc<dyn Clock>,
+        calendars: Calendars,
+        notices: Option<TicketChanges>,
+    ) -> Result<Self, StoreError> {
+        let state = WriterState::open(store, clock, calendars, notices)?;
+        Ok(Self {
+            durable_cursor: state.durable_cursor.clone(),
+            route: Route::Inline(Arc::new(Mutex::new(Some(state)))),
+        })
+    }
+
     /// Apply a command; answers once it is durable (contacts: once applied).
     pub async fn submit(&self, command: Command) -> Result<Reply, WriteError> {
         let (reply, answer) = oneshot::channel();
-        self.jobs
-            .send(Job { command, reply })
-            .await
-            .map_err(|_| WriteError::Stopped)?;
+        let job = Job { command, reply };
+        match &self.route {
+            Route::Thread(jobs) => jobs.send(job).await.map_err(|_| WriteError::Stopped)?,
+            Route::Inline(state) => commit_inline(state, job),
+        }
         answer.await.map_err(|_| WriteError::Stopped)?
     }
 
     /// Whether the writer has stopped (after a failed flush, or at shutdown).
     pub fn is_stopped(&self) -> bool {
-        self.jobs.is_closed()
+        match &self.route {
+            Route::Thread(jobs) => jobs.is_closed(),
+            Route::Inline(state) => lock(state).is_none(),
+        }
     }
 
     /// Feed entries up to here are on disk; pulls never show anything later,
@@ -180,6 +204,23 @@ impl Writer {
     pub fn durable_cursor(&self) -> Cursor {
         Cursor(self.durable_cursor.load(Ordering::Acquire))
     }
+}
+
+/// Commit `job` as a group of one. After a failed flush the writer stops as
+/// the thread does: this and every later job is dropped unanswered, which
+/// its submitter sees as [`WriteError::Stopped`].
+fn commit_inline(state: &Mutex<Option<WriterState>>, job: Job) {
+    let mut state = lock(state);
+    if let Some(writer) = state.as_mut()
+        && writer.commit_group(vec![job]).is_err()
+    {
+        *state = None;
+    }
+}
+
+fn lock(state: &Mutex<Option<WriterState>>) -> std::sync::MutexGuard<'_, Option<WriterState>> {
+    // A panicking command is caught inside `commit_group`; the state stays whole.
+    state.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 struct WriterState {
@@ -199,6 +240,27 @@ type Pending = (
 );
 
 impl WriterState {
+    fn open(
+        store: Store,
+        clock: Arc<dyn Clock>,
+        calendars: Calendars,
+        notices: Option<TicketChanges>,
+    ) -> Result<Self, StoreError> {
+        let counters = store.counters()?;
+        Ok(Self {
+            // Each command's writes are held and reach the backend with the
+            // group's flush, as one batch: sled writes its log out around
+            // every batch, so a batch per command cost two disk writes each.
+            store: store.staged(),
+            clock,
+            calendars,
+            counters,
+            durable_cursor: Arc::new(AtomicU64::new(counters.feed)),
+            notices,
+            changed_tickets: Vec::new(),
+        })
+    }
+
     fn run(mut self, mut receiver: mpsc::Receiver<Job>) {
         while let Some(first) = receiver.blocking_recv() {
             let mut group = vec![first];
@@ -1016,5 +1078,41 @@ mod tests {
         let (writer, _thread) = Writer::start(store, clock, 16).unwrap();
         let next = serial_of(&writer, report_of("E01", TicketKind::WorkOrder)).await;
         assert_eq!(next.as_deref(), Some("E01-WO-202611-00003"));
+    }
+
+    // ---- Inline (a deterministic simulation) ----------------------------
+
+    #[tokio::test]
+    async fn an_inline_writer_answers_with_the_command_already_in_the_store() {
+        let store = Store::in_memory();
+        let clock = Arc::new(ManualClock::new(at(9, 0)));
+        let writer =
+            Writer::start_inline(store.clone(), clock, Calendars::default(), None).unwrap();
+        let ticket = create(&writer).await;
+        // Read from the store itself, not the writer's staged view: flushed.
+        assert_eq!(store.ticket(&ticket.id).unwrap(), Some(ticket));
+        assert_eq!(
+            writer.durable_cursor(),
+            Cursor(store.counters().unwrap().feed)
+        );
+        assert!(!writer.is_stopped());
+    }
+
+    #[tokio::test]
+    async fn a_server_rebuilt_over_the_same_store_continues_from_what_the_inline_writer_flushed() {
+        let store = Store::in_memory();
+        let clock = Arc::new(ManualClock::new(at(9, 0)));
+        let first =
+            Writer::start_inline(store.clone(), clock.clone(), Calendars::default(), None).unwrap();
+        let ticket = create(&first).await;
+        let dispatch = OfficeOp::Dispatch {
+            technician: user("li"),
+        };
+        office(&first, &ticket.id, dispatch).await.unwrap();
+        let cursor = first.durable_cursor();
+        drop(first);
+        let again = Writer::start_inline(store.clone(), clock, Calendars::default(), None).unwrap();
+        assert_eq!(again.durable_cursor(), cursor);
+        assert_eq!(create(&again).await.id.as_str(), "tk00000002");
     }
 }

@@ -19,7 +19,7 @@ use handheld::{
     TransportError, TransportFuture,
 };
 use sync_protocol::{
-    BlobReceipt, DevicePage, LoginRequest, LoginResponse, OfficeActionRequest, OfficeOp,
+    BlobReceipt, DevicePage, Intake, LoginRequest, LoginResponse, OfficeActionRequest, OfficeOp,
     PullRequest, PullResponse, PushRequest, PushResponse, Sha256Hex, Ticket, TicketId, TicketPage,
 };
 use tempfile::TempDir;
@@ -200,17 +200,10 @@ impl Office {
         self.send(self.client.get(path).bearer_auth(token)).await
     }
 
-    /// The demo tickets dispatched to `technician`, in id order.
+    /// The tickets dispatched to `technician`, in id order.
     pub async fn tickets_of(&self, technician: &str) -> Vec<Ticket> {
-        let token = self.token("diaodu").await;
-        let page: TicketPage = self
-            .send(
-                self.client
-                    .get(self.path("/api/v1/tickets"))
-                    .bearer_auth(token),
-            )
-            .await;
-        page.tickets
+        self.tickets()
+            .await
             .into_iter()
             .filter(|ticket| {
                 ticket
@@ -219,6 +212,30 @@ impl Office {
                     .is_some_and(|user| user.as_str() == technician)
             })
             .collect()
+    }
+
+    /// Every ticket of the estate as the dispatcher lists them, in id
+    /// order, following the pages.
+    pub async fn tickets(&self) -> Vec<Ticket> {
+        let token = self.token("diaodu").await;
+        let mut tickets = Vec::new();
+        let mut path = self.path("/api/v1/tickets");
+        loop {
+            let page: TicketPage = self.send(self.client.get(&path).bearer_auth(&token)).await;
+            tickets.extend(page.tickets);
+            let Some(after) = page.next_after else {
+                return tickets;
+            };
+            path = self.path(&format!("/api/v1/tickets?after={after}"));
+        }
+    }
+
+    /// A report recorded by `user` (customer service).
+    pub async fn create_ticket(&self, user: &str, intake: &Intake) -> Ticket {
+        let token = self.token(user).await;
+        let path = self.path("/api/v1/tickets");
+        self.send(self.client.post(path).bearer_auth(token).json(intake))
+            .await
     }
 
     pub async fn devices(&self) -> DevicePage {

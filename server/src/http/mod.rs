@@ -37,6 +37,7 @@ use crate::auth::Authority;
 use crate::calendars::Calendars;
 use crate::clock::Clock;
 use crate::config::Limits;
+use crate::execution::Execution;
 use crate::store::Store;
 use crate::writer::Writer;
 
@@ -49,6 +50,8 @@ pub struct AppState {
     pub limits: Limits,
     /// The working calendar of each estate (reports, due list).
     pub calendars: Calendars,
+    /// Where blocking work (password checks) runs.
+    pub execution: Execution,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {

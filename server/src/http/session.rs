@@ -19,7 +19,9 @@ pub async fn login(
     let user = state.store.user(&id)?.ok_or_else(refused)?;
     let hash = user.password_hash.clone();
     // argon2 is deliberately slow: keep it off the async workers.
-    let matches = tokio::task::spawn_blocking(move || verify_password(&request.password, &hash))
+    let matches = state
+        .execution
+        .run_blocking(move || verify_password(&request.password, &hash))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     if !matches {
