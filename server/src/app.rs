@@ -19,6 +19,8 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::execution::Execution;
 use crate::http::{AppState, router};
+use crate::live::LiveHub;
+use crate::metrics::Metrics;
 use crate::scheduler::{Scheduler, SchedulerError, SchedulerHandle};
 use crate::store::{Store, StoreError};
 use crate::writer::Writer;
@@ -73,7 +75,8 @@ impl<L: Listener> Application<L> {
         listener: L,
         execution: Execution,
     ) -> Result<Self, AppError> {
-        let scheduler = Scheduler::with_execution(execution);
+        let live = LiveHub::new(clock.now());
+        let scheduler = Scheduler::with_execution(execution).publishing_to(live.clone());
         let notices = Some(scheduler.notices());
         let (writer, writer_thread) = match execution {
             Execution::Threads => {
@@ -114,6 +117,9 @@ impl<L: Listener> Application<L> {
             limits: config.limits.clone(),
             calendars: config.calendars,
             execution,
+            live,
+            metrics: Arc::new(Metrics::default()),
+            supervision: config.supervision,
         });
         Ok(Self {
             listener,
@@ -140,6 +146,13 @@ impl<L: Listener> Application<L> {
     where
         L::Addr: std::fmt::Debug,
     {
+        // Open live-feed streams would hold the graceful shutdown up for
+        // ever: closing the hub ends them as soon as the stop is asked.
+        let live = self.state.live.clone();
+        let shutdown = async move {
+            shutdown.await;
+            live.close();
+        };
         let app = router(self.state);
         axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)

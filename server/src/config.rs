@@ -21,6 +21,26 @@ pub struct Config {
     /// Each estate's working calendar (`[calendars.estates.E01]`) and the
     /// default one (`[calendars.default]`); file only, checked as it is read.
     pub calendars: Calendars,
+    pub supervision: SupervisionConfig,
+}
+
+/// What supervisors see (`/api/v1/supervision`, `/metrics`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SupervisionConfig {
+    /// A device is online when its last contact is at most this old.
+    pub online_window_minutes: i64,
+    /// `/metrics` counts devices whose last contact is older than this.
+    pub stale_after_minutes: i64,
+}
+
+impl Default for SupervisionConfig {
+    fn default() -> Self {
+        Self {
+            online_window_minutes: sync_protocol::supervision::DEFAULT_ONLINE_WINDOW_MINUTES,
+            stale_after_minutes: 30,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -53,6 +73,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             limits: Limits::default(),
             calendars: Calendars::default(),
+            supervision: SupervisionConfig::default(),
         }
     }
 }
@@ -176,6 +197,13 @@ impl Config {
         if self.auth.token_ttl_minutes <= 0 {
             return Err(ConfigError::Invalid(
                 "auth.token_ttl_minutes must be positive".to_owned(),
+            ));
+        }
+        if self.supervision.online_window_minutes <= 0 || self.supervision.stale_after_minutes <= 0
+        {
+            return Err(ConfigError::Invalid(
+                "supervision.online_window_minutes and stale_after_minutes must be positive"
+                    .to_owned(),
             ));
         }
         Ok(())

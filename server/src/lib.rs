@@ -10,6 +10,8 @@ pub mod config;
 pub mod demo;
 pub mod execution;
 pub mod http;
+pub mod live;
+pub mod metrics;
 pub mod reports;
 pub mod scheduler;
 pub mod store;

@@ -107,7 +107,7 @@ pub fn due_list_of(
 }
 
 /// Every ticket of the estate, in id order, a page at a time.
-fn for_each_estate_ticket(
+pub(crate) fn for_each_estate_ticket(
     store: &Store,
     estate: &EstateId,
     mut visit: impl FnMut(&Ticket),

@@ -25,13 +25,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
 use sync_protocol::due::deadline_miss_recorded;
-use sync_protocol::{RuleId, Ticket, TicketId, ticket_deadlines};
+use sync_protocol::{LiveEventBody, RuleId, Ticket, TicketId, ticket_deadlines};
 use tokio::sync::{Notify, mpsc};
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::calendars::Calendars;
 use crate::clock::Clock;
 use crate::execution::Execution;
+use crate::live::LiveHub;
 use crate::store::{Store, StoreError};
 use crate::writer::{Command, Reply, WriteError, Writer};
 
@@ -94,6 +95,7 @@ pub struct Scheduler {
     receiver: mpsc::Receiver<TicketId>,
     notices: TicketChanges,
     execution: Execution,
+    live: Option<LiveHub>,
 }
 
 /// The running task's owner: stop it with [`SchedulerHandle::stop`].
@@ -129,7 +131,14 @@ impl Scheduler {
             receiver,
             notices: TicketChanges { sender, shared },
             execution,
+            live: None,
         }
+    }
+
+    /// Publish each missed deadline it records on the supervisors' live feed.
+    pub fn publishing_to(mut self, live: LiveHub) -> Self {
+        self.live = Some(live);
+        self
     }
 
     pub fn notices(&self) -> TicketChanges {
@@ -160,6 +169,7 @@ impl Scheduler {
             receiver: self.receiver,
             shared: shared.clone(),
             timers,
+            live: self.live,
         };
         let task = tokio::spawn(task.run());
         Ok(SchedulerHandle { shared, task })
@@ -285,6 +295,7 @@ struct SchedulerTask {
     receiver: mpsc::Receiver<TicketId>,
     shared: Arc<Shared>,
     timers: Timers,
+    live: Option<LiveHub>,
 }
 
 /// The writer stopped: nothing more can be recorded.
@@ -411,6 +422,17 @@ impl SchedulerTask {
         done: Option<Result<Fired, tokio::task::JoinError>>,
     ) -> Result<(), WriterStopped> {
         match done {
+            Some(Ok(((due_at, ticket_id, rule), Ok(Reply::Ticket(ticket))))) => {
+                if let Some(live) = &self.live {
+                    let body = LiveEventBody::DeadlineMissed {
+                        ticket_id,
+                        rule,
+                        due_at,
+                        technician: ticket.assigned_technician.clone(),
+                    };
+                    live.publish(&ticket.estate, ticket.updated_at, body);
+                }
+            }
             Some(Ok((_, Ok(_)))) => {}
             Some(Ok((_, Err(WriteError::Stopped)))) => return Err(WriterStopped),
             Some(Ok(((_, ticket_id, rule), Err(error)))) => {

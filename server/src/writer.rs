@@ -20,10 +20,10 @@ use chrono::{DateTime, Utc};
 use sync_protocol::serial::{SerialKind, SerialMonth, SerialSeries};
 use sync_protocol::{
     BatchError, BlobReceipt, Cursor, DeviceMutation, DeviceReport, DeviceSeq, EstateId, Intake,
-    Ledger, OfficeActionRequest, OfficeOp, PROTOCOL_VERSION, PushResponse, Recorder, RuleId,
-    Sha256Hex, StoredOutcome, Ticket, TicketId, TicketKind, TicketVersion, UserId, Version,
-    WorkflowError, apply_batch, apply_office_op, check_batch, convert_work_order, create_ticket,
-    link_follow_up_report, record_deadline_missed,
+    Ledger, OfficeActionRequest, OfficeOp, PROTOCOL_VERSION, PushResponse, Recorder, ReviewError,
+    ReviewRequest, Reviewed, RuleId, Sha256Hex, StoredOutcome, Ticket, TicketId, TicketKind,
+    TicketVersion, UserId, Version, WorkflowError, apply_batch, apply_office_op, check_batch,
+    convert_work_order, create_ticket, link_follow_up_report, record_deadline_missed,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -73,6 +73,12 @@ pub enum Command {
         rule: RuleId,
         due_at: DateTime<Utc>,
     },
+    /// A supervisor reviewed a flagged fact (`sync_protocol::supervision`).
+    Review {
+        by: UserId,
+        ticket_id: TicketId,
+        request: ReviewRequest,
+    },
 }
 
 pub enum Reply {
@@ -80,6 +86,11 @@ pub enum Reply {
     Device(DeviceRecord),
     Ticket(Box<Ticket>),
     Blob(BlobReceipt),
+    /// `recorded` is false for a review that was recorded before.
+    Reviewed {
+        ticket: Box<Ticket>,
+        recorded: bool,
+    },
     Done,
 }
 
@@ -91,6 +102,8 @@ pub enum WriteError {
     Batch(#[from] BatchError),
     #[error(transparent)]
     Workflow(#[from] WorkflowError),
+    #[error(transparent)]
+    Review(#[from] ReviewError),
     #[error("no such ticket")]
     TicketNotFound,
     #[error("the ticket is at version {}, not {}", actual.0, expected.0)]
@@ -462,11 +475,47 @@ impl WriterState {
                     .ticket(&ticket_id)?
                     .ok_or(WriteError::TicketNotFound)?;
                 let calendar = self.calendars.of(&ticket.estate);
-                if let Some(next) = record_deadline_missed(&ticket, calendar, rule, due_at, now) {
-                    self.store
-                        .stage_ticket(&mut changes, &mut counters, Some(&ticket), &next)?;
+                match record_deadline_missed(&ticket, calendar, rule, due_at, now) {
+                    Some(next) => {
+                        self.store.stage_ticket(
+                            &mut changes,
+                            &mut counters,
+                            Some(&ticket),
+                            &next,
+                        )?;
+                        // The scheduler tells the live feed about a recorded miss.
+                        Reply::Ticket(Box::new(next))
+                    }
+                    None => Reply::Done,
                 }
-                Reply::Done
+            }
+            Command::Review {
+                by,
+                ticket_id,
+                request,
+            } => {
+                let ticket = self
+                    .store
+                    .ticket(&ticket_id)?
+                    .ok_or(WriteError::TicketNotFound)?;
+                match sync_protocol::review_fact(&ticket, &request, &by, now)? {
+                    Reviewed::Recorded(next) => {
+                        self.store.stage_ticket(
+                            &mut changes,
+                            &mut counters,
+                            Some(&ticket),
+                            &next,
+                        )?;
+                        Reply::Reviewed {
+                            ticket: next,
+                            recorded: true,
+                        }
+                    }
+                    Reviewed::AlreadyRecorded => Reply::Reviewed {
+                        ticket: Box::new(ticket),
+                        recorded: false,
+                    },
+                }
             }
         };
         let changed_tickets = changes.take_changed_tickets();

@@ -17,6 +17,7 @@ pub mod push;
 pub mod reports;
 pub mod roles;
 pub mod serial;
+pub mod supervision;
 pub mod ticket;
 pub mod time_rules;
 pub mod wire;
@@ -50,6 +51,11 @@ pub use reports::{
 };
 pub use roles::Role;
 pub use serial::{ProvisionalRef, SerialKind, SerialMonth, SerialNumber, SerialSeries};
+pub use supervision::{
+    AtRiskTicket, ContactKind, CrewRow, LiveEvent, LiveEventBody, ReviewDecision, ReviewError,
+    ReviewItem, ReviewReason, ReviewRequest, Reviewed, SupervisionSnapshot, crew_row, is_online,
+    review_fact, review_items,
+};
 pub use ticket::*;
 pub use time_rules::{
     Basis, Cadence, ClockJudgement, ContactOutcome, CorrectedTime, Deadline, DeadlineState, Duty,

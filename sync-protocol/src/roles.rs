@@ -191,6 +191,18 @@ impl Role {
         !matches!(self, Role::Technician | Role::Supervisor)
     }
 
+    /// The crew table and the live feed: SPEC.md gives watching the live
+    /// progress and sync status of every technician to the supervisor.
+    pub fn may_watch_crew(self) -> bool {
+        self == Role::Supervisor
+    }
+
+    /// Reviewing a flagged device fact (late, or timed by an untrusted
+    /// clock) is the supervisor's call.
+    pub fn may_review_facts(self) -> bool {
+        self == Role::Supervisor
+    }
+
     /// Technicians see only the tickets assigned to them; every other role sees
     /// its estate's tickets.
     pub fn sees_whole_estate(self) -> bool {
@@ -332,6 +344,8 @@ mod tests {
         assert!(!technician.may_track());
         assert!(!technician.may_read_daily_unclosed());
         assert!(!technician.may_read_monthly_statistics());
+        assert!(!technician.may_watch_crew());
+        assert!(!technician.may_review_facts());
         for kind in [
             TicketKind::VerbalDispatch,
             TicketKind::WorkOrder,

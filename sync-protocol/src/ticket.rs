@@ -453,6 +453,14 @@ pub enum HistoryEvent {
         rule: crate::time_rules::RuleId,
         due_at: DateTime<Utc>,
     },
+    /// A supervisor reviewed a flagged device fact (`supervision.rs`); the
+    /// fact itself is unchanged.
+    FactReviewed {
+        mutation: MutationId,
+        decision: crate::supervision::ReviewDecision,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        note: String,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -1320,3 +1320,66 @@ fn r_p1_a_due_list_with_an_overdue_arrival_and_a_finish_due_soon_is_frozen() {
     };
     check_golden("due_list", &list);
 }
+
+fn device_status() -> sync_protocol::DeviceStatus {
+    sync_protocol::DeviceStatus {
+        device_id: device("hh-zhang"),
+        user: user("zhang"),
+        estate: EstateId::parse("E01").unwrap(),
+        last_seq: DeviceSeq(7),
+        app_version: "1.4.2".into(),
+        protocol_version: PROTOCOL_VERSION,
+        outbox_depth: 3,
+        oldest_pending_age_ms: Some(5_400_000),
+        last_contact_at: at(11, 2),
+        last_push_at: Some(at(11, 2)),
+        last_pull_at: Some(at(10, 30)),
+        clock_offset_ms: -1_200,
+    }
+}
+
+#[test]
+fn a_supervision_snapshot_with_a_crew_row_and_an_empty_queue_is_frozen() {
+    let snapshot = sync_protocol::SupervisionSnapshot {
+        generated_at: at(11, 5),
+        last_event_id: 1_795_000_000_000_042,
+        online_window_minutes: 5,
+        due_soon_window_minutes: 60,
+        crew: vec![sync_protocol::crew_row(
+            &device_status(),
+            at(11, 5),
+            chrono::Duration::minutes(5),
+            2,
+            1,
+        )],
+        crew_left_off: 0,
+        at_risk: Vec::new(),
+        at_risk_left_off: 0,
+        review_queue: Vec::new(),
+        review_left_off: 0,
+    };
+    check_golden("supervision_snapshot", &snapshot);
+}
+
+#[test]
+fn a_review_request_is_frozen() {
+    let request = sync_protocol::ReviewRequest {
+        mutation_id: sync_protocol::MutationId::new(device("hh-zhang"), DeviceSeq(7)),
+        decision: sync_protocol::ReviewDecision::Annotate,
+        note: Some("The reassignment crossed his visit; the arrival stands.".into()),
+    };
+    check_golden("review_request", &request);
+}
+
+#[test]
+fn a_live_event_of_a_device_contact_is_frozen() {
+    let event = sync_protocol::LiveEvent {
+        id: 1_795_000_000_000_043,
+        at: at(11, 2),
+        body: sync_protocol::LiveEventBody::DeviceContact {
+            contact: sync_protocol::ContactKind::Push,
+            device: device_status(),
+        },
+    };
+    check_golden("live_event_device_contact", &event);
+}

@@ -7,7 +7,7 @@ use axum::extract::{FromRequest, FromRequestParts};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
-use sync_protocol::{BatchError, ErrorBody, WorkflowError};
+use sync_protocol::{BatchError, ErrorBody, ReviewError, WorkflowError};
 
 use crate::store::StoreError;
 use crate::writer::WriteError;
@@ -168,6 +168,7 @@ impl From<WriteError> for ApiError {
             WriteError::Store(error) => error.into(),
             WriteError::Batch(error) => error.into(),
             WriteError::Workflow(error) => error.into(),
+            WriteError::Review(error) => error.into(),
             WriteError::TicketNotFound => ApiError::not_found("ticket_not_found", "no such ticket"),
             WriteError::VersionConflict { expected, actual } => ApiError::client(
                 StatusCode::CONFLICT,
@@ -190,6 +191,19 @@ impl From<WriteError> for ApiError {
                 "the server is not accepting writes (shutting down, or stopped after a storage fault); retry later",
             ),
         }
+    }
+}
+
+impl From<ReviewError> for ApiError {
+    fn from(error: ReviewError) -> Self {
+        let status = match error {
+            ReviewError::FactNotFound(_) => StatusCode::NOT_FOUND,
+            ReviewError::NotFlagged(_) | ReviewError::ReviewedOtherwise(_) => StatusCode::CONFLICT,
+            ReviewError::NoteRequired | ReviewError::NoteTooLong => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+        };
+        ApiError::client(status, error.code(), error.to_string())
     }
 }
 

@@ -4,12 +4,16 @@
 
 mod blobs;
 mod caller;
+mod dashboard;
 mod dispatch;
 mod due;
 mod error;
+mod live;
+mod metrics;
 mod openapi;
 mod reports;
 mod session;
+mod supervision;
 mod sync;
 mod tickets;
 
@@ -37,7 +41,10 @@ use crate::auth::Authority;
 use crate::calendars::Calendars;
 use crate::clock::Clock;
 use crate::config::Limits;
+use crate::config::SupervisionConfig;
 use crate::execution::Execution;
+use crate::live::LiveHub;
+use crate::metrics::Metrics;
 use crate::store::Store;
 use crate::writer::Writer;
 
@@ -52,6 +59,10 @@ pub struct AppState {
     pub calendars: Calendars,
     /// Where blocking work (password checks) runs.
     pub execution: Execution,
+    /// The supervisors' live feed.
+    pub live: LiveHub,
+    pub metrics: Arc<Metrics>,
+    pub supervision: SupervisionConfig,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -75,7 +86,18 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(reports::monthly_archive),
         )
         .route(openapi::OPENAPI, get(openapi::document))
-        .route(openapi::HEALTH, get(health));
+        .route(openapi::DASHBOARD, get(dashboard::index))
+        .route(openapi::DASHBOARD_SCRIPT, get(dashboard::script))
+        .route(openapi::DASHBOARD_STYLE, get(dashboard::style))
+        .route(openapi::SUPERVISION, get(supervision::snapshot))
+        .route(openapi::LIVE, get(live::live))
+        .route(openapi::TICKET_REVIEWS, post(supervision::review))
+        .route(openapi::METRICS, get(metrics::metrics))
+        .route(openapi::HEALTH, get(health))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            metrics::count_sync_requests,
+        ));
     api.fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

@@ -19,6 +19,13 @@ pub const REPORT_MONTHLY_ARCHIVE: &str = "/api/v1/reports/monthly-archive";
 pub const TICKET_SUGGESTIONS: &str = "/api/v1/tickets/{id}/suggestions";
 pub const DISPATCH_QUEUE: &str = "/api/v1/dispatch-queue";
 pub const DUE: &str = "/api/v1/due";
+pub const SUPERVISION: &str = "/api/v1/supervision";
+pub const LIVE: &str = "/api/v1/live";
+pub const TICKET_REVIEWS: &str = "/api/v1/tickets/{id}/reviews";
+pub const METRICS: &str = "/metrics";
+pub const DASHBOARD: &str = "/dashboard";
+pub const DASHBOARD_SCRIPT: &str = "/dashboard/app.js";
+pub const DASHBOARD_STYLE: &str = "/dashboard/style.css";
 
 /// Every (method, path) the router serves. The router is built from the same
 /// constants, and a test checks this table against the document both ways.
@@ -41,6 +48,13 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", TICKET_SUGGESTIONS),
     ("get", DISPATCH_QUEUE),
     ("get", DUE),
+    ("get", SUPERVISION),
+    ("get", LIVE),
+    ("post", TICKET_REVIEWS),
+    ("get", METRICS),
+    ("get", DASHBOARD),
+    ("get", DASHBOARD_SCRIPT),
+    ("get", DASHBOARD_STYLE),
 ];
 
 pub const OPENAPI_JSON: &str = include_str!("../../../docs/openapi.json");

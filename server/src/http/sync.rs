@@ -9,8 +9,9 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
 use sync_protocol::{
-    Change, DEFAULT_PAGE_SIZE, DeviceId, DevicePage, MAX_MUTATIONS_PER_PUSH, MAX_PAGE_SIZE,
-    PROTOCOL_VERSION, PullRequest, PullResponse, PushRequest, PushResponse,
+    Change, ContactKind, DEFAULT_PAGE_SIZE, DeviceId, DevicePage, DeviceStatus, LiveEventBody,
+    MAX_MUTATIONS_PER_PUSH, MAX_PAGE_SIZE, PROTOCOL_VERSION, PullRequest, PullResponse,
+    PushRequest, PushResponse,
 };
 
 use super::{ApiError, ApiJson, AppState, Caller, next_after, page_limit, unsupported_protocol};
@@ -30,16 +31,22 @@ pub async fn push(
         )
         .with_details(json!({ "limit": MAX_MUTATIONS_PER_PUSH })));
     }
+    let device_id = request.device.device_id.clone();
     let command = Command::Push {
         user: caller.user,
         estate: caller.estate,
         report: request.device,
         mutations: request.mutations,
     };
-    match state.writer.submit(command).await? {
-        Reply::Push(response) => Ok(Json(response)),
-        _ => Err(ApiError::Internal("push got another reply".to_owned())),
+    let Reply::Push(response) = state.writer.submit(command).await? else {
+        return Err(ApiError::Internal("push got another reply".to_owned()));
+    };
+    state.metrics.mutations(&response.outcomes);
+    // The push's contact is durable now: tell the supervisors.
+    if let Some(device) = state.store.device(&device_id)? {
+        publish_contact(&state, ContactKind::Push, device);
     }
+    Ok(Json(response))
 }
 
 pub async fn pull(
@@ -73,6 +80,8 @@ pub async fn pull(
     let Reply::Device(device) = state.writer.submit(command).await? else {
         return Err(ApiError::Internal("pull got another reply".to_owned()));
     };
+    let last_seq = device.last_seq;
+    publish_contact(&state, ContactKind::Pull, device);
 
     let limit = limit as usize;
     let mut entries = state
@@ -112,7 +121,7 @@ pub async fn pull(
         changes,
         next_cursor,
         has_more,
-        last_seq: device.last_seq,
+        last_seq,
     }))
 }
 
@@ -146,6 +155,16 @@ pub async fn devices(
         devices,
         next_after,
     }))
+}
+
+fn publish_contact(state: &AppState, contact: ContactKind, device: DeviceStatus) {
+    let estate = device.estate.clone();
+    let at = device.last_contact_at;
+    state.live.publish(
+        &estate,
+        at,
+        LiveEventBody::DeviceContact { contact, device },
+    );
 }
 
 fn check_protocol(version: u32) -> Result<(), ApiError> {

@@ -380,6 +380,26 @@ impl Store {
         self.get_json(Space::Devices, id.as_str().as_bytes())
     }
 
+    /// Every device of every estate in id order, after `after`: what
+    /// `/metrics` counts stale devices over.
+    pub fn all_devices(
+        &self,
+        after: Option<&DeviceId>,
+        limit: usize,
+    ) -> Result<Vec<DeviceRecord>, StoreError> {
+        let from = match after {
+            // The 0 byte after the id makes the range start just past it.
+            Some(after) => [after.as_str().as_bytes(), &[0]].concat(),
+            None => Vec::new(),
+        };
+        // Device ids are ASCII, so every key sorts below 0xff.
+        self.kv
+            .range(Space::Devices, &from, &[0xff], limit)?
+            .iter()
+            .map(|(_, value)| decode(Space::Devices, value))
+            .collect()
+    }
+
     /// An estate's devices in id order, after `after`.
     pub fn estate_devices(
         &self,
