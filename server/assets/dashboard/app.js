@@ -17,9 +17,13 @@ const MAX_RECONNECT_DELAY_MS = 15000;
 /// How often ages and online states are recomputed between events.
 const TICK_MS = 15000;
 /// How often the snapshot is read again: what time alone changes (a ticket
-/// entering its due-soon window) and what no event carries (tickets held,
-/// newly flagged facts) is not on the live feed.
+/// entering its due-soon window) is not on the live feed.
 const SNAPSHOT_REFRESH_MS = 60000;
+/// A push may flag facts for review, change the tickets a technician holds
+/// or take a deadline off the list, none of which its event carries: the
+/// snapshot is read again this long after the last push seen, once for a
+/// burst of pushes.
+const AFTER_PUSH_REFRESH_MS = 1500;
 /// Events kept to re-apply over a snapshot read while they arrived.
 const MAX_RECENT_EVENTS = 500;
 /// The clock offset beyond which the server stops trusting a device's times.
@@ -225,6 +229,7 @@ const state = {
   detailUser: null,
   /// Annotations being typed, by mutation id: they survive re-rendering.
   noteDrafts: new Map(),
+  afterPushTimer: null,
 };
 
 function readSession() {
@@ -588,6 +593,14 @@ function refreshSnapshot() {
   });
 }
 
+function refreshAfterPush() {
+  if (state.afterPushTimer !== null) return;
+  state.afterPushTimer = setTimeout(() => {
+    state.afterPushTimer = null;
+    if (state.snapshot) refreshSnapshot();
+  }, AFTER_PUSH_REFRESH_MS);
+}
+
 async function submitReview(item, decision, note, failure) {
   const request = { mutation_id: item.mutation_id, decision };
   if (note.trim() !== "") request.note = note.trim();
@@ -698,6 +711,7 @@ async function dispatch(event, feed) {
 function applyEvent(body) {
   switch (body.type) {
     case "device_contact":
+      if (body.contact === "push") refreshAfterPush();
       return applyContact(body.device);
     case "deadline_missed":
       return applyDeadlineMissed(body);
