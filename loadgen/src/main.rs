@@ -9,6 +9,7 @@
 
 mod device;
 mod latency;
+mod live_bench;
 mod phases;
 mod report;
 mod report_bench;
@@ -97,10 +98,17 @@ struct Cli {
 enum Bench {
     /// The monthly report (R-A3) over 100,000 tickets built in memory:
     /// statistics, XLSX, CSV and JSON, and the daily list (R-C4).
-    ReportBench(report_bench::ReportBenchArgs),
+    #[command(name = "report-bench")]
+    Report(report_bench::ReportBenchArgs),
     /// The time-rule scheduler holding 100,000 open deadlines of tickets in
     /// a sled store: its extra memory, and the lag of each deadline_missed.
-    SchedulerBench(scheduler_bench::SchedulerBenchArgs),
+    #[command(name = "scheduler-bench")]
+    Scheduler(scheduler_bench::SchedulerBenchArgs),
+    /// The supervisors' live feed: handhelds syncing continuously while
+    /// dashboards listen; the delay of each event to each dashboard, and
+    /// the server's memory per dashboard.
+    #[command(name = "live-bench")]
+    Live(live_bench::LiveBenchArgs),
 }
 
 /// How long the server may take to open its store and bind.
@@ -111,8 +119,9 @@ const SERVER_STOP_TIMEOUT: Duration = Duration::from_secs(60);
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match &cli.bench {
-        Some(Bench::ReportBench(args)) => report_bench::run(args),
-        Some(Bench::SchedulerBench(args)) => scheduler_bench::run(args),
+        Some(Bench::Report(args)) => report_bench::run(args),
+        Some(Bench::Scheduler(args)) => scheduler_bench::run(args),
+        Some(Bench::Live(args)) => live_bench::run(args),
         None => run(&cli),
     };
     match outcome {
@@ -170,16 +179,7 @@ fn run(cli: &Cli) -> Result<bool, String> {
         server_bin.display()
     );
 
-    let auth = AuthConfig {
-        jwt_secret: server::auth::random_secret(),
-        ..AuthConfig::default()
-    };
-    let server = ServerProcess::start(
-        &server_bin,
-        &data_dir,
-        &auth.jwt_secret,
-        SERVER_STARTUP_TIMEOUT,
-    )?;
+    let (server, auth) = start_server(&server_bin, &data_dir)?;
     if !server.address.ip().is_loopback() {
         return Err(format!(
             "the server listens on {}, not on loopback; refusing to send it load",
@@ -308,6 +308,22 @@ fn check_arguments(cli: &Cli) -> Result<(), String> {
         return Err("--probe-pulls and --client-threads must be at least 1".to_owned());
     }
     Ok(())
+}
+
+/// Start the server on `data_dir` with a fresh JWT secret, which the load
+/// generator keeps to mint its users' tokens.
+fn start_server(server_bin: &Path, data_dir: &Path) -> Result<(ServerProcess, AuthConfig), String> {
+    let auth = AuthConfig {
+        jwt_secret: server::auth::random_secret(),
+        ..AuthConfig::default()
+    };
+    let server = ServerProcess::start(
+        server_bin,
+        data_dir,
+        &auth.jwt_secret,
+        SERVER_STARTUP_TIMEOUT,
+    )?;
+    Ok((server, auth))
 }
 
 /// `estate-sync` next to this binary: both live in `target/release`.
