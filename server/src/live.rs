@@ -36,14 +36,36 @@ struct Counters {
 
 struct Hub {
     last_id: u64,
-    ring: VecDeque<(EstateId, Arc<LiveEvent>)>,
+    ring: VecDeque<(EstateId, Arc<Published>)>,
     subscribers: Vec<Subscriber>,
     closed: bool,
 }
 
 struct Subscriber {
     estate: EstateId,
-    sender: mpsc::Sender<Arc<LiveEvent>>,
+    sender: mpsc::Sender<Arc<Published>>,
+}
+
+/// An event as published: the event, and its JSON, written once for every
+/// subscriber instead of once per subscriber's stream.
+pub struct Published {
+    pub event: LiveEvent,
+    pub json: String,
+}
+
+impl std::ops::Deref for Published {
+    type Target = LiveEvent;
+
+    fn deref(&self) -> &LiveEvent {
+        &self.event
+    }
+}
+
+impl Published {
+    fn new(event: LiveEvent) -> Self {
+        let json = serde_json::to_string(&event).expect("a live event always serializes");
+        Self { event, json }
+    }
 }
 
 /// The hub was closed: the server is shutting down.
@@ -56,10 +78,10 @@ pub struct Subscription {
     /// Send a `reset` first: what it missed is no longer kept.
     pub reset: bool,
     /// The estate's events after the client's `Last-Event-ID`, oldest first.
-    pub backlog: Vec<Arc<LiveEvent>>,
+    pub backlog: Vec<Arc<Published>>,
     /// The hub's last id when subscribing: the id a `reset` carries.
     pub last_id: u64,
-    receiver: mpsc::Receiver<Arc<LiveEvent>>,
+    receiver: mpsc::Receiver<Arc<Published>>,
     hub: LiveHub,
     _connected: Connected,
 }
@@ -75,7 +97,7 @@ impl Drop for Connected {
 
 /// What a subscriber's stream yields next.
 pub enum Next {
-    Event(Arc<LiveEvent>),
+    Event(Arc<Published>),
     /// It fell behind and was dropped: tell it to reload, then end.
     FellBehind,
 }
@@ -101,11 +123,11 @@ impl LiveHub {
     pub fn publish(&self, estate: &EstateId, at: DateTime<Utc>, body: LiveEventBody) -> u64 {
         let mut hub = self.lock();
         hub.last_id += 1;
-        let event = Arc::new(LiveEvent {
+        let event = Arc::new(Published::new(LiveEvent {
             id: hub.last_id,
             at,
             body,
-        });
+        }));
         if hub.ring.len() == RING_CAPACITY {
             hub.ring.pop_front();
         }

@@ -13,7 +13,7 @@ use futures_util::stream;
 use sync_protocol::{LiveEvent, LiveEventBody};
 
 use super::{ApiError, AppState, Caller};
-use crate::live::{Next, Subscription};
+use crate::live::{Next, Published, Subscription};
 
 /// Idle streams get a comment this often, so that proxies keep them open.
 const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(15);
@@ -62,7 +62,7 @@ pub async fn live(
 enum Phase {
     /// `reset` first, if the client missed more than is kept.
     Start,
-    Backlog(std::vec::IntoIter<Arc<LiveEvent>>),
+    Backlog(std::vec::IntoIter<Arc<Published>>),
     Live,
     /// Fell behind: `reset` was sent; the stream ends.
     Done,
@@ -113,11 +113,11 @@ fn events(
     )
 }
 
-fn sse_event(event: &LiveEvent) -> Event {
+fn sse_event(event: &Published) -> Event {
     Event::default()
         .id(event.id.to_string())
         .event(event.body.name())
-        .data(serde_json::to_string(event).expect("a live event always serializes"))
+        .data(&event.json)
 }
 
 /// A `reset` carries no id of its own: the client keeps its `Last-Event-ID`,
