@@ -82,7 +82,11 @@ pub enum Command {
 }
 
 pub enum Reply {
-    Push(PushResponse),
+    /// The answer, and the device record as the push left it (for the live feed).
+    Push {
+        response: PushResponse,
+        device: Box<DeviceRecord>,
+    },
     Device(DeviceRecord),
     Ticket(Box<Ticket>),
     Blob(BlobReceipt),
@@ -404,10 +408,7 @@ impl WriterState {
                 ticket_id,
                 request,
             } => {
-                let ticket = self
-                    .store
-                    .ticket(&ticket_id)?
-                    .ok_or(WriteError::TicketNotFound)?;
+                let ticket = self.existing_ticket(&ticket_id)?;
                 if let Some(expected) = request.expected_version
                     && expected != ticket.version
                 {
@@ -470,10 +471,7 @@ impl WriterState {
                 rule,
                 due_at,
             } => {
-                let ticket = self
-                    .store
-                    .ticket(&ticket_id)?
-                    .ok_or(WriteError::TicketNotFound)?;
+                let ticket = self.existing_ticket(&ticket_id)?;
                 let calendar = self.calendars.of(&ticket.estate);
                 match record_deadline_missed(&ticket, calendar, rule, due_at, now) {
                     Some(next) => {
@@ -494,10 +492,7 @@ impl WriterState {
                 ticket_id,
                 request,
             } => {
-                let ticket = self
-                    .store
-                    .ticket(&ticket_id)?
-                    .ok_or(WriteError::TicketNotFound)?;
+                let ticket = self.existing_ticket(&ticket_id)?;
                 match sync_protocol::review_fact(&ticket, &request, &by, now)? {
                     Reviewed::Recorded(next) => {
                         self.store.stage_ticket(
@@ -603,14 +598,21 @@ impl WriterState {
                 version: ticket.version,
             })
             .collect();
-        Ok(Reply::Push(PushResponse {
-            protocol_version: PROTOCOL_VERSION,
-            server_time: now,
-            outcomes: effects.outcomes,
-            ticket_versions,
-            last_seq: effects.last_seq,
-            missing_blobs,
-        }))
+        Ok(Reply::Push {
+            response: PushResponse {
+                protocol_version: PROTOCOL_VERSION,
+                server_time: now,
+                outcomes: effects.outcomes,
+                ticket_versions,
+                last_seq: effects.last_seq,
+                missing_blobs,
+            },
+            device: Box::new(device),
+        })
+    }
+
+    fn existing_ticket(&self, id: &TicketId) -> Result<Ticket, WriteError> {
+        self.store.ticket(id)?.ok_or(WriteError::TicketNotFound)
     }
 
     /// R-P7: a work order closes only when the owner's signature image, not
@@ -843,11 +845,17 @@ mod tests {
             report: report("hh-1"),
             mutations: vec![note(&ticket.id, 1)],
         };
-        let Reply::Push(first) = writer.submit(push()).await.unwrap() else {
+        let Reply::Push {
+            response: first, ..
+        } = writer.submit(push()).await.unwrap()
+        else {
             panic!("expected a push reply")
         };
         let after_first = store.ticket(&ticket.id).unwrap().unwrap();
-        let Reply::Push(again) = writer.submit(push()).await.unwrap() else {
+        let Reply::Push {
+            response: again, ..
+        } = writer.submit(push()).await.unwrap()
+        else {
             panic!("expected a push reply")
         };
         let Outcome::Applied(applied) = &first.outcomes[0].outcome else {

@@ -113,7 +113,7 @@ pub fn ticket_deadlines(ticket: &Ticket, calendar: &WorkingCalendar) -> Vec<Tick
                 deadlines.push(of(deadline, done_at, technician_or(dispatching_role)));
             }
             let finish = r_k2_finish(ticket, calendar);
-            let finished_at = first_finish(ticket);
+            let finished_at = first_finish(ticket, None);
             deadlines.push(of(finish, finished_at, technician_or(dispatching_role)));
         }
         (TicketKind::CoordinationTicket, true) => {
@@ -493,11 +493,13 @@ fn of(
     }
 }
 
-fn first_finish(ticket: &Ticket) -> Option<DateTime<Utc>> {
+/// When the technician first recorded an on-time result (corrected device
+/// time), counting only results the server had by `by` (all: `None`).
+pub(crate) fn first_finish(ticket: &Ticket, by: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
     ticket
         .results
         .values()
-        .filter(|fact| fact.late.is_none())
+        .filter(|fact| fact.late.is_none() && by.is_none_or(|by| fact.received_at <= by))
         .map(|fact| fact.event_at())
         .min()
 }

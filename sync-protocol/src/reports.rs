@@ -59,8 +59,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::calendar::WorkingCalendar;
 use crate::due::{
-    counts_for, r_f1_follow_up, r_k2_finish_from, r_p1_arrival, r_p3_inspection_booked_at,
-    r_p3_owner_replied_at,
+    counts_for, first_finish, r_f1_follow_up, r_k2_finish_from, r_p1_arrival,
+    r_p3_inspection_booked_at, r_p3_owner_replied_at,
 };
 use crate::error::ParseError;
 use crate::ids::{EstateId, TicketId, UserId};
@@ -1324,17 +1324,6 @@ impl<'a> StateAt<'a> {
         }
         state
     }
-}
-
-/// When the technician first recorded an on-time result (corrected device time),
-/// counting only results the server had by `by`.
-fn first_finish(ticket: &Ticket, by: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
-    ticket
-        .results
-        .values()
-        .filter(|fact| fact.late.is_none() && by.is_none_or(|by| fact.received_at <= by))
-        .map(|fact| fact.event_at())
-        .min()
 }
 
 /// The last R-P4 check recorded by `by`.

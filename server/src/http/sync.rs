@@ -31,21 +31,18 @@ pub async fn push(
         )
         .with_details(json!({ "limit": MAX_MUTATIONS_PER_PUSH })));
     }
-    let device_id = request.device.device_id.clone();
     let command = Command::Push {
         user: caller.user,
         estate: caller.estate,
         report: request.device,
         mutations: request.mutations,
     };
-    let Reply::Push(response) = state.writer.submit(command).await? else {
+    let Reply::Push { response, device } = state.writer.submit(command).await? else {
         return Err(ApiError::Internal("push got another reply".to_owned()));
     };
     state.metrics.mutations(&response.outcomes);
     // The push's contact is durable now: tell the supervisors.
-    if let Some(device) = state.store.device(&device_id)? {
-        publish_contact(&state, ContactKind::Push, device);
-    }
+    publish_contact(&state, ContactKind::Push, *device);
     Ok(Json(response))
 }
 

@@ -138,17 +138,7 @@ impl Store {
         after: Option<&TicketId>,
         limit: usize,
     ) -> Result<Vec<Ticket>, StoreError> {
-        let from = match after {
-            // The 0 byte after the id makes the range start just past it.
-            Some(after) => [after.as_str().as_bytes(), &[0]].concat(),
-            None => Vec::new(),
-        };
-        // Ticket ids are ASCII, so every key sorts below 0xff.
-        self.kv
-            .range(Space::Tickets, &from, &[0xff], limit)?
-            .iter()
-            .map(|(_, value)| decode(Space::Tickets, value))
-            .collect()
+        self.page_of(Space::Tickets, after.map(TicketId::as_str), limit)
     }
 
     /// The report digests of the estate's tickets received in `[from,
@@ -387,16 +377,26 @@ impl Store {
         after: Option<&DeviceId>,
         limit: usize,
     ) -> Result<Vec<DeviceRecord>, StoreError> {
+        self.page_of(Space::Devices, after.map(DeviceId::as_str), limit)
+    }
+
+    /// Up to `limit` records of a space keyed by id, in id order, after `after`.
+    fn page_of<T: DeserializeOwned>(
+        &self,
+        space: Space,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<T>, StoreError> {
         let from = match after {
             // The 0 byte after the id makes the range start just past it.
-            Some(after) => [after.as_str().as_bytes(), &[0]].concat(),
+            Some(after) => [after.as_bytes(), &[0]].concat(),
             None => Vec::new(),
         };
-        // Device ids are ASCII, so every key sorts below 0xff.
+        // Ids are ASCII, so every key sorts below 0xff.
         self.kv
-            .range(Space::Devices, &from, &[0xff], limit)?
+            .range(space, &from, &[0xff], limit)?
             .iter()
-            .map(|(_, value)| decode(Space::Devices, value))
+            .map(|(_, value)| decode(space, value))
             .collect()
     }
 
