@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use handheld::{Device, DeviceSettings, SystemClock, Transport, TransportError, TransportFuture};
 use sync_protocol::{
     BlobReceipt, Change, Cursor, DeviceId, DeviceOp, LoginRequest, LoginResponse, PullRequest,
-    PullResponse, PushRequest, PushResponse, Sha256Hex, Ticket, TicketId,
+    PullResponse, PushRequest, PushResponse, RefreshRequest, Sha256Hex, Ticket, TicketId,
 };
 
 const GOLDEN_PAGE: &str = include_str!("../../sync-protocol/tests/golden/pull_response.json");
@@ -179,6 +179,10 @@ impl Transport for GoldenLogin {
         let response: LoginResponse =
             serde_json::from_str(GOLDEN_LOGIN).expect("the golden login parses");
         Box::pin(async move { Ok(response) })
+    }
+
+    fn refresh<'a>(&'a self, _: &'a RefreshRequest) -> TransportFuture<'a, LoginResponse> {
+        Box::pin(async { Err(offline()) })
     }
 
     fn pull<'a>(&'a self, _: &'a str, _: &'a PullRequest) -> TransportFuture<'a, PullResponse> {

@@ -60,13 +60,30 @@ pub struct Acknowledged {
     pub ticket_version: Version,
 }
 
-/// A login: the bearer token and whom it is for.
+/// A login: the bearer token, the refresh token that renews it, and whom
+/// they are for.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Session {
     pub token: String,
     pub expires_at: DateTime<Utc>,
+    /// Absent in sessions stored before refresh tokens existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
     pub user: UserId,
     pub estate: EstateId,
+}
+
+impl Session {
+    /// The session a login or refresh answer opens.
+    pub fn of(response: sync_protocol::LoginResponse) -> Self {
+        Self {
+            token: response.token,
+            expires_at: response.expires_at,
+            refresh_token: Some(response.refresh_token),
+            user: response.user,
+            estate: response.estate,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use sync_protocol::{
     BlobReceipt, LoginRequest, LoginResponse, PROTOCOL_HEADER, PullRequest, PullResponse,
-    PushRequest, PushResponse, Sha256Hex,
+    PushRequest, PushResponse, RefreshRequest, Sha256Hex,
 };
 
 use crate::error::HandheldError;
@@ -87,6 +87,10 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 impl Transport for ReqwestTransport {
     fn login<'a>(&'a self, request: &'a LoginRequest) -> TransportFuture<'a, LoginResponse> {
         Box::pin(self.call(HttpCall::login(request)))
+    }
+
+    fn refresh<'a>(&'a self, request: &'a RefreshRequest) -> TransportFuture<'a, LoginResponse> {
+        Box::pin(self.call(HttpCall::refresh(request)))
     }
 
     fn pull<'a>(

@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 
 use sync_protocol::{
     DeviceMutation, DeviceOp, DeviceSeq, ErrorBody, LoginRequest, MAX_MUTATIONS_PER_PUSH,
-    MAX_PAGE_SIZE, PROTOCOL_VERSION, PullRequest, PushRequest, Role, Sha256Hex,
+    MAX_PAGE_SIZE, PROTOCOL_VERSION, PullRequest, PushRequest, RefreshRequest, Role, Sha256Hex,
 };
 
 use crate::device::Device;
@@ -27,6 +27,8 @@ use crate::transport::{Transport, TransportError};
 const MAX_PAGES_PER_SYNC: usize = 1000;
 /// Pushes one sync makes at most; each takes at least one change out of the outbox.
 const MAX_PUSHES_PER_SYNC: usize = 1000;
+/// An access token this close to its expiry is renewed before a sync.
+const RENEW_AHEAD_SECONDS: i64 = 60;
 
 /// What one sync did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -65,6 +67,7 @@ impl Device {
         let request = LoginRequest {
             username: username.to_owned(),
             password: password.to_owned(),
+            device_id: Some(self.device_id().clone()),
         };
         let response = transport
             .login(&request)
@@ -86,12 +89,7 @@ impl Device {
                 user: response.user.to_string(),
             });
         }
-        let session = Session {
-            token: response.token,
-            expires_at: response.expires_at,
-            user: response.user,
-            estate: response.estate,
-        };
+        let session = Session::of(response);
         let mut changes = Changes::default();
         changes.put_meta(meta::OWNER, &session.user);
         changes.put_meta(meta::SESSION, &session);
@@ -100,15 +98,29 @@ impl Device {
     }
 
     /// One sync: push everything pending, then pull until the feed has no
-    /// more. A refused token forgets the session (the technician logs in
-    /// again) and keeps the outbox as it is.
+    /// more. An access token that expired (or is about to) is renewed with
+    /// the refresh token first, without the technician; only a refused
+    /// refresh forgets the session (the technician logs in again), and the
+    /// outbox stays as it is either way.
     pub async fn sync(&self, transport: &dyn Transport) -> Result<SyncSummary, HandheldError> {
-        let session = self.session()?.ok_or(HandheldError::NotLoggedIn)?;
+        let mut session = self.session()?.ok_or(HandheldError::NotLoggedIn)?;
+        if session.expires_at <= self.now() + chrono::Duration::seconds(RENEW_AHEAD_SECONDS) {
+            session = self.renew(transport, &session).await?;
+        }
         let mut summary = SyncSummary::default();
-        match self
+        let mut synced = self
             .sync_with(transport, &session.token, &mut summary)
-            .await
-        {
+            .await;
+        if matches!(synced, Err(HandheldError::SessionExpired)) {
+            // Refused before it expired by the clock: the server's clock, a
+            // restart with a new signing key, or a changed account. Renew
+            // once and go on where the sync stopped.
+            session = self.renew(transport, &session).await?;
+            synced = self
+                .sync_with(transport, &session.token, &mut summary)
+                .await;
+        }
+        match synced {
             Ok(()) => {
                 let mut changes = Changes::default();
                 changes.put_meta(meta::LAST_SYNC_AT, &self.now());
@@ -116,13 +128,48 @@ impl Device {
                 Ok(summary)
             }
             Err(HandheldError::SessionExpired) => {
-                let mut changes = Changes::default();
-                changes.delete_meta(meta::SESSION);
-                self.commit(changes)?;
+                self.forget_session()?;
                 Err(HandheldError::SessionExpired)
             }
             Err(error) => Err(error),
         }
+    }
+
+    /// A new access token for the session's refresh token, stored before it
+    /// is used. A refused refresh forgets the session; no answer keeps it.
+    async fn renew(
+        &self,
+        transport: &dyn Transport,
+        session: &Session,
+    ) -> Result<Session, HandheldError> {
+        let Some(refresh_token) = &session.refresh_token else {
+            self.forget_session()?;
+            return Err(HandheldError::SessionExpired);
+        };
+        let request = RefreshRequest {
+            refresh_token: refresh_token.clone(),
+            device_id: Some(self.device_id().clone()),
+        };
+        match transport.refresh(&request).await {
+            Ok(response) => {
+                let renewed = Session::of(response);
+                let mut changes = Changes::default();
+                changes.put_meta(meta::SESSION, &renewed);
+                self.commit(changes)?;
+                Ok(renewed)
+            }
+            Err(TransportError::Refused { status: 401, .. }) => {
+                self.forget_session()?;
+                Err(HandheldError::SessionExpired)
+            }
+            Err(other) => Err(from_transport(other)),
+        }
+    }
+
+    fn forget_session(&self) -> Result<(), HandheldError> {
+        let mut changes = Changes::default();
+        changes.delete_meta(meta::SESSION);
+        self.commit(changes)
     }
 
     async fn sync_with(
@@ -390,7 +437,8 @@ fn from_transport(error: TransportError) -> HandheldError {
         },
         TransportError::BadAnswer(message) => HandheldError::BadAnswer { message },
         TransportError::Refused { status: 401, .. } => HandheldError::SessionExpired,
-        TransportError::Refused { status, body } if status >= 500 => {
+        // Overloaded or throttled: it passes by itself, like a 5xx.
+        TransportError::Refused { status, body } if status >= 500 || status == 429 => {
             HandheldError::ServerUnavailable {
                 code: body.code,
                 message: body.message,

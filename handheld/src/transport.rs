@@ -13,7 +13,7 @@ use std::pin::Pin;
 use serde::de::DeserializeOwned;
 use sync_protocol::{
     BlobReceipt, ErrorBody, LoginRequest, LoginResponse, PROTOCOL_HEADER, PROTOCOL_VERSION,
-    PullRequest, PullResponse, PushRequest, PushResponse, Sha256Hex,
+    PullRequest, PullResponse, PushRequest, PushResponse, RefreshRequest, Sha256Hex,
 };
 
 /// Why a call got no usable answer.
@@ -42,10 +42,11 @@ pub type TransportResult<T> = Result<T, TransportError>;
 /// generics.
 pub type TransportFuture<'a, T> = Pin<Box<dyn Future<Output = TransportResult<T>> + Send + 'a>>;
 
-/// The four calls a handheld makes. Each returns the typed answer of a
+/// The five calls a handheld makes. Each returns the typed answer of a
 /// success, or why there is none.
 pub trait Transport: Send + Sync {
     fn login<'a>(&'a self, request: &'a LoginRequest) -> TransportFuture<'a, LoginResponse>;
+    fn refresh<'a>(&'a self, request: &'a RefreshRequest) -> TransportFuture<'a, LoginResponse>;
     fn pull<'a>(
         &'a self,
         token: &'a str,
@@ -84,6 +85,10 @@ pub struct HttpCall {
 impl HttpCall {
     pub fn login(request: &LoginRequest) -> Self {
         Self::json("/api/v1/auth/login".to_owned(), None, request)
+    }
+
+    pub fn refresh(request: &RefreshRequest) -> Self {
+        Self::json("/api/v1/auth/refresh".to_owned(), None, request)
     }
 
     pub fn pull(token: &str, request: &PullRequest) -> Self {
@@ -173,6 +178,7 @@ mod tests {
         let login = HttpCall::login(&LoginRequest {
             username: "li".to_owned(),
             password: "secret".to_owned(),
+            device_id: None,
         });
         assert!(
             login

@@ -324,6 +324,14 @@ impl TicketDetail {
                 summary.push_str(&format!("; materials 材料: {}", materials.join(", ")));
             }
             summary.push_str(&format!("; {}", charge_text(&result.charge)));
+            // R-P6: with several results, say which one counts.
+            if shown.results.len() > 1 && fact.late.is_none() {
+                if shown.current_result.as_ref() == Some(id) {
+                    summary.push_str(" [current 当前结果]");
+                } else {
+                    summary.push_str(" [replaced 已被替换]");
+                }
+            }
             add(id, ChangeKind::Result, FactHeader::of(fact), summary);
         }
         for (id, fact) in &shown.signatures {

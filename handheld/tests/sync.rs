@@ -312,14 +312,33 @@ async fn r_p7_a_signature_whose_image_upload_was_cut_off_is_resumed_by_hash_and_
 }
 
 #[tokio::test]
-async fn a_refused_token_asks_for_a_new_login_and_loses_nothing() {
+async fn a_refused_access_token_is_renewed_with_the_refresh_token_and_nothing_waits_for_a_password()
+{
     let mut server = Server::start();
     let li = li_synced(&server).await;
     let ticket = li.tickets[0].to_string();
     li.handheld.arrive(ticket.clone()).unwrap();
 
+    // Every access token issued before is refused by the restarted server.
     server.start_again_with_new_secret();
     li.network.retarget(server.url());
+    let report = li.handheld.sync().await.unwrap();
+    assert_eq!(report.outcomes.len(), 1);
+    assert_eq!(report.pending_changes, 0);
+    assert!(li.handheld.status().unwrap().logged_in);
+    // And again, with the renewed token.
+    li.handheld.note(ticket, "still here".to_owned()).unwrap();
+    assert_eq!(li.handheld.sync().await.unwrap().pending_changes, 0);
+}
+
+#[tokio::test]
+async fn an_ended_session_asks_for_a_new_login_and_loses_nothing() {
+    let server = Server::start();
+    let li = li_synced(&server).await;
+    let ticket = li.tickets[0].to_string();
+    li.handheld.arrive(ticket.clone()).unwrap();
+
+    Office::of(&server).end_sessions("li").await;
     let refused = li.handheld.sync().await.unwrap_err();
     assert_eq!(refused, HandheldError::SessionExpired);
     let status = li.handheld.status().unwrap();

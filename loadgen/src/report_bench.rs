@@ -139,9 +139,10 @@ pub fn run(args: &ReportBenchArgs) -> Result<bool, String> {
         args.runs
     );
 
-    let statistics = monthly_statistics(&tickets, &calendar, month, now);
+    let statistics =
+        monthly_statistics(&tickets, &calendar, month, now).map_err(|e| e.to_string())?;
     let monthly_statistics_timing = time(args.runs, || {
-        monthly_statistics(&tickets, &calendar, month, now);
+        let _ = monthly_statistics(&tickets, &calendar, month, now);
     });
     let mut xlsx = Vec::new();
     let monthly_xlsx = time(args.runs, || {
@@ -157,7 +158,8 @@ pub fn run(args: &ReportBenchArgs) -> Result<bool, String> {
         json = serde_json::to_vec(&statistics).expect("the statistics serialize");
     });
     let monthly_statistics_and_xlsx = time(args.runs, || {
-        let statistics = monthly_statistics(&tickets, &calendar, month, now);
+        let statistics =
+            monthly_statistics(&tickets, &calendar, month, now).expect("the fees are bounded");
         server::reports::monthly_statistics_xlsx(&statistics, &calendar)
             .expect("the workbook is written");
     });

@@ -30,7 +30,7 @@ use server::calendars::Calendars;
 use server::clock::{Clock, SystemClock};
 use server::scheduler::{Scheduler, SchedulerHandle};
 use server::store::Store;
-use server::writer::{Command, Reply, Writer};
+use server::writer::{AfterCommit, Command, Reply, Writer};
 use sync_protocol::{
     Area, Category, EstateId, HistoryEvent, Intake, OfficeActionRequest, OfficeOp, Reporter,
     RuleId, Source, Ticket, TicketId, TicketKind, UserId,
@@ -165,8 +165,11 @@ async fn measure(
         store.clone(),
         clock.clone(),
         WRITE_QUEUE,
-        Calendars::default(),
-        Some(scheduler.notices()),
+        Calendars::default().into(),
+        AfterCommit {
+            tickets: Some(scheduler.notices()),
+            users: None,
+        },
     )
     .map_err(|e| e.to_string())?;
     let started = Instant::now();

@@ -133,6 +133,8 @@ pub fn user_record(id: UserId, role: Role, display_name: String) -> UserRecord {
         estate: estate(),
         display_name,
         password_hash: NO_PASSWORD.to_owned(),
+        disabled: false,
+        generation: 0,
     }
 }
 

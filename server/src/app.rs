@@ -10,20 +10,23 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use axum::serve::Listener;
 use tokio::net::TcpListener;
 
-use crate::auth::Authority;
+use crate::auth::throttle::LoginThrottle;
+use crate::auth::{Authority, PasswordChecker};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::execution::Execution;
-use crate::http::{AppState, router};
+use crate::http::{AppState, ConnectionLimits, router, serve};
 use crate::live::LiveHub;
 use crate::metrics::Metrics;
 use crate::scheduler::{Scheduler, SchedulerError, SchedulerHandle};
 use crate::store::{Store, StoreError};
-use crate::writer::Writer;
+use crate::users::UserDirectory;
+use crate::writer::{AfterCommit, Writer, WriterSettings};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -64,7 +67,7 @@ impl Application {
     }
 }
 
-impl<L: Listener> Application<L> {
+impl<L: Listener<Addr = SocketAddr>> Application<L> {
     /// Build the application over `store`, serving on `listener`, with the
     /// writer, the scheduler's reads and the password checks run as
     /// `execution` says.
@@ -77,25 +80,28 @@ impl<L: Listener> Application<L> {
     ) -> Result<Self, AppError> {
         let live = LiveHub::new(clock.now());
         let scheduler = Scheduler::with_execution(execution).publishing_to(live.clone());
-        let notices = Some(scheduler.notices());
+        let users = UserDirectory::new(store.clone());
+        let notices = AfterCommit {
+            tickets: Some(scheduler.notices()),
+            users: Some(users.clone()),
+        };
+        let settings = WriterSettings {
+            calendars: config.calendars.clone(),
+            max_devices_per_user: config.limits.max_devices_per_user,
+        };
         let (writer, writer_thread) = match execution {
             Execution::Threads => {
                 let (writer, thread) = Writer::start_with_notices(
                     store.clone(),
                     clock.clone(),
                     config.limits.write_queue,
-                    config.calendars.clone(),
+                    settings,
                     notices,
                 )?;
                 (writer, Some(thread))
             }
             Execution::Inline => {
-                let writer = Writer::start_inline(
-                    store.clone(),
-                    clock.clone(),
-                    config.calendars.clone(),
-                    notices,
-                )?;
+                let writer = Writer::start_inline(store.clone(), clock.clone(), settings, notices)?;
                 (writer, None)
             }
         };
@@ -113,6 +119,17 @@ impl<L: Listener> Application<L> {
             store,
             writer,
             authority: Authority::new(&config.auth),
+            users,
+            passwords: PasswordChecker::start(
+                execution,
+                config.limits.password_workers,
+                config.limits.password_queue,
+            ),
+            throttle: LoginThrottle::new(
+                config.limits.login_attempts_per_minute,
+                config.limits.login_free_failures,
+            ),
+            refresh_ttl: chrono::Duration::days(config.auth.refresh_ttl_days),
             clock,
             limits: config.limits.clone(),
             calendars: config.calendars,
@@ -142,10 +159,7 @@ impl<L: Listener> Application<L> {
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> Result<(), AppError>
-    where
-        L::Addr: std::fmt::Debug,
-    {
+    ) -> Result<(), AppError> {
         // Open live-feed streams would hold the graceful shutdown up for
         // ever: closing the hub ends them as soon as the stop is asked.
         let live = self.state.live.clone();
@@ -153,10 +167,16 @@ impl<L: Listener> Application<L> {
             shutdown.await;
             live.close();
         };
+        let limits = &self.state.limits;
+        let connections = ConnectionLimits {
+            max_connections: limits.max_connections,
+            max_connections_per_address: (!limits.trust_forwarded_for)
+                .then_some(limits.max_connections_per_address),
+            header_read_timeout: Duration::from_millis(limits.header_read_timeout_ms),
+            grace: Duration::from_millis(limits.request_timeout_ms),
+        };
         let app = router(self.state);
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        serve(self.listener, app, connections, shutdown).await;
         // The scheduler holds a writer handle: stop it first.
         self.scheduler.stop().await;
         // The router (and with it the last writer handle) is gone: the writer

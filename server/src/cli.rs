@@ -54,13 +54,17 @@ enum Commands {
         )]
         clock_shift_minutes: i64,
     },
-    /// Add (or replace) a built-in user; the password is read from stdin.
+    /// Add (or replace) a built-in user with the server stopped, e.g. the
+    /// first administrator; the password is read from stdin. With the server
+    /// running, administrators use the admin API. Replacing a user ends
+    /// their sessions.
     AddUser {
         #[arg(long)]
         username: String,
         /// One of: customer_service_agent, customer_service_specialist,
         /// customer_service_manager, dispatcher, technician,
-        /// department_manager, environment_manager, supervisor.
+        /// department_manager, environment_manager, supervisor,
+        /// administrator.
         #[arg(long)]
         role: String,
         #[arg(long)]
@@ -135,7 +139,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             let role = Role::parse(&role).ok_or_else(|| format!("unknown role {role:?}"))?;
             let mut password = String::new();
             std::io::stdin().read_to_string(&mut password)?;
-            let user = new_user(
+            let mut user = new_user(
                 UserId::parse(&username)?,
                 role,
                 EstateId::parse(&estate)?,
@@ -143,6 +147,10 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 password.trim_end_matches(['\r', '\n']),
             )?;
             let store = Store::open(&config.data_dir)?;
+            // A replaced user's tokens name the old generation: they stop working.
+            if let Some(old) = store.user(&user.id)? {
+                user.generation = old.generation + 1;
+            }
             let mut changes = Changes::default();
             changes.put_user(&user);
             store.apply(changes)?;
@@ -158,6 +166,7 @@ async fn serve(
     demo: bool,
     clock: Arc<dyn Clock>,
 ) -> Result<(), Box<dyn std::error::Error>> {
+    raise_open_file_limit(config.limits.max_connections);
     let app = Application::build(config.clone(), clock).await?;
     let address = app.local_addr()?;
     if demo {
@@ -169,6 +178,26 @@ async fn serve(
     println!("listening on http://{address}");
     app.run_until_stopped(shutdown_signal()).await?;
     Ok(())
+}
+
+/// Every connection takes a file descriptor: raise the soft limit to the
+/// hard one, and say so when even that is below the connection cap.
+fn raise_open_file_limit(max_connections: usize) {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => {
+            tracing::info!(open_files = limit, "open-file limit");
+            // Descriptors besides connections: the store's files, the listener, logs.
+            const RESERVED: u64 = 64;
+            if limit < max_connections as u64 + RESERVED {
+                tracing::warn!(
+                    open_files = limit,
+                    max_connections,
+                    "the open-file limit is below the connection cap; lower limits.max_connections or raise the hard limit"
+                );
+            }
+        }
+        Err(error) => tracing::warn!(%error, "could not raise the open-file limit"),
+    }
 }
 
 fn print_demo_banner(address: SocketAddr) {

@@ -50,7 +50,10 @@ pub struct AuthConfig {
     pub jwt_secret: String,
     pub issuer: String,
     pub audience: String,
+    /// Lifetime of an access token; clients refresh it with their refresh token.
     pub token_ttl_minutes: i64,
+    /// A refresh token not used for this long ends its session.
+    pub refresh_ttl_days: i64,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -63,6 +66,28 @@ pub struct Limits {
     pub max_concurrent_requests: usize,
     /// Writes waiting for the group-commit writer; more wait in line.
     pub write_queue: usize,
+    /// Threads that hash and check passwords, one at a time each (argon2
+    /// takes about 19 MiB per check).
+    pub password_workers: usize,
+    /// Password checks waiting for a worker; more are refused with 429.
+    pub password_queue: usize,
+    /// Login and refresh attempts per minute from one client address.
+    pub login_attempts_per_minute: u32,
+    /// Wrong passwords in a row before a username has to wait between attempts.
+    pub login_free_failures: u32,
+    /// Open connections at once; more are answered 429 and closed.
+    pub max_connections: usize,
+    /// Open connections at once from one client address.
+    pub max_connections_per_address: usize,
+    /// How long a connection may take to send a request's headers, and how
+    /// long an idle keep-alive connection is kept waiting for the next one.
+    pub header_read_timeout_ms: u64,
+    /// Take the client address from the last `X-Forwarded-For` entry (only
+    /// behind a reverse proxy that sets it).
+    pub trust_forwarded_for: bool,
+    /// Handhelds one technician keeps; a new one retires the longest idle
+    /// of the others that has nothing waiting to upload.
+    pub max_devices_per_user: usize,
 }
 
 impl Default for Config {
@@ -84,8 +109,41 @@ impl Default for AuthConfig {
             jwt_secret: String::new(),
             issuer: "estate-sync".to_owned(),
             audience: "estate-sync-api".to_owned(),
-            token_ttl_minutes: 12 * 60,
+            token_ttl_minutes: 15,
+            refresh_ttl_days: 30,
         }
+    }
+}
+
+impl Limits {
+    /// The first limit set to 0, which no request could ever pass.
+    fn zero_limit(&self) -> Option<&'static str> {
+        let limits = [
+            ("max_body_bytes", self.max_body_bytes as u64),
+            ("request_timeout_ms", self.request_timeout_ms),
+            (
+                "max_concurrent_requests",
+                self.max_concurrent_requests as u64,
+            ),
+            ("write_queue", self.write_queue as u64),
+            ("password_workers", self.password_workers as u64),
+            ("password_queue", self.password_queue as u64),
+            (
+                "login_attempts_per_minute",
+                u64::from(self.login_attempts_per_minute),
+            ),
+            ("max_connections", self.max_connections as u64),
+            (
+                "max_connections_per_address",
+                self.max_connections_per_address as u64,
+            ),
+            ("header_read_timeout_ms", self.header_read_timeout_ms),
+            ("max_devices_per_user", self.max_devices_per_user as u64),
+        ];
+        limits
+            .into_iter()
+            .find(|(_, value)| *value == 0)
+            .map(|(name, _)| name)
     }
 }
 
@@ -96,6 +154,15 @@ impl Default for Limits {
             request_timeout_ms: 30_000,
             max_concurrent_requests: 1024,
             write_queue: 4096,
+            password_workers: 2,
+            password_queue: 32,
+            login_attempts_per_minute: 30,
+            login_free_failures: 5,
+            max_connections: 4096,
+            max_connections_per_address: 256,
+            header_read_timeout_ms: 20_000,
+            trust_forwarded_for: false,
+            max_devices_per_user: 4,
         }
     }
 }
@@ -184,6 +251,36 @@ impl Config {
         if let Some((name, v)) = get("WRITE_QUEUE") {
             self.limits.write_queue = parsed(&name, v)?;
         }
+        if let Some((name, v)) = get("REFRESH_TTL_DAYS") {
+            self.auth.refresh_ttl_days = parsed(&name, v)?;
+        }
+        if let Some((name, v)) = get("PASSWORD_WORKERS") {
+            self.limits.password_workers = parsed(&name, v)?;
+        }
+        if let Some((name, v)) = get("PASSWORD_QUEUE") {
+            self.limits.password_queue = parsed(&name, v)?;
+        }
+        if let Some((name, v)) = get("LOGIN_ATTEMPTS_PER_MINUTE") {
+            self.limits.login_attempts_per_minute = parsed(&name, v)?;
+        }
+        if let Some((name, v)) = get("LOGIN_FREE_FAILURES") {
+            self.limits.login_free_failures = parsed(&name, v)?;
+        }
+        if let Some((name, v)) = get("MAX_CONNECTIONS") {
+            self.limits.max_connections = parsed(&name, v)?;
+        }
+        if let Some((name, v)) = get("MAX_CONNECTIONS_PER_ADDRESS") {
+            self.limits.max_connections_per_address = parsed(&name, v)?;
+        }
+        if let Some((name, v)) = get("HEADER_READ_TIMEOUT_MS") {
+            self.limits.header_read_timeout_ms = parsed(&name, v)?;
+        }
+        if let Some((name, v)) = get("TRUST_FORWARDED_FOR") {
+            self.limits.trust_forwarded_for = parsed(&name, v)?;
+        }
+        if let Some((name, v)) = get("MAX_DEVICES_PER_USER") {
+            self.limits.max_devices_per_user = parsed(&name, v)?;
+        }
         Ok(())
     }
 
@@ -194,10 +291,15 @@ impl Config {
                 "auth.jwt_secret (ESTATE_SYNC_JWT_SECRET) must be at least 32 bytes".to_owned(),
             ));
         }
-        if self.auth.token_ttl_minutes <= 0 {
+        if self.auth.token_ttl_minutes <= 0 || self.auth.refresh_ttl_days <= 0 {
             return Err(ConfigError::Invalid(
-                "auth.token_ttl_minutes must be positive".to_owned(),
+                "auth.token_ttl_minutes and auth.refresh_ttl_days must be positive".to_owned(),
             ));
+        }
+        if let Some(name) = self.limits.zero_limit() {
+            return Err(ConfigError::Invalid(format!(
+                "limits.{name} must be positive: a limit of 0 would refuse everything"
+            )));
         }
         if self.supervision.online_window_minutes <= 0 || self.supervision.stale_after_minutes <= 0
         {
@@ -236,6 +338,17 @@ mod tests {
             (name == "ESTATE_SYNC_REQUEST_TIMEOUT_MS").then(|| "soon".to_owned())
         });
         assert!(matches!(bad, Err(ConfigError::Env { .. })));
+    }
+
+    #[test]
+    fn a_limit_of_zero_is_refused_with_its_name() {
+        let mut config = Config::default();
+        config.auth.jwt_secret = "s".repeat(32);
+        config
+            .apply_env(|name| (name == "ESTATE_SYNC_WRITE_QUEUE").then(|| "0".to_owned()))
+            .unwrap();
+        let refused = config.validate().unwrap_err().to_string();
+        assert!(refused.contains("write_queue"), "{refused}");
     }
 
     #[test]

@@ -81,6 +81,7 @@ pub const DEMO_USERS: &[(&str, Role, &str)] = &[
         "环境经理 吴芳 Wu Fang",
     ),
     ("zhuguan", Role::Supervisor, "主管 郑伟 Zheng Wei"),
+    ("guanli", Role::Administrator, "系统管理员 钱丽 Qian Li"),
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -21,7 +21,8 @@ use std::fmt::Write as _;
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_xlsxwriter::{Format, Workbook, Worksheet, XlsxError};
 use sync_protocol::reports::{
-    ArchiveSection, HandedOut, MonthlyArchive, MonthlyArchiveBuilder, NumberingCheck,
+    ArchiveSection, FeeTotalOverflow, HandedOut, MonthlyArchive, MonthlyArchiveBuilder,
+    NumberingCheck,
 };
 use sync_protocol::time_rules::Duty;
 use sync_protocol::{
@@ -30,7 +31,7 @@ use sync_protocol::{
     Status, Ticket, TicketId, TicketKind, UnclosedItem, WorkingCalendar,
 };
 
-use crate::store::{Store, StoreError};
+use crate::store::{Space, Store, StoreError};
 
 pub const CSV_CONTENT_TYPE: &str = "text/csv; charset=utf-8";
 pub const XLSX_CONTENT_TYPE: &str =
@@ -67,7 +68,7 @@ pub fn monthly_statistics_of(
     store.visit_received_digests(estate, month.bounds(calendar), |digest| {
         builder.add_digest(digest);
     })?;
-    Ok(builder.finish())
+    builder.finish().map_err(stored_fee_beyond_bound)
 }
 
 /// R-A2: the archive of `month`: the estate's forms numbered in it (and the
@@ -91,7 +92,16 @@ pub fn monthly_archive_of(
     store.visit_numbered_digests(estate, month.bounds(calendar), |digest| {
         builder.add_digest(digest);
     })?;
-    Ok(builder.finish(handed_out))
+    builder.finish(handed_out).map_err(stored_fee_beyond_bound)
+}
+
+/// Fees are bounded where they come in; only a fee stored before the bound
+/// can make a total overflow, and that is a record the store should not hold.
+fn stored_fee_beyond_bound(overflow: FeeTotalOverflow) -> StoreError {
+    StoreError::Corrupt {
+        space: Space::ReportDigests,
+        reason: overflow.to_string(),
+    }
 }
 
 /// A caller's due list over the estate's tickets in the store; `builder`
@@ -700,6 +710,7 @@ fn role_label(role: Role) -> &'static str {
         Role::DepartmentManager => "部门经理 Department manager",
         Role::EnvironmentManager => "环境经理 Environment manager",
         Role::Supervisor => "主管 Supervisor",
+        Role::Administrator => "系统管理员 Administrator",
     }
 }
 
@@ -944,7 +955,7 @@ mod tests {
         let calendar = WorkingCalendar::asia_shanghai();
         let now = Utc.with_ymd_and_hms(2026, 11, 27, 10, 0, 0).unwrap();
         let month = ReportMonth::parse("2026-11").unwrap();
-        let mut statistics = monthly_statistics([], &calendar, month, now);
+        let mut statistics = monthly_statistics([], &calendar, month, now).unwrap();
         statistics.charges.paid_fee_fen = 12_305;
         let text = csv_text(monthly_statistics_csv(&statistics, &calendar));
         assert!(text.starts_with("\u{feff}统计项 Statistic,分项 Item,数值 Value\r\n"));
@@ -1146,7 +1157,7 @@ mod tests {
                 monthly_statistics_of(&estate.store, &estate_id, calendar, month, now).unwrap();
             assert_eq!(
                 from_store,
-                monthly_statistics(&estate.tickets, calendar, month, now),
+                monthly_statistics(&estate.tickets, calendar, month, now).unwrap(),
                 "{month}"
             );
 
@@ -1166,7 +1177,7 @@ mod tests {
             for ticket in &estate.tickets {
                 builder.add_digest(sync_protocol::reports::ReportDigest::of(ticket));
             }
-            assert_eq!(archive, builder.finish(handed_out), "{month}");
+            assert_eq!(archive, builder.finish(handed_out).unwrap(), "{month}");
         }
         let november = monthly_statistics_of(
             &estate.store,

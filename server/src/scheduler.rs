@@ -460,6 +460,7 @@ mod tests {
     use super::*;
     use crate::clock::ManualClock;
     use crate::test_support::{at, intake, user};
+    use crate::writer::AfterCommit;
     use chrono::Duration;
     use std::thread::JoinHandle as ThreadHandle;
     use sync_protocol::{
@@ -487,8 +488,11 @@ mod tests {
             store.clone(),
             clock.clone(),
             16,
-            calendars.clone(),
-            Some(scheduler.notices()),
+            calendars.clone().into(),
+            AfterCommit {
+                tickets: Some(scheduler.notices()),
+                users: None,
+            },
         )
         .unwrap();
         let scheduler = scheduler

@@ -1,7 +1,9 @@
 //! Fixtures shared by the server's unit tests.
 
 use chrono::{DateTime, TimeZone, Utc};
-use sync_protocol::{Area, Category, EstateId, Intake, Reporter, Source, TicketKind, UserId};
+use sync_protocol::{Area, Category, EstateId, Intake, Reporter, Role, Source, TicketKind, UserId};
+
+use crate::store::UserRecord;
 
 /// A time on the test day, 27 November 2026, in UTC.
 pub fn at(hour: u32, minute: u32) -> DateTime<Utc> {
@@ -10,6 +12,19 @@ pub fn at(hour: u32, minute: u32) -> DateTime<Utc> {
 
 pub fn user(name: &str) -> UserId {
     UserId::parse(name).unwrap()
+}
+
+/// li, a technician of E01, at `generation` of his record, with no password.
+pub fn technician_li(generation: u64) -> UserRecord {
+    UserRecord {
+        id: user("li"),
+        role: Role::Technician,
+        estate: EstateId::parse("E01").unwrap(),
+        display_name: "李师傅".into(),
+        password_hash: String::new(),
+        disabled: false,
+        generation,
+    }
 }
 
 /// A complete walk-in report of a leak in estate E01 (R-I2).

@@ -19,18 +19,24 @@ use std::thread::JoinHandle;
 use chrono::{DateTime, Utc};
 use sync_protocol::serial::{SerialKind, SerialMonth, SerialSeries};
 use sync_protocol::{
-    BatchError, BlobReceipt, Cursor, DeviceMutation, DeviceReport, DeviceSeq, EstateId, Intake,
-    Ledger, OfficeActionRequest, OfficeOp, PROTOCOL_VERSION, PushResponse, Recorder, ReviewError,
-    ReviewRequest, Reviewed, RuleId, Sha256Hex, StoredOutcome, Ticket, TicketId, TicketKind,
-    TicketVersion, UserId, Version, WorkflowError, apply_batch, apply_office_op, check_batch,
-    convert_work_order, create_ticket, link_follow_up_report, record_deadline_missed,
+    BatchError, BlobReceipt, Cursor, DeviceId, DeviceMutation, DeviceReport, DeviceSeq, EstateId,
+    Intake, Ledger, OfficeActionRequest, OfficeOp, PROTOCOL_VERSION, PushResponse, Recorder,
+    ReviewError, ReviewRequest, Reviewed, Role, RuleId, Sha256Hex, StoredOutcome, Ticket,
+    TicketAccess, TicketId, TicketKind, TicketVersion, UserChange, UserId, Version, WorkflowError,
+    apply_batch, apply_office_op, check_batch, convert_work_order, create_ticket,
+    link_follow_up_report, record_deadline_missed, ticket_access,
 };
 use tokio::sync::{mpsc, oneshot};
 
+use crate::auth::refresh::{MAX_SESSIONS_PER_USER, RefreshToken, Refusal, refresh};
 use crate::calendars::Calendars;
 use crate::clock::Clock;
 use crate::scheduler::TicketChanges;
-use crate::store::{Changes, Counters, DeviceRecord, Store, StoreError, UserRecord};
+use crate::store::{
+    Changes, Counters, DeviceRecord, MAX_PENDING_BLOBS_PER_USER, SessionRecord, Store, StoreError,
+    UserRecord,
+};
+use crate::users::UserDirectory;
 
 /// Most requests committed by one flush.
 const MAX_GROUP: usize = 512;
@@ -59,12 +65,44 @@ pub enum Command {
         ticket_id: TicketId,
         request: OfficeActionRequest,
     },
+    /// A blob uploaded by `by`, its hash checked.
     PutBlob {
+        by: UserId,
         hash: Sha256Hex,
         bytes: Vec<u8>,
     },
+    /// Store a user as given (the demo's seeding).
     PutUser {
         user: UserRecord,
+    },
+    /// Add a user; refused when the id is taken.
+    AddUser {
+        user: UserRecord,
+    },
+    /// Change a user's name, role, estate or `disabled` (already checked).
+    ChangeUser {
+        id: UserId,
+        change: UserChange,
+    },
+    /// A new password hash for a user.
+    SetPassword {
+        id: UserId,
+        password_hash: String,
+    },
+    /// End every session of a user: tokens and refresh tokens.
+    EndSessions {
+        id: UserId,
+    },
+    /// A refresh session after a password login.
+    StartSession {
+        session: SessionRecord,
+    },
+    /// Exchange `presented` for `next` (`auth::refresh`).
+    Refresh {
+        presented: RefreshToken,
+        device: Option<DeviceId>,
+        next: RefreshToken,
+        ttl: chrono::Duration,
     },
     /// The scheduler saw a deadline pass: record `deadline_missed` on the
     /// ticket, unless it was done meanwhile or is recorded already.
@@ -90,6 +128,9 @@ pub enum Reply {
     Device(DeviceRecord),
     Ticket(Box<Ticket>),
     Blob(BlobReceipt),
+    User(Box<UserRecord>),
+    /// The user and the rotated session, or why the refresh was refused.
+    Refreshed(Result<(Box<UserRecord>, Box<SessionRecord>), Refusal>),
     /// `recorded` is false for a review that was recorded before.
     Reviewed {
         ticket: Box<Ticket>,
@@ -114,6 +155,18 @@ pub enum WriteError {
     VersionConflict { expected: Version, actual: Version },
     #[error("device {0} belongs to another user")]
     DeviceOfAnotherUser(String),
+    #[error("all {limit} devices of the technician have changes waiting to upload")]
+    TooManyDevices { limit: usize },
+    #[error("{limit} uploaded blobs are waiting for the changes that use them")]
+    TooManyPendingBlobs { limit: usize },
+    #[error("no such user")]
+    UserNotFound,
+    #[error("a user with this name exists already")]
+    UserExists,
+    #[error("the last enabled administrator cannot be disabled or given another role")]
+    LastAdministrator,
+    #[error("the technician still holds {held} open tickets")]
+    TechnicianHoldsTickets { held: usize },
     #[error("the writer has stopped")]
     Stopped,
     #[error("applying the command panicked")]
@@ -149,20 +202,26 @@ impl Writer {
         clock: Arc<dyn Clock>,
         queue: usize,
     ) -> Result<(Self, JoinHandle<()>), StoreError> {
-        Self::start_with_notices(store, clock, queue, Calendars::default(), None)
+        Self::start_with_notices(
+            store,
+            clock,
+            queue,
+            WriterSettings::default(),
+            AfterCommit::default(),
+        )
     }
 
     /// [`Writer::start`] with the estates' working calendars (R-A1 months),
-    /// telling `notices` (the scheduler) which tickets each flushed group
+    /// telling `notices` (the scheduler, the user directory) what each flushed group
     /// changed.
     pub fn start_with_notices(
         store: Store,
         clock: Arc<dyn Clock>,
         queue: usize,
-        calendars: Calendars,
-        notices: Option<TicketChanges>,
+        settings: WriterSettings,
+        notices: AfterCommit,
     ) -> Result<(Self, JoinHandle<()>), StoreError> {
-        let state = WriterState::open(store, clock, calendars, notices)?;
+        let state = WriterState::open(store, clock, settings, notices)?;
         let durable_cursor = state.durable_cursor.clone();
         let (jobs, receiver) = mpsc::channel(queue);
         let thread = std::thread::Builder::new()
@@ -187,10 +246,10 @@ impl Writer {
     pub fn start_inline(
         store: Store,
         clock: Arc<dyn Clock>,
-        calendars: Calendars,
-        notices: Option<TicketChanges>,
+        settings: WriterSettings,
+        notices: AfterCommit,
     ) -> Result<Self, StoreError> {
-        let state = WriterState::open(store, clock, calendars, notices)?;
+        let state = WriterState::open(store, clock, settings, notices)?;
         Ok(Self {
             durable_cursor: state.durable_cursor.clone(),
             route: Route::Inline(Arc::new(Mutex::new(Some(state)))),
@@ -244,11 +303,49 @@ struct WriterState {
     store: Store,
     clock: Arc<dyn Clock>,
     calendars: Calendars,
+    settings: WriterSettings,
     counters: Counters,
     durable_cursor: Arc<AtomicU64>,
-    notices: Option<TicketChanges>,
+    notices: AfterCommit,
     /// Tickets the current group changed; told to `notices` after the flush.
     changed_tickets: Vec<TicketId>,
+    /// Users the current group changed; told to `notices` after the flush.
+    changed_users: Vec<UserId>,
+}
+
+/// What the writer decides by besides the store: the estates' working
+/// calendars (R-A1 months, bookings) and the limits it keeps.
+#[derive(Clone)]
+pub struct WriterSettings {
+    pub calendars: Calendars,
+    /// Active handhelds one technician keeps (`make_room_for_device`).
+    pub max_devices_per_user: usize,
+}
+
+impl Default for WriterSettings {
+    fn default() -> Self {
+        Calendars::default().into()
+    }
+}
+
+impl From<Calendars> for WriterSettings {
+    fn from(calendars: Calendars) -> Self {
+        Self {
+            calendars,
+            max_devices_per_user: crate::config::Limits::default().max_devices_per_user,
+        }
+    }
+}
+
+/// Who hears, after each flush and before anyone is answered, what the
+/// flushed group changed.
+#[derive(Clone, Default)]
+pub struct AfterCommit {
+    /// The time-rule scheduler: the tickets.
+    pub tickets: Option<TicketChanges>,
+    /// The user directory: the users, so that a changed user's old tokens
+    /// are refused from the moment the change is acknowledged.
+    pub users: Option<UserDirectory>,
 }
 
 type Pending = (
@@ -260,8 +357,8 @@ impl WriterState {
     fn open(
         store: Store,
         clock: Arc<dyn Clock>,
-        calendars: Calendars,
-        notices: Option<TicketChanges>,
+        settings: WriterSettings,
+        notices: AfterCommit,
     ) -> Result<Self, StoreError> {
         let counters = store.counters()?;
         Ok(Self {
@@ -270,11 +367,13 @@ impl WriterState {
             // every batch, so a batch per command cost two disk writes each.
             store: store.staged(),
             clock,
-            calendars,
+            calendars: settings.calendars.clone(),
+            settings,
             counters,
             durable_cursor: Arc::new(AtomicU64::new(counters.feed)),
             notices,
             changed_tickets: Vec::new(),
+            changed_users: Vec::new(),
         })
     }
 
@@ -315,8 +414,12 @@ impl WriterState {
                 self.durable_cursor
                     .store(self.counters.feed, Ordering::Release);
                 let changed_tickets = std::mem::take(&mut self.changed_tickets);
-                if let Some(notices) = &self.notices {
-                    notices.changed(changed_tickets);
+                if let Some(tickets) = &self.notices.tickets {
+                    tickets.changed(changed_tickets);
+                }
+                let changed_users = std::mem::take(&mut self.changed_users);
+                if let Some(users) = &self.notices.users {
+                    users.changed(&changed_users);
                 }
                 for (reply, result) in waiting {
                     // The requester may have gone (timeout); the write stands.
@@ -365,7 +468,7 @@ impl WriterState {
                 estate,
                 report,
             } => {
-                let mut device = self.device_for(&user, &estate, &report, now)?;
+                let mut device = self.device_for(&mut changes, (&user, &estate), &report, now)?;
                 device.last_pull_at = Some(now);
                 changes.put_device(&device);
                 Reply::Device(device)
@@ -450,22 +553,64 @@ impl WriterState {
                     .stage_ticket(&mut changes, &mut counters, Some(&ticket), &next)?;
                 Reply::Ticket(Box::new(next))
             }
-            Command::PutBlob { hash, bytes } => {
+            Command::PutBlob { by, hash, bytes } => {
                 let size_bytes = bytes.len() as u64;
-                let created = !self.store.has_blob(&hash)?;
-                if created {
+                // Counted against the uploader until a ticket refers to it,
+                // so that nobody fills the disk with blobs no ticket uses.
+                let referred_to = !self.store.blob_referrers(&hash, 1)?.is_empty();
+                if !referred_to && !self.store.is_pending_blob(&by, &hash)? {
+                    let pending = self.store.pending_blobs(&by, MAX_PENDING_BLOBS_PER_USER)?;
+                    if pending >= MAX_PENDING_BLOBS_PER_USER {
+                        return Err(WriteError::TooManyPendingBlobs {
+                            limit: MAX_PENDING_BLOBS_PER_USER,
+                        });
+                    }
+                    changes.put_pending_blob(&by, &hash);
+                }
+                if !self.store.has_blob(&hash)? {
                     changes.put_blob(&hash, bytes);
                 }
                 Reply::Blob(BlobReceipt {
                     sha256: hash,
                     size_bytes,
-                    created,
                 })
             }
             Command::PutUser { user } => {
                 changes.put_user(&user);
                 Reply::Done
             }
+            Command::AddUser { user } => {
+                if self.store.user(&user.id)?.is_some() {
+                    return Err(WriteError::UserExists);
+                }
+                changes.put_user(&user);
+                Reply::User(Box::new(user))
+            }
+            Command::ChangeUser { id, change } => {
+                let user = self.change_user(&mut changes, &id, change)?;
+                Reply::User(Box::new(user))
+            }
+            Command::SetPassword { id, password_hash } => {
+                let mut user = self.existing_user(&id)?;
+                user.password_hash = password_hash;
+                self.end_sessions(&mut changes, &mut user)?;
+                Reply::User(Box::new(user))
+            }
+            Command::EndSessions { id } => {
+                let mut user = self.existing_user(&id)?;
+                self.end_sessions(&mut changes, &mut user)?;
+                Reply::User(Box::new(user))
+            }
+            Command::StartSession { session } => {
+                self.start_session(&mut changes, &session, now)?;
+                Reply::Done
+            }
+            Command::Refresh {
+                presented,
+                device,
+                next,
+                ttl,
+            } => self.refresh(&mut changes, &presented, device.as_ref(), &next, ttl, now)?,
             Command::DeadlineMissed {
                 ticket_id,
                 rule,
@@ -514,8 +659,10 @@ impl WriterState {
             }
         };
         let changed_tickets = changes.take_changed_tickets();
+        let changed_users = changes.take_changed_users();
         self.store.apply(changes)?;
         self.changed_tickets.extend(changed_tickets);
+        self.changed_users.extend(changed_users);
         self.counters = counters;
         Ok(reply)
     }
@@ -554,19 +701,23 @@ impl WriterState {
         mutations: Vec<DeviceMutation>,
         now: DateTime<Utc>,
     ) -> Result<Reply, WriteError> {
-        let mut device = self.device_for(&user, &estate, &report, now)?;
+        let mut device = self.device_for(changes, (&user, &estate), &report, now)?;
         let ledger = LoadedLedger::load(&self.store, &device, &mutations)?;
+        // Another estate's ticket is never loaded: to the merge, and so in
+        // every answer, it is a ticket that does not exist.
+        let access = |ticket: &Ticket| ticket_access(&user, Role::Technician, &estate, ticket);
         let mut tickets = BTreeMap::new();
         for mutation in &mutations {
             if !tickets.contains_key(&mutation.ticket_id)
                 && let Some(ticket) = self.store.ticket(&mutation.ticket_id)?
+                && access(&ticket) != TicketAccess::Hidden
             {
                 tickets.insert(mutation.ticket_id.clone(), ticket);
             }
         }
         let before = tickets.clone();
         let recorder = Recorder {
-            user,
+            user: user.clone(),
             device: report.device_id.clone(),
             clock_offset_ms: device.clock_offset_ms,
         };
@@ -583,16 +734,23 @@ impl WriterState {
         device.last_push_at = Some(now);
         changes.put_device(&device);
 
+        // The answer describes only what the technician may know: the
+        // versions of the tickets they hold, and the images of their own
+        // signatures the server still needs.
         let mut missing_blobs = Vec::new();
         for ticket in tickets.values() {
-            for blob in ticket.referenced_blobs() {
-                if !missing_blobs.contains(blob) && !self.store.has_blob(blob)? {
+            for (blob, recorder) in ticket.blob_references() {
+                if recorder == &user
+                    && !missing_blobs.contains(blob)
+                    && !self.store.has_blob(blob)?
+                {
                     missing_blobs.push(blob.clone());
                 }
             }
         }
         let ticket_versions = tickets
             .values()
+            .filter(|ticket| access(ticket) == TicketAccess::Readable)
             .map(|ticket| TicketVersion {
                 ticket_id: ticket.id.clone(),
                 version: ticket.version,
@@ -609,6 +767,147 @@ impl WriterState {
             },
             device: Box::new(device),
         })
+    }
+
+    fn existing_user(&self, id: &UserId) -> Result<UserRecord, WriteError> {
+        self.store.user(id)?.ok_or(WriteError::UserNotFound)
+    }
+
+    /// Apply an administrator's change. A technician keeps their role and
+    /// estate while they hold open tickets (their devices' facts must still
+    /// reach them: reassign the tickets first), and the last enabled
+    /// administrator stays one. A change of role, estate or `disabled` ends
+    /// the user's sessions.
+    fn change_user(
+        &self,
+        changes: &mut Changes,
+        id: &UserId,
+        change: UserChange,
+    ) -> Result<UserRecord, WriteError> {
+        let before = self.existing_user(id)?;
+        let mut user = before.clone();
+        if let Some(display_name) = change.display_name {
+            user.display_name = display_name;
+        }
+        if let Some(role) = change.role {
+            user.role = role;
+        }
+        if let Some(estate) = change.estate {
+            user.estate = estate;
+        }
+        if let Some(disabled) = change.disabled {
+            user.disabled = disabled;
+        }
+        let moved = user.role != before.role || user.estate != before.estate;
+        if before.role == Role::Technician && moved {
+            let held = self.open_tickets_held(&before.id)?;
+            if held > 0 {
+                return Err(WriteError::TechnicianHoldsTickets { held });
+            }
+        }
+        let was_administrator = before.role == Role::Administrator && !before.disabled;
+        let is_administrator = user.role == Role::Administrator && !user.disabled;
+        if was_administrator && !is_administrator && self.enabled_administrators()? <= 1 {
+            return Err(WriteError::LastAdministrator);
+        }
+        if moved || user.disabled != before.disabled {
+            self.end_sessions(changes, &mut user)?;
+        } else {
+            changes.put_user(&user);
+        }
+        Ok(user)
+    }
+
+    /// Open tickets assigned to `technician` (counted up to a bound).
+    fn open_tickets_held(&self, technician: &UserId) -> Result<usize, WriteError> {
+        const COUNTED: usize = 1000;
+        let assigned = self.store.assigned_tickets(technician, None, COUNTED)?;
+        Ok(assigned
+            .iter()
+            .filter(|ticket| ticket.holder() == Some(technician))
+            .count())
+    }
+
+    fn enabled_administrators(&self) -> Result<usize, WriteError> {
+        const PAGE: usize = 500;
+        let mut count = 0;
+        let mut after: Option<UserId> = None;
+        loop {
+            let page = self.store.users(after.as_ref(), PAGE)?;
+            count += page
+                .iter()
+                .filter(|user| user.role == Role::Administrator && !user.disabled)
+                .count();
+            match page.last() {
+                Some(last) if page.len() == PAGE => after = Some(last.id.clone()),
+                _ => return Ok(count),
+            }
+        }
+    }
+
+    /// A new generation for the user (their access tokens stop working)
+    /// and none of their refresh sessions left; stages the user.
+    fn end_sessions(&self, changes: &mut Changes, user: &mut UserRecord) -> Result<(), WriteError> {
+        user.generation += 1;
+        for session in self.store.user_sessions(&user.id)? {
+            changes.delete_session(&session);
+        }
+        changes.put_user(user);
+        Ok(())
+    }
+
+    /// Keep `session`, ending the user's other session on the same device,
+    /// expired ones, and the least recently used beyond the limit.
+    fn start_session(
+        &self,
+        changes: &mut Changes,
+        session: &SessionRecord,
+        now: DateTime<Utc>,
+    ) -> Result<(), WriteError> {
+        let mut kept = Vec::new();
+        for other in self.store.user_sessions(&session.user)? {
+            let same_device = session.device.is_some() && other.device == session.device;
+            if same_device || other.expires_at <= now {
+                changes.delete_session(&other);
+            } else {
+                kept.push(other);
+            }
+        }
+        kept.sort_by_key(|other| other.refreshed_at);
+        let excess = (kept.len() + 1).saturating_sub(MAX_SESSIONS_PER_USER);
+        for other in kept.iter().take(excess) {
+            changes.delete_session(other);
+        }
+        changes.put_session(session);
+        Ok(())
+    }
+
+    fn refresh(
+        &self,
+        changes: &mut Changes,
+        presented: &RefreshToken,
+        device: Option<&DeviceId>,
+        next: &RefreshToken,
+        ttl: chrono::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Reply, WriteError> {
+        let Some(session) = self.store.session(&presented.session)? else {
+            return Ok(Reply::Refreshed(Err(Refusal::Unknown)));
+        };
+        let user = self.store.user(&session.user)?;
+        match refresh(&session, user.as_ref(), presented, device, next, now, ttl) {
+            Ok(rotated) => {
+                changes.put_session(&rotated);
+                let user = user.expect("a refresh is granted only to a known user");
+                Ok(Reply::Refreshed(Ok((Box::new(user), Box::new(rotated)))))
+            }
+            Err(refusal) => {
+                if refusal.ends_session() {
+                    changes.delete_session(&session);
+                }
+                Ok(Reply::Refreshed(Err(refusal)))
+            }
+        }
     }
 
     fn existing_ticket(&self, id: &TicketId) -> Result<Ticket, WriteError> {
@@ -632,11 +931,14 @@ impl WriterState {
     }
 
     /// The device's record updated with what it just reported; a device is
-    /// bound to the first technician who synced with it.
+    /// bound to the first technician who synced with it. A device new to
+    /// the technician (or back after being retired) takes a place among
+    /// their devices ([`WriterState::make_room_for_device`]); a technician
+    /// moved to another estate takes the device along.
     fn device_for(
         &self,
-        user: &UserId,
-        estate: &EstateId,
+        changes: &mut Changes,
+        (user, estate): (&UserId, &EstateId),
         report: &DeviceReport,
         now: DateTime<Utc>,
     ) -> Result<DeviceRecord, WriteError> {
@@ -649,6 +951,12 @@ impl WriterState {
             ));
         }
         let offset = now.signed_duration_since(report.device_time);
+        let active = known
+            .as_ref()
+            .is_some_and(|device| device.retired_at.is_none());
+        if !active {
+            self.make_room_for_device(changes, user, estate, now)?;
+        }
         let mut device = known.unwrap_or_else(|| DeviceRecord {
             device_id: report.device_id.clone(),
             user: user.clone(),
@@ -662,7 +970,13 @@ impl WriterState {
             last_push_at: None,
             last_pull_at: None,
             clock_offset_ms: 0,
+            retired_at: None,
         });
+        if &device.estate != estate {
+            changes.unlist_device(&device);
+            device.estate = estate.clone();
+        }
+        device.retired_at = None;
         device.app_version = report.app_version.chars().take(64).collect();
         device.protocol_version = PROTOCOL_VERSION;
         device.outbox_depth = report.outbox_depth;
@@ -670,6 +984,59 @@ impl WriterState {
         device.last_contact_at = now;
         device.clock_offset_ms = offset.num_milliseconds();
         Ok(device)
+    }
+
+    /// Keep a technician below `max_devices_per_user` active devices, so that
+    /// made-up device ids cannot crowd the supervisors' crew table: retire
+    /// the longest idle device that reported nothing waiting to upload, or
+    /// refuse the new one when every device still has work to upload. A
+    /// retired device keeps its record (its last sequence number and stored
+    /// answers: a retry is still answered `duplicate`), leaves the crew
+    /// table, and loses its refresh session; it comes back by syncing again.
+    fn make_room_for_device(
+        &self,
+        changes: &mut Changes,
+        user: &UserId,
+        estate: &EstateId,
+        now: DateTime<Utc>,
+    ) -> Result<(), WriteError> {
+        const PAGE: usize = 500;
+        let limit = self.settings.max_devices_per_user;
+        let mut theirs = Vec::new();
+        let mut after: Option<DeviceId> = None;
+        loop {
+            let page = self.store.estate_devices(estate, after.as_ref(), PAGE)?;
+            after = page.last().map(|device| device.device_id.clone());
+            let full = page.len() == PAGE;
+            theirs.extend(page.into_iter().filter(|device| &device.user == user));
+            if !full {
+                break;
+            }
+        }
+        // Longest idle first, among those with nothing waiting to upload.
+        let mut idle: Vec<DeviceRecord> = theirs
+            .iter()
+            .filter(|device| device.outbox_depth == 0)
+            .cloned()
+            .collect();
+        idle.sort_by_key(|device| device.last_contact_at);
+        let to_retire = (theirs.len() + 1).saturating_sub(limit);
+        if to_retire > idle.len() {
+            return Err(WriteError::TooManyDevices { limit });
+        }
+        let sessions = self.store.user_sessions(user)?;
+        for mut device in idle.into_iter().take(to_retire) {
+            tracing::info!(device = %device.device_id, %user, "device retired for a new one");
+            device.retired_at = Some(now);
+            changes.unlist_device(&device);
+            changes.put_device_record(&device);
+            for session in &sessions {
+                if session.device.as_ref() == Some(&device.device_id) {
+                    changes.delete_session(session);
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -1143,8 +1510,13 @@ mod tests {
     async fn an_inline_writer_answers_with_the_command_already_in_the_store() {
         let store = Store::in_memory();
         let clock = Arc::new(ManualClock::new(at(9, 0)));
-        let writer =
-            Writer::start_inline(store.clone(), clock, Calendars::default(), None).unwrap();
+        let writer = Writer::start_inline(
+            store.clone(),
+            clock,
+            WriterSettings::default(),
+            AfterCommit::default(),
+        )
+        .unwrap();
         let ticket = create(&writer).await;
         // Read from the store itself, not the writer's staged view: flushed.
         assert_eq!(store.ticket(&ticket.id).unwrap(), Some(ticket));
@@ -1159,8 +1531,13 @@ mod tests {
     async fn a_server_rebuilt_over_the_same_store_continues_from_what_the_inline_writer_flushed() {
         let store = Store::in_memory();
         let clock = Arc::new(ManualClock::new(at(9, 0)));
-        let first =
-            Writer::start_inline(store.clone(), clock.clone(), Calendars::default(), None).unwrap();
+        let first = Writer::start_inline(
+            store.clone(),
+            clock.clone(),
+            WriterSettings::default(),
+            AfterCommit::default(),
+        )
+        .unwrap();
         let ticket = create(&first).await;
         let dispatch = OfficeOp::Dispatch {
             technician: user("li"),
@@ -1168,7 +1545,13 @@ mod tests {
         office(&first, &ticket.id, dispatch).await.unwrap();
         let cursor = first.durable_cursor();
         drop(first);
-        let again = Writer::start_inline(store.clone(), clock, Calendars::default(), None).unwrap();
+        let again = Writer::start_inline(
+            store.clone(),
+            clock,
+            WriterSettings::default(),
+            AfterCommit::default(),
+        )
+        .unwrap();
         assert_eq!(again.durable_cursor(), cursor);
         assert_eq!(create(&again).await.id.as_str(), "tk00000002");
     }

@@ -99,6 +99,8 @@ pub async fn seed(
             role,
             estate: estate(),
             password_hash: password_hash.clone(),
+            disabled: false,
+            generation: 0,
         };
         writer.submit(Command::PutUser { user }).await?;
     }

@@ -305,6 +305,7 @@ impl Desk<'_> {
         let login = LoginRequest {
             username: user.to_owned(),
             password: estate::PASSWORD.to_owned(),
+            device_id: None,
         };
         let body = serde_json::to_vec(&login).expect("wire types serialize");
         let session: LoginResponse = self

@@ -17,7 +17,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::de::DeserializeOwned;
 use sync_protocol::{
     BlobReceipt, Change, DeviceSeq, LoginRequest, LoginResponse, Outcome, PullRequest,
-    PullResponse, PushRequest, PushResponse, Sha256Hex,
+    PullResponse, PushRequest, PushResponse, RefreshRequest, Sha256Hex,
 };
 
 use crate::http::HttpClient;
@@ -153,6 +153,10 @@ const REPLAY_CHANCE: f64 = 0.3;
 impl Transport for SimTransport {
     fn login<'a>(&'a self, request: &'a LoginRequest) -> TransportFuture<'a, LoginResponse> {
         Box::pin(self.call(HttpCall::login(request)))
+    }
+
+    fn refresh<'a>(&'a self, request: &'a RefreshRequest) -> TransportFuture<'a, LoginResponse> {
+        Box::pin(self.call(HttpCall::refresh(request)))
     }
 
     fn pull<'a>(

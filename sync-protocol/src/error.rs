@@ -57,6 +57,8 @@ pub enum WorkflowError {
         issue_date: NaiveDate,
         issued_at: DateTime<Utc>,
     },
+    #[error(transparent)]
+    TicketFull(#[from] crate::capacity::TicketFull),
 }
 
 fn summary(problems: &[FieldProblem]) -> String {
@@ -75,6 +77,7 @@ impl WorkflowError {
             WorkflowError::Invalid(_) => "invalid_record",
             WorkflowError::AlreadyAssigned(_) => "already_assigned",
             WorkflowError::BookingNotIssued { .. } => "booking_not_issued",
+            WorkflowError::TicketFull(_) => "ticket_full",
         }
     }
 }

@@ -5,7 +5,10 @@
 //! This crate is pure: no I/O, no clocks (time is always a parameter), no
 //! storage, no HTTP. The server and handheld clients share it.
 
+pub mod access;
+pub mod admin;
 pub mod calendar;
+pub mod capacity;
 pub mod dispatch;
 pub mod due;
 pub mod error;
@@ -23,6 +26,8 @@ pub mod time_rules;
 pub mod wire;
 pub mod workflow;
 
+pub use access::{TicketAccess, ticket_access};
+pub use admin::{NewUser, PasswordReset, UserChange, UserPage, UserSummary};
 pub use calendar::{CalendarConfig, CalendarError, OpeningHours, WorkingCalendar, WorkingHours};
 pub use dispatch::{
     OpenJob, Priority, TechnicianLoad, assignment_event, building_of, dispatch_queue, holds_open,
@@ -36,7 +41,7 @@ pub use error::{FieldProblem, ParseError, WorkflowError};
 pub use ids::{
     Cursor, DeviceId, DeviceSeq, EstateId, MutationId, Sha256Hex, TicketId, UserId, Version,
 };
-pub use merge::{Merged, Recorder, merge};
+pub use merge::{Merged, Recorder, merge, merge_into};
 pub use mutation::{
     Applied, DeviceMutation, DeviceOp, MutationOutcome, Outcome, RejectCode, Rejection, Verdict,
 };
@@ -49,12 +54,12 @@ pub use reports::{
     DailyUnclosed, DailyUnclosedBuilder, MonthlyStatistics, MonthlyStatisticsBuilder, ReportMonth,
     Responsible, RuleTally, UnclosedItem, daily_unclosed, monthly_statistics,
 };
-pub use roles::Role;
+pub use roles::{Role, TicketScope};
 pub use serial::{ProvisionalRef, SerialKind, SerialMonth, SerialNumber, SerialSeries};
 pub use supervision::{
     AtRiskTicket, ContactKind, CrewRow, LiveEvent, LiveEventBody, ReviewDecision, ReviewError,
     ReviewItem, ReviewReason, ReviewRequest, Reviewed, SupervisionSnapshot, crew_row, is_online,
-    review_fact, review_items,
+    review_fact, review_items, sort_crew,
 };
 pub use ticket::*;
 pub use time_rules::{

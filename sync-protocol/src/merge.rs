@@ -10,12 +10,13 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::capacity::{Addition, check_room};
 use crate::ids::{DeviceId, MutationId, UserId};
 use crate::mutation::{Applied, DeviceMutation, DeviceOp, RejectCode, Rejection, Verdict};
 use crate::office::MAX_TEXT_CHARS;
 use crate::ticket::{
     Actor, Arrival, Charge, CompletionRecord, Fact, FactKind, HistoryEvent, LateReason, Lateness,
-    Note, Signature, Ticket,
+    MAX_FEE_FEN, Note, Signature, Ticket,
 };
 use crate::time_rules::corrected_event_time;
 use crate::workflow::{Event, Status, transition};
@@ -45,17 +46,31 @@ pub fn merge(
     mutation: &DeviceMutation,
     received_at: DateTime<Utc>,
 ) -> Merged {
+    let mut next = ticket.clone();
+    let verdict = merge_into(&mut next, recorder, mutation, received_at);
+    let changed = next.version != ticket.version;
+    Merged {
+        verdict,
+        ticket: changed.then_some(next),
+    }
+}
+
+/// [`merge`] in place: the ticket changes only when the mutation is newly
+/// applied. A push merges many mutations into one ticket; copying it for
+/// each would cost as much as the ticket is long, every time.
+pub fn merge_into(
+    ticket: &mut Ticket,
+    recorder: &Recorder,
+    mutation: &DeviceMutation,
+    received_at: DateTime<Utc>,
+) -> Verdict {
     let id = MutationId::new(recorder.device.clone(), mutation.seq);
-    if let Some(version) = version_that_recorded(ticket, &id) {
+    if let Some(late) = fact_lateness(ticket, &id) {
         // Already here (the ledger normally answers first): same answer again.
-        let late = fact_lateness(ticket, &id);
-        return Merged {
-            verdict: Verdict::Applied(Applied {
-                ticket_version: version,
-                late,
-            }),
-            ticket: None,
-        };
+        return Verdict::Applied(Applied {
+            ticket_version: version_that_recorded(ticket, &id),
+            late,
+        });
     }
     if !ticket.technicians_ever.contains(&recorder.user) {
         return rejected(
@@ -64,10 +79,10 @@ pub fn merge(
         );
     }
     if let Err(rejection) = validate_op(ticket, &mutation.op) {
-        return Merged {
-            verdict: Verdict::Rejected(rejection),
-            ticket: None,
-        };
+        return Verdict::Rejected(rejection);
+    }
+    if let Err(full) = check_room(ticket, Addition::Content, mutation.op.text_bytes()) {
+        return rejected(RejectCode::TicketFull, &full.to_string());
     }
 
     let late = lateness(ticket, &recorder.user);
@@ -83,16 +98,12 @@ pub fn merge(
         _ => ticket.status,
     };
 
-    let mut next = ticket.clone();
-    let fact_kind = insert_fact(
-        &mut next,
-        id.clone(),
-        recorder,
-        mutation,
-        received_at,
-        &late,
-    );
-    next.record(
+    let fact_kind = insert_fact(ticket, id.clone(), recorder, mutation, received_at, &late);
+    if fact_kind == FactKind::Result {
+        // A second result replaces the first: the ticket says which counts.
+        ticket.current_result = ticket.current_result_id().cloned();
+    }
+    ticket.record(
         received_at,
         Actor::Device {
             user: recorder.user.clone(),
@@ -105,23 +116,17 @@ pub fn merge(
         },
         new_status,
     );
-    Merged {
-        verdict: Verdict::Applied(Applied {
-            ticket_version: next.version,
-            late,
-        }),
-        ticket: Some(next),
-    }
+    Verdict::Applied(Applied {
+        ticket_version: ticket.version,
+        late,
+    })
 }
 
-fn rejected(code: RejectCode, reason: &str) -> Merged {
-    Merged {
-        verdict: Verdict::Rejected(Rejection {
-            code,
-            reason: reason.to_owned(),
-        }),
-        ticket: None,
-    }
+fn rejected(code: RejectCode, reason: &str) -> Verdict {
+    Verdict::Rejected(Rejection {
+        code,
+        reason: reason.to_owned(),
+    })
 }
 
 /// Late when the ticket moved on without the recorder: cancelled, closed,
@@ -187,8 +192,10 @@ fn validate_result(result: &CompletionRecord) -> Result<(), &'static str> {
     {
         return Err("every material needs a name and a quantity (材料名称和数量必填)");
     }
-    if result.charge == (Charge::Paid { fee_fen: 0 }) {
-        return Err("a paid job needs its fee (有偿服务需填写费用)");
+    if let Charge::Paid { fee_fen } = result.charge
+        && !(1..=MAX_FEE_FEN).contains(&fee_fen)
+    {
+        return Err("a paid job needs its fee, at most 1,000,000 yuan (有偿服务需填写费用)");
     }
     Ok(())
 }
@@ -261,14 +268,21 @@ fn insert_fact(
     }
 }
 
-fn version_that_recorded(ticket: &Ticket, id: &MutationId) -> Option<crate::ids::Version> {
-    ticket.history.iter().find_map(|entry| match &entry.event {
-        HistoryEvent::FactRecorded { mutation, .. } if mutation == id => Some(entry.version),
-        _ => None,
-    })
+/// The version the fact `id` was recorded at (it is on the ticket).
+fn version_that_recorded(ticket: &Ticket, id: &MutationId) -> crate::ids::Version {
+    ticket
+        .history
+        .iter()
+        .find_map(|entry| match &entry.event {
+            HistoryEvent::FactRecorded { mutation, .. } if mutation == id => Some(entry.version),
+            _ => None,
+        })
+        .unwrap_or(ticket.version)
 }
 
-fn fact_lateness(ticket: &Ticket, id: &MutationId) -> Option<Lateness> {
+/// `Some(lateness)` when the fact `id` is on the ticket already: a lookup
+/// in the fact sets, so that a new mutation does not read the history.
+fn fact_lateness(ticket: &Ticket, id: &MutationId) -> Option<Option<Lateness>> {
     let late = |fact_late: &Option<Lateness>| fact_late.clone();
     ticket
         .arrivals
@@ -277,7 +291,6 @@ fn fact_lateness(ticket: &Ticket, id: &MutationId) -> Option<Lateness> {
         .or_else(|| ticket.notes.get(id).map(|f| late(&f.late)))
         .or_else(|| ticket.results.get(id).map(|f| late(&f.late)))
         .or_else(|| ticket.signatures.get(id).map(|f| late(&f.late)))
-        .flatten()
 }
 
 #[cfg(test)]
@@ -882,5 +895,70 @@ mod tests {
             current = next;
         }
         assert_eq!(current.status, Status::Completed);
+    }
+
+    #[test]
+    fn r_p6_a_fee_above_the_largest_is_invalid_content() {
+        let ticket = dispatched_ticket("li");
+        let mut result = paid_result();
+        result.charge = Charge::Paid {
+            fee_fen: crate::ticket::MAX_FEE_FEN + 1,
+        };
+        let refused = refuse(&ticket, "li", &mutation(1, complete(result.clone())));
+        assert_eq!(refused, RejectCode::InvalidContent);
+        result.charge = Charge::Paid {
+            fee_fen: crate::ticket::MAX_FEE_FEN,
+        };
+        apply(&ticket, "li", &mutation(1, complete(result)));
+    }
+
+    #[test]
+    fn r_p6_a_second_result_replaces_the_first_and_the_ticket_names_the_current_one() {
+        let ticket = dispatched_ticket("li");
+        let (_, first) = apply(&ticket, "li", &mutation(1, complete(paid_result())));
+        assert_eq!(first.current_result, Some(mutation_id("li", 1)));
+        let mut corrected = paid_result();
+        corrected.work_done = "replaced the joint and the valve 更换接头和阀门".into();
+        let mut second = mutation(2, complete(corrected.clone()));
+        second.recorded_at = at(9, 45);
+        let (_, both) = apply(&first, "li", &second);
+        assert_eq!(both.results.len(), 2, "the first result is kept");
+        assert_eq!(both.current_result, Some(mutation_id("li", 2)));
+        assert_eq!(both.current_result().unwrap().body, corrected);
+        // A result recorded earlier on the device, arriving later, does not
+        // displace the newer one: the order of delivery does not decide.
+        let mut older = mutation(3, complete(paid_result()));
+        older.recorded_at = at(9, 35);
+        let (_, all) = apply(&both, "li", &older);
+        assert_eq!(all.current_result, Some(mutation_id("li", 2)));
+    }
+
+    #[test]
+    fn a_full_ticket_refuses_a_new_fact_with_ticket_full_and_keeps_what_it_accepted() {
+        let mut ticket = dispatched_ticket("li");
+        let mut seq = 0;
+        while crate::capacity::check_room(&ticket, crate::capacity::Addition::Content, 4).is_ok() {
+            seq += 1;
+            let verdict = merge_into(
+                &mut ticket,
+                &recorder("li"),
+                &mutation(seq, note("note")),
+                at(11, 0),
+            );
+            assert!(matches!(verdict, Verdict::Applied(_)), "{verdict:?}");
+        }
+        let full = ticket.clone();
+        seq += 1;
+        assert_eq!(
+            refuse(&full, "li", &mutation(seq, note("one more"))),
+            RejectCode::TicketFull
+        );
+        assert_eq!(
+            refuse(&full, "li", &mutation(seq, DeviceOp::RecordArrival {})),
+            RejectCode::TicketFull
+        );
+        assert!(full.notes.len() >= 490, "{} notes kept", full.notes.len());
+        // The workflow still moves: the office can reassign or cancel it.
+        cancelled(&full);
     }
 }

@@ -21,6 +21,18 @@ pub struct DeviceMutation {
     pub op: DeviceOp,
 }
 
+impl DeviceOp {
+    /// Bytes of free text the op adds to a ticket (`capacity`).
+    pub fn text_bytes(&self) -> usize {
+        match self {
+            DeviceOp::RecordArrival {} => 0,
+            DeviceOp::AddNote { text } => text.len(),
+            DeviceOp::Complete { result } => result.text_bytes(),
+            DeviceOp::AttachSignature { signer_name, .. } => signer_name.len(),
+        }
+    }
+}
+
 impl DeviceMutation {
     /// A digest of the whole mutation: a replay must carry the same one, so a
     /// reused sequence number with other content is caught, not mistaken for a replay.
@@ -109,6 +121,9 @@ pub enum RejectCode {
     InvalidContent,
     /// A signature refers to a completion record the ticket does not have.
     SignedRecordUnknown,
+    /// The ticket holds as much as one ticket may (`capacity`); what it
+    /// accepted before stays.
+    TicketFull,
 }
 
 /// A mutation's outcome on the wire, with what identifies it.

@@ -5,12 +5,13 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::calendar::WorkingCalendar;
+use crate::capacity::{Addition, check_room};
 use crate::error::{FieldProblem, WorkflowError};
 use crate::ids::{EstateId, TicketId, UserId, Version};
 use crate::ticket::{
     Actor, AgreedTime, Appointment, Area, Booking, BookingRequest, Category, Charge, Closure,
-    FollowUp, HistoryEvent, OfficeNote, Rating, Reporter, SignOff, Source, Ticket, TicketKind,
-    TrackingKind, TrackingRecord, issue_date_of,
+    FollowUp, HistoryEvent, MAX_FEE_FEN, OfficeNote, Rating, Reporter, SignOff, Source, Ticket,
+    TicketKind, TrackingKind, TrackingRecord, issue_date_of,
 };
 use crate::workflow::{Event, Status, transition};
 
@@ -106,6 +107,42 @@ pub enum OfficeOp {
         #[serde(default)]
         note: String,
     },
+}
+
+impl OfficeOp {
+    /// Whether the op adds content to the ticket or moves its workflow:
+    /// a full ticket takes no more content, but can still be finished.
+    pub fn addition(&self) -> Addition {
+        match self {
+            OfficeOp::AddNote { .. }
+            | OfficeOp::SignOff { .. }
+            | OfficeOp::RecordFollowUp { .. }
+            | OfficeOp::Track { .. } => Addition::Content,
+            OfficeOp::Dispatch { .. }
+            | OfficeOp::Reassign { .. }
+            | OfficeOp::SetAppointment { .. }
+            | OfficeOp::Cancel { .. }
+            | OfficeOp::Close {}
+            | OfficeOp::Convert { .. }
+            | OfficeOp::RescheduleBooking { .. } => Addition::Workflow,
+        }
+    }
+
+    /// Bytes of free text the op adds to the ticket.
+    pub fn text_bytes(&self) -> usize {
+        match self {
+            OfficeOp::Dispatch { .. } | OfficeOp::Close {} => 0,
+            OfficeOp::Reassign { reason, .. }
+            | OfficeOp::Cancel { reason }
+            | OfficeOp::Convert { reason } => reason.len(),
+            OfficeOp::AddNote { text } => text.len(),
+            OfficeOp::SetAppointment { note, .. }
+            | OfficeOp::SignOff { note }
+            | OfficeOp::RecordFollowUp { note, .. }
+            | OfficeOp::Track { note, .. }
+            | OfficeOp::RescheduleBooking { note, .. } => note.len(),
+        }
+    }
 }
 
 /// R-I2: every problem with the record, or nothing. A booking's date is
@@ -216,10 +253,12 @@ fn check_booking(
         calendar,
         now,
     );
-    if booking.fee == (Charge::Paid { fee_fen: 0 }) {
+    if let Charge::Paid { fee_fen } = booking.fee
+        && !(1..=MAX_FEE_FEN).contains(&fee_fen)
+    {
         problems.push(FieldProblem::new(
             "booking.fee",
-            "a paid booking states its fee; a service without a fee is free (有偿服务需填写金额)",
+            "a paid booking states its fee, at most 1,000,000 yuan; a service without a fee is free (有偿服务需填写金额)",
         ));
     }
 }
@@ -328,6 +367,7 @@ pub fn create_ticket(
         arrivals: Default::default(),
         notes: Default::default(),
         results: Default::default(),
+        current_result: None,
         signatures: Default::default(),
         office_notes: Vec::new(),
         sign_offs: Vec::new(),
@@ -360,6 +400,7 @@ pub fn apply_office_op(
     calendar: &WorkingCalendar,
     now: DateTime<Utc>,
 ) -> Result<Ticket, WorkflowError> {
+    check_room(ticket, op.addition(), op.text_bytes())?;
     let mut next = ticket.clone();
     let actor = Actor::User { user: by.clone() };
     match op {

@@ -5,13 +5,13 @@
 //! continue exactly where the device left off, or the batch is refused with
 //! the number expected. A reused number with different content is refused too.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{DeviceSeq, Sha256Hex, TicketId};
-use crate::merge::{Recorder, merge};
+use crate::merge::{Recorder, merge_into};
 use crate::mutation::{DeviceMutation, MutationOutcome, Outcome, RejectCode, Rejection, Verdict};
 use crate::ticket::Ticket;
 
@@ -108,6 +108,7 @@ pub fn apply_batch(
         last_seq: ledger.last_seq(),
         ..PushEffects::default()
     };
+    let mut changed = BTreeSet::new();
     for mutation in batch {
         let digest = mutation.digest();
         let outcome = if replays.contains(&mutation.seq.0) {
@@ -119,18 +120,18 @@ pub fn apply_batch(
                 first: stored.verdict,
             }
         } else {
-            let verdict = match tickets.get(&mutation.ticket_id) {
+            let verdict = match tickets.get_mut(&mutation.ticket_id) {
                 None => Verdict::Rejected(Rejection {
                     code: RejectCode::TicketNotFound,
                     reason: "no such ticket (工单不存在)".to_owned(),
                 }),
                 Some(ticket) => {
-                    let merged = merge(ticket, recorder, mutation, received_at);
-                    if let Some(next) = merged.ticket {
-                        tickets.insert(mutation.ticket_id.clone(), next.clone());
-                        effects.changed.insert(mutation.ticket_id.clone(), next);
+                    let version = ticket.version;
+                    let verdict = merge_into(ticket, recorder, mutation, received_at);
+                    if ticket.version != version {
+                        changed.insert(mutation.ticket_id.clone());
                     }
-                    merged.verdict
+                    verdict
                 }
             };
             effects.new_outcomes.push((
@@ -150,6 +151,11 @@ pub fn apply_batch(
             outcome,
         });
     }
+    // Each changed ticket copied once, in its final state.
+    effects.changed = changed
+        .into_iter()
+        .filter_map(|id| tickets.get(&id).map(|ticket| (id, ticket.clone())))
+        .collect();
     Ok(effects)
 }
 

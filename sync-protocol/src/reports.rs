@@ -769,7 +769,7 @@ pub fn monthly_statistics<'a>(
     calendar: &WorkingCalendar,
     month: ReportMonth,
     now: DateTime<Utc>,
-) -> MonthlyStatistics {
+) -> Result<MonthlyStatistics, FeeTotalOverflow> {
     let mut builder = MonthlyStatisticsBuilder::new(calendar, month, now);
     for ticket in tickets {
         builder.add(ticket);
@@ -789,6 +789,8 @@ pub struct MonthlyStatisticsBuilder<'c> {
     cadence_check: Tally,
     cadence_reply: Tally,
     follow_up: Tally,
+    /// A fee total did not fit (`FeeTotalOverflow`).
+    fee_total_overflowed: bool,
 }
 
 impl<'c> MonthlyStatisticsBuilder<'c> {
@@ -819,6 +821,7 @@ impl<'c> MonthlyStatisticsBuilder<'c> {
             cadence_check: Tally::default(),
             cadence_reply: Tally::default(),
             follow_up: Tally::default(),
+            fee_total_overflowed: false,
         }
     }
 
@@ -851,8 +854,10 @@ impl<'c> MonthlyStatisticsBuilder<'c> {
             _ => {}
         }
         if digest.kind == TicketKind::WorkOrder && digest.status == Status::Closed {
-            if is_engineering(digest.category) {
-                count_charge(&mut statistics.charges, digest.charge.as_ref());
+            if is_engineering(digest.category)
+                && count_charge(&mut statistics.charges, digest.charge.as_ref()).is_err()
+            {
+                self.fee_total_overflowed = true;
             }
             if !digest.signed {
                 statistics.missing_signatures.push(TicketRef {
@@ -880,7 +885,10 @@ impl<'c> MonthlyStatisticsBuilder<'c> {
         }
     }
 
-    pub fn finish(mut self) -> MonthlyStatistics {
+    pub fn finish(mut self) -> Result<MonthlyStatistics, FeeTotalOverflow> {
+        if self.fee_total_overflowed {
+            return Err(FeeTotalOverflow);
+        }
         let statistics = &mut self.statistics;
         let closure = &mut statistics.closure;
         closure.closable = statistics.received - closure.cancelled - closure.converted;
@@ -900,7 +908,7 @@ impl<'c> MonthlyStatisticsBuilder<'c> {
             .missing_signatures
             .sort_by(|a, b| a.ticket_id.cmp(&b.ticket_id));
         sort_by_receipt(&mut statistics.unclosed);
-        self.statistics
+        Ok(self.statistics)
     }
 
     /// R-P3 and R-P4: the coordination ticket's bookings, replies and checks.
@@ -1047,24 +1055,24 @@ impl MonthlyArchiveBuilder {
         });
     }
 
-    pub fn finish(self, handed_out: HandedOut) -> MonthlyArchive {
-        MonthlyArchive {
+    pub fn finish(self, handed_out: HandedOut) -> Result<MonthlyArchive, FeeTotalOverflow> {
+        Ok(MonthlyArchive {
             month: self.archive_month,
             time_zone: self.time_zone,
             from: self.from,
             until: self.until,
             generated_at: self.generated_at,
-            work_orders: self.work_orders.finish(handed_out.work_orders),
+            work_orders: self.work_orders.finish(handed_out.work_orders)?,
             coordination_tickets: self
                 .coordination_tickets
-                .finish(handed_out.coordination_tickets),
+                .finish(handed_out.coordination_tickets)?,
             verbal_dispatches: self.verbal_dispatches,
-        }
+        })
     }
 }
 
 impl SectionBuilder {
-    fn finish(mut self, handed_out: u64) -> ArchiveSection {
+    fn finish(mut self, handed_out: u64) -> Result<ArchiveSection, FeeTotalOverflow> {
         // By number; the unnumbered last, by receipt.
         self.entries.sort_by(|a, b| {
             let key = |entry: &ArchiveEntry| {
@@ -1089,7 +1097,7 @@ impl SectionBuilder {
         for entry in self.entries {
             match (entry.status, &entry.charge) {
                 (Status::Closed, Some(Charge::Paid { fee_fen })) => {
-                    section.paid_fee_fen += fee_fen;
+                    add_fee(&mut section.paid_fee_fen, *fee_fen)?;
                     section.paid.push(entry);
                 }
                 (Status::Closed, Some(Charge::Free {})) => section.free.push(entry),
@@ -1097,7 +1105,7 @@ impl SectionBuilder {
                 _ => section.not_closed.push(entry),
             }
         }
-        section
+        Ok(section)
     }
 }
 
@@ -1503,15 +1511,35 @@ fn count_status(counts: &mut StatusCounts, status: Status) {
     } += 1;
 }
 
-fn count_charge(counts: &mut ChargeCounts, charge: Option<&Charge>) {
+fn count_charge(
+    counts: &mut ChargeCounts,
+    charge: Option<&Charge>,
+) -> Result<(), FeeTotalOverflow> {
     match charge {
         Some(Charge::Paid { fee_fen }) => {
             counts.paid += 1;
-            counts.paid_fee_fen += fee_fen;
+            add_fee(&mut counts.paid_fee_fen, *fee_fen)?;
         }
         Some(Charge::Free {}) => counts.free += 1,
         None => counts.not_recorded += 1,
     }
+    Ok(())
+}
+
+/// A fee total of a report does not fit in 64 bits. Fees are bounded where
+/// they come in (`MAX_FEE_FEN`), so only a stored fee from before the bound
+/// can cause it; the report is refused rather than wrong.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("a fee total of the report does not fit in 64 bits: a stored fee is beyond any real one")]
+pub struct FeeTotalOverflow;
+
+// Four billion paid tickets at the largest fee still fit in a total.
+const _: () = assert!((crate::ticket::MAX_FEE_FEN as u128) * (u32::MAX as u128) < u64::MAX as u128);
+
+/// `total += fee_fen`, never wrapping.
+fn add_fee(total: &mut u64, fee_fen: u64) -> Result<(), FeeTotalOverflow> {
+    *total = total.checked_add(fee_fen).ok_or(FeeTotalOverflow)?;
+    Ok(())
 }
 
 /// `part / whole` in percent with two decimals, or nothing of nothing.
@@ -1970,7 +1998,7 @@ mod tests {
             work_order("t-december", shanghai(12, 1, 0, 30)),
         ];
 
-        let statistics = monthly_statistics(&tickets, &calendar(), november(), at(27, 12));
+        let statistics = monthly_statistics(&tickets, &calendar(), november(), at(27, 12)).unwrap();
 
         assert_eq!(statistics.month.to_string(), "2026-11");
         assert_eq!(
@@ -2043,7 +2071,7 @@ mod tests {
             at,
         );
         let tickets = [environment, completed];
-        let statistics = monthly_statistics(&tickets, &calendar(), november(), at);
+        let statistics = monthly_statistics(&tickets, &calendar(), november(), at).unwrap();
         assert_eq!(statistics.charges, ChargeCounts::default());
         assert_eq!(statistics.closure.closed, 1);
     }
@@ -2084,10 +2112,11 @@ mod tests {
             &calendar(),
             november(),
             shanghai(11, 27, 9, 10),
-        );
+        )
+        .unwrap();
         assert_eq!(tally(&at_09_10, RuleId::P1, Duty::Arrival), (0, 0, 1));
         let statistics =
-            monthly_statistics(&tickets, &calendar(), november(), shanghai(11, 27, 15, 0));
+            monthly_statistics(&tickets, &calendar(), november(), shanghai(11, 27, 15, 0)).unwrap();
         // Met: on time and by the appointment; missed: late and still waiting.
         assert_eq!(tally(&statistics, RuleId::P1, Duty::Arrival), (2, 2, 0));
     }
@@ -2116,7 +2145,7 @@ mod tests {
         );
         let tickets = [booked];
         let statistics =
-            monthly_statistics(&tickets, &calendar(), november(), shanghai(11, 30, 12, 0));
+            monthly_statistics(&tickets, &calendar(), november(), shanghai(11, 30, 12, 0)).unwrap();
         assert_eq!(
             tally(&statistics, RuleId::P3, Duty::BookSiteInspection),
             (1, 0, 0)
@@ -2126,7 +2155,8 @@ mod tests {
             (0, 1, 0)
         );
         // Before either was due and done, both are pending.
-        let early = monthly_statistics([&issued], &calendar(), november(), shanghai(11, 27, 17, 0));
+        let early = monthly_statistics([&issued], &calendar(), november(), shanghai(11, 27, 17, 0))
+            .unwrap();
         assert_eq!(
             tally(&early, RuleId::P3, Duty::BookSiteInspection),
             (0, 0, 1)
@@ -2147,7 +2177,7 @@ mod tests {
         let ticket = track(&ticket, TrackingKind::Check {}, shanghai(11, 27, 10, 0));
         let tickets = [ticket];
         let statistics =
-            monthly_statistics(&tickets, &calendar(), november(), shanghai(11, 28, 12, 0));
+            monthly_statistics(&tickets, &calendar(), november(), shanghai(11, 28, 12, 0)).unwrap();
         // The next check is due by the end of the 30th: pending.
         assert_eq!(tally(&statistics, RuleId::P4, Duty::Check), (1, 1, 1));
         // No progress report: due by the end of the 25th, overdue since.
@@ -2201,7 +2231,8 @@ mod tests {
             },
         ];
         let statistics =
-            monthly_statistics(&tickets, &calendar(), november(), shanghai(11, 27, 10, 30));
+            monthly_statistics(&tickets, &calendar(), november(), shanghai(11, 27, 10, 30))
+                .unwrap();
         assert_eq!(tally(&statistics, RuleId::F1, Duty::FollowUp), (1, 2, 1));
     }
 
@@ -2223,7 +2254,7 @@ mod tests {
             at,
         });
         let tickets = [signed, unsigned];
-        let statistics = monthly_statistics(&tickets, &calendar(), november(), at);
+        let statistics = monthly_statistics(&tickets, &calendar(), november(), at).unwrap();
         let missing: Vec<&str> = statistics
             .missing_signatures
             .iter()
@@ -2234,7 +2265,8 @@ mod tests {
 
     #[test]
     fn r_a3_an_empty_month_has_no_closure_rate_and_every_duty_at_zero() {
-        let statistics = monthly_statistics([], &calendar(), november(), shanghai(11, 27, 9, 0));
+        let statistics =
+            monthly_statistics([], &calendar(), november(), shanghai(11, 27, 9, 0)).unwrap();
         assert_eq!(statistics.received, 0);
         assert_eq!(statistics.closure.closure_rate_percent, None);
         assert_eq!(statistics.timeliness.len(), 6);
@@ -2527,12 +2559,12 @@ mod tests {
                 shanghai(12, 8, 10, 0),
             ] {
                 let calendar = calendar();
-                let whole = monthly_statistics(&tickets, &calendar, november(), now);
+                let whole = monthly_statistics(&tickets, &calendar, november(), now).unwrap();
                 let mut builder = MonthlyStatisticsBuilder::new(&calendar, november(), now);
                 for digest in digests.iter().rev() {
                     builder.add_digest(stored(digest));
                 }
-                proptest::prop_assert_eq!(builder.finish(), whole);
+                proptest::prop_assert_eq!(builder.finish().unwrap(), whole);
             }
         }
     }
@@ -2586,7 +2618,7 @@ mod tests {
         for ticket in tickets {
             builder.add_digest(ReportDigest::of(ticket));
         }
-        builder.finish(handed_out)
+        builder.finish(handed_out).unwrap()
     }
 
     fn serials(entries: &[ArchiveEntry]) -> Vec<String> {
@@ -2769,15 +2801,24 @@ mod tests {
         for ticket in &tickets {
             builder.add_digest(ReportDigest::of(ticket));
         }
-        let december_archive = builder.finish(HandedOut {
-            work_orders: 0,
-            coordination_tickets: 1,
-        });
+        let december_archive = builder
+            .finish(HandedOut {
+                work_orders: 0,
+                coordination_tickets: 1,
+            })
+            .unwrap();
         assert_eq!(
             serials(&december_archive.coordination_tickets.not_closed),
             ["E01-CT-202612-00001"]
         );
         assert!(december_archive.work_orders.not_closed.is_empty());
         assert!(december_archive.coordination_tickets.numbering.complete);
+    }
+
+    #[test]
+    fn r_c5_a_fee_total_that_would_wrap_is_refused() {
+        let mut total = u64::MAX - 1;
+        assert_eq!(add_fee(&mut total, 2), Err(FeeTotalOverflow));
+        assert_eq!(total, u64::MAX - 1, "a refused addition changes nothing");
     }
 }

@@ -24,10 +24,24 @@ pub enum Role {
     EnvironmentManager,
     /// 主管.
     Supervisor,
+    /// 系统管理员: the property group's user administration. Manages the
+    /// users of every estate and reads no ticket of any.
+    Administrator,
+}
+
+/// Which tickets of its own estate a role reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TicketScope {
+    /// Every ticket of the estate.
+    WholeEstate,
+    /// Only the tickets assigned to the user now.
+    Assigned,
+    /// None at all.
+    Nothing,
 }
 
 impl Role {
-    pub const ALL: [Role; 8] = [
+    pub const ALL: [Role; 9] = [
         Role::CustomerServiceAgent,
         Role::CustomerServiceSpecialist,
         Role::CustomerServiceManager,
@@ -36,6 +50,7 @@ impl Role {
         Role::DepartmentManager,
         Role::EnvironmentManager,
         Role::Supervisor,
+        Role::Administrator,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -48,6 +63,7 @@ impl Role {
             Role::DepartmentManager => "department_manager",
             Role::EnvironmentManager => "environment_manager",
             Role::Supervisor => "supervisor",
+            Role::Administrator => "administrator",
         }
     }
 
@@ -188,7 +204,7 @@ impl Role {
     /// Office notes come from the office; technicians write notes from the field
     /// through sync, and supervisors watch.
     pub fn may_write_office_notes(self) -> bool {
-        !matches!(self, Role::Technician | Role::Supervisor)
+        self.sees_whole_estate() && self != Role::Supervisor
     }
 
     /// The crew table and the live feed: SPEC.md gives watching the live
@@ -203,10 +219,25 @@ impl Role {
         self == Role::Supervisor
     }
 
-    /// Technicians see only the tickets assigned to them; every other role sees
-    /// its estate's tickets.
+    /// Technicians see only the tickets assigned to them, administrators
+    /// none; every other role sees its estate's tickets.
+    pub fn ticket_scope(self) -> TicketScope {
+        match self {
+            Role::Technician => TicketScope::Assigned,
+            Role::Administrator => TicketScope::Nothing,
+            _ => TicketScope::WholeEstate,
+        }
+    }
+
+    /// The office: every role that reads its whole estate's tickets.
     pub fn sees_whole_estate(self) -> bool {
-        self != Role::Technician
+        self.ticket_scope() == TicketScope::WholeEstate
+    }
+
+    /// Adding users, changing their role or estate, disabling them,
+    /// resetting passwords and ending sessions.
+    pub fn may_administer_users(self) -> bool {
+        self == Role::Administrator
     }
 
     /// Only technicians record field facts through sync.
@@ -227,6 +258,26 @@ mod tests {
             assert_eq!(json, format!("\"{}\"", role.as_str()));
         }
         assert_eq!(Role::parse("admin"), None);
+    }
+
+    #[test]
+    fn an_administrator_manages_users_and_reads_no_ticket() {
+        let administrator = Role::Administrator;
+        assert!(administrator.may_administer_users());
+        assert_eq!(administrator.ticket_scope(), TicketScope::Nothing);
+        assert!(!administrator.sees_whole_estate());
+        assert!(!administrator.works_in_the_field());
+        assert!(!administrator.may_take_reports());
+        assert!(!administrator.may_dispatch_any());
+        assert!(!administrator.may_write_office_notes());
+        assert!(!administrator.may_read_daily_unclosed());
+        assert!(!administrator.may_read_monthly_statistics());
+        assert!(!administrator.may_watch_crew());
+        let others: Vec<Role> = Role::ALL
+            .into_iter()
+            .filter(|role| role.may_administer_users())
+            .collect();
+        assert_eq!(others, [Role::Administrator]);
     }
 
     #[test]

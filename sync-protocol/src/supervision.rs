@@ -212,6 +212,30 @@ pub fn crew_row(
     }
 }
 
+impl CrewRow {
+    /// Whether a supervisor should look at this device: changes waiting to
+    /// upload, facts awaiting review, a clock that cannot be trusted, or
+    /// tickets held while it is offline.
+    pub fn needs_attention(&self) -> bool {
+        self.outbox_depth > 0
+            || self.awaiting_review > 0
+            || self.clock_offset_ms.abs() > crate::time_rules::CLOCK_OFFSET_TRUST_MS
+            || (!self.online && self.tickets_held > 0)
+    }
+}
+
+/// The crew table's order: the devices that need attention first, then the
+/// most recent contact first (id last, so that the order is total).
+pub fn sort_crew(rows: &mut [CrewRow]) {
+    rows.sort_by(|a, b| {
+        (b.needs_attention(), b.last_contact_at, &a.device_id).cmp(&(
+            a.needs_attention(),
+            a.last_contact_at,
+            &b.device_id,
+        ))
+    });
+}
+
 /// The facts of `ticket` that await review, in mutation id order.
 pub fn review_items(ticket: &Ticket) -> Vec<ReviewItem> {
     let mut items = Vec::new();
@@ -387,4 +411,60 @@ fn review_of<'a>(ticket: &'a Ticket, mutation: &MutationId) -> Option<(ReviewDec
         } if reviewed == mutation => Some((*decision, note.as_str())),
         _ => None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn row(id: &str, minute: u32, outbox_depth: u32) -> CrewRow {
+        CrewRow {
+            device_id: DeviceId::parse(id).unwrap(),
+            user: UserId::parse("li").unwrap(),
+            online: true,
+            last_contact_at: Utc.with_ymd_and_hms(2026, 12, 7, 9, minute, 0).unwrap(),
+            last_push_at: None,
+            last_pull_at: None,
+            outbox_depth,
+            oldest_pending_age_ms: None,
+            clock_offset_ms: 0,
+            app_version: "1.0".into(),
+            protocol_version: 1,
+            tickets_held: 0,
+            awaiting_review: 0,
+        }
+    }
+
+    #[test]
+    fn the_crew_table_puts_devices_that_need_attention_first_then_the_latest_contact() {
+        let mut rows = vec![
+            row("a-old", 1, 0),
+            row("b-pending", 2, 3),
+            row("c-recent", 9, 0),
+            row("d-pending-recent", 8, 1),
+        ];
+        sort_crew(&mut rows);
+        let order: Vec<&str> = rows.iter().map(|row| row.device_id.as_str()).collect();
+        assert_eq!(
+            order,
+            ["d-pending-recent", "b-pending", "c-recent", "a-old"]
+        );
+    }
+
+    #[test]
+    fn a_device_offline_with_tickets_or_with_a_wrong_clock_needs_attention() {
+        let offline = CrewRow {
+            online: false,
+            tickets_held: 2,
+            ..row("x", 0, 0)
+        };
+        assert!(offline.needs_attention());
+        let wrong_clock = CrewRow {
+            clock_offset_ms: crate::time_rules::CLOCK_OFFSET_TRUST_MS + 1,
+            ..row("y", 0, 0)
+        };
+        assert!(wrong_clock.needs_attention());
+        assert!(!row("z", 0, 0).needs_attention());
+    }
 }

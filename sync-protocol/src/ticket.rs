@@ -160,13 +160,19 @@ impl AgreedTime {
     }
 }
 
+/// The largest fee one job may carry, in fen: 1,000,000 yuan. Far above
+/// any real job, and low enough that no report total can overflow.
+pub const MAX_FEE_FEN: u64 = 100_000_000;
+
 /// Paid 有偿 (with the fee) or free 无偿 (R-P6, R-C5).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Charge {
     /// A struct variant, so that a stray `fee_fen` is refused, not dropped.
     Free {},
-    /// The fee in fen (0.01 CNY) so that money is never a float.
+    /// The fee in fen (0.01 CNY) so that money is never a float; at most
+    /// [`MAX_FEE_FEN`], which the merge rules and intake check where a fee
+    /// comes in (a device's result, an office booking).
     Paid { fee_fen: u64 },
 }
 
@@ -190,6 +196,16 @@ pub struct CompletionRecord {
 }
 
 impl CompletionRecord {
+    /// Bytes of free text in the record: what was done, and the materials.
+    pub fn text_bytes(&self) -> usize {
+        let materials: usize = self
+            .materials
+            .iter()
+            .map(|material| material.name.len() + material.quantity.len())
+            .sum();
+        self.work_done.len() + materials
+    }
+
     /// SHA-256 of the record's canonical JSON (fields in declaration order, no
     /// whitespace): the value the owner's signature refers to.
     pub fn record_hash(&self) -> Sha256Hex {
@@ -511,6 +527,10 @@ pub struct Ticket {
     pub notes: BTreeMap<MutationId, Fact<Note>>,
     #[serde(default)]
     pub results: BTreeMap<MutationId, Fact<CompletionRecord>>,
+    /// The result that counts ([`Ticket::current_result`]) when there are
+    /// several: a later one replaced the others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_result: Option<MutationId>,
     #[serde(default)]
     pub signatures: BTreeMap<MutationId, Fact<Signature>>,
     #[serde(default)]
@@ -578,12 +598,22 @@ impl Ticket {
             .is_none_or(|booking| now >= booking.issued_at)
     }
 
-    /// The result that counts: the newest one not flagged late.
+    /// The result that counts: the newest one (by device time) not flagged
+    /// late; any other on-time result was replaced by it.
     pub fn current_result(&self) -> Option<&Fact<CompletionRecord>> {
+        self.current_result_entry().map(|(_, fact)| fact)
+    }
+
+    /// The id of [`Ticket::current_result`].
+    pub fn current_result_id(&self) -> Option<&MutationId> {
+        self.current_result_entry().map(|(id, _)| id)
+    }
+
+    fn current_result_entry(&self) -> Option<(&MutationId, &Fact<CompletionRecord>)> {
         self.results
-            .values()
-            .filter(|fact| fact.late.is_none())
-            .max_by_key(|fact| fact.recorded_at)
+            .iter()
+            .filter(|(_, fact)| fact.late.is_none())
+            .max_by_key(|(_, fact)| fact.recorded_at)
     }
 
     /// The paid/free decision of the current result (R-P6, R-C5).
@@ -593,7 +623,14 @@ impl Ticket {
 
     /// Blob hashes the ticket refers to (signatures), for the missing-blob check.
     pub fn referenced_blobs(&self) -> impl Iterator<Item = &Sha256Hex> {
-        self.signatures.values().map(|fact| &fact.body.blob)
+        self.blob_references().map(|(blob, _)| blob)
+    }
+
+    /// Each blob the ticket refers to, with the technician whose fact does.
+    pub fn blob_references(&self) -> impl Iterator<Item = (&Sha256Hex, &UserId)> {
+        self.signatures
+            .values()
+            .map(|fact| (&fact.body.blob, &fact.recorded_by))
     }
 
     /// The owner's signature over the current result (R-P7), if there is one.

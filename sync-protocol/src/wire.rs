@@ -127,14 +127,13 @@ pub enum RevokeReason {
     Converted,
 }
 
-/// The answer to a blob upload.
+/// The answer to a blob upload: the same whether or not the server held
+/// these bytes before, so that an upload reveals nothing of other uploads.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BlobReceipt {
     pub sha256: Sha256Hex,
     pub size_bytes: u64,
-    /// False when the server already had it (the upload was a harmless repeat).
-    pub created: bool,
 }
 
 /// What the server knows about a handheld: the supervisors' view of its sync
@@ -160,6 +159,10 @@ pub struct DeviceStatus {
     pub last_pull_at: Option<DateTime<Utc>>,
     /// Server time minus device time at the last contact, in milliseconds.
     pub clock_offset_ms: i64,
+    /// When the device was retired to make room for a newer one of the same
+    /// technician; it is active again when it syncs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retired_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -197,15 +200,36 @@ pub struct TicketPage {
 pub struct LoginRequest {
     pub username: String,
     pub password: String,
+    /// The handheld (or browser) logging in: its refresh token is bound to
+    /// it, and only it can use it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_id: Option<DeviceId>,
 }
 
+/// A new pair of tokens for a refresh token (`POST /api/v1/auth/refresh`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+    /// The device the refresh token was issued to, if it was bound to one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_id: Option<DeviceId>,
+}
+
+/// The answer to a login or a refresh.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LoginResponse {
+    /// A short-lived access token: send it as `Authorization: Bearer`.
     pub token: String,
     pub token_type: String,
     pub expires_at: DateTime<Utc>,
+    /// Exchanges for a new pair before `refresh_expires_at`, once: each
+    /// refresh answers with a new one (keep only the newest).
+    pub refresh_token: String,
+    pub refresh_expires_at: DateTime<Utc>,
     pub user: UserId,
+    pub display_name: String,
     pub role: Role,
     pub estate: EstateId,
 }

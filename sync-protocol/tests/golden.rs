@@ -15,11 +15,12 @@ use serde_json::{Value, json};
 use sync_protocol::{
     AgreedTime, Applied, Area, BookingRequest, Category, Change, Charge, CompletionRecord, Cursor,
     DeviceId, DeviceMutation, DeviceOp, DeviceReport, DeviceSeq, ErrorBody, EstateId, Intake,
-    LateReason, Lateness, LoginResponse, MutationOutcome, OfficeActionRequest, OfficeOp, Outcome,
-    PROTOCOL_VERSION, PullRequest, PullResponse, PushRequest, PushResponse, Rating, Recorder,
-    RejectCode, Rejection, Reporter, RevokeReason, Role, Sha256Hex, Source, Ticket, TicketId,
-    TicketKind, TicketVersion, TrackingKind, UserId, Verdict, Version, WorkingCalendar,
-    apply_office_op, convert_work_order, create_ticket, link_follow_up_report, merge,
+    LateReason, Lateness, LoginRequest, LoginResponse, MutationOutcome, OfficeActionRequest,
+    OfficeOp, Outcome, PROTOCOL_VERSION, PullRequest, PullResponse, PushRequest, PushResponse,
+    Rating, Recorder, RefreshRequest, RejectCode, Rejection, Reporter, RevokeReason, Role,
+    Sha256Hex, Source, Ticket, TicketId, TicketKind, TicketVersion, TrackingKind, UserChange,
+    UserId, UserSummary, Verdict, Version, WorkingCalendar, apply_office_op, convert_work_order,
+    create_ticket, link_follow_up_report, merge,
 };
 
 fn at(hour: u32, minute: u32) -> DateTime<Utc> {
@@ -384,11 +385,47 @@ fn the_login_response_is_frozen() {
         token: "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ6aGFuZyJ9.c2lnbmF0dXJl".into(),
         token_type: "Bearer".into(),
         expires_at: at(21, 0),
+        refresh_token: format!("rt1.{}.{}", "0f".repeat(16), "a7".repeat(32)),
+        refresh_expires_at: at(21, 0) + chrono::Duration::days(30),
         user: user("zhang"),
+        display_name: "维修 张师傅 Zhang".into(),
         role: Role::Technician,
         estate: EstateId::parse("E01").unwrap(),
     };
     check_golden("login_response", &response);
+}
+
+#[test]
+fn a_login_and_a_refresh_bound_to_a_device_are_frozen() {
+    let login = LoginRequest {
+        username: "zhang".into(),
+        password: "demo-password".into(),
+        device_id: Some(DeviceId::parse("hh-zhang-1").unwrap()),
+    };
+    check_golden("login_request", &login);
+    let refresh = RefreshRequest {
+        refresh_token: format!("rt1.{}.{}", "0f".repeat(16), "a7".repeat(32)),
+        device_id: Some(DeviceId::parse("hh-zhang-1").unwrap()),
+    };
+    check_golden("refresh_request", &refresh);
+}
+
+#[test]
+fn the_user_administration_bodies_are_frozen() {
+    let summary = UserSummary {
+        id: user("zhang"),
+        display_name: "维修 张师傅 Zhang".into(),
+        role: Role::Technician,
+        estate: EstateId::parse("E02").unwrap(),
+        disabled: false,
+    };
+    check_golden("user_summary", &summary);
+    let change = UserChange {
+        estate: Some(EstateId::parse("E02").unwrap()),
+        disabled: Some(false),
+        ..UserChange::default()
+    };
+    check_golden("user_change", &change);
 }
 
 #[test]
@@ -1335,6 +1372,7 @@ fn device_status() -> sync_protocol::DeviceStatus {
         last_push_at: Some(at(11, 2)),
         last_pull_at: Some(at(10, 30)),
         clock_offset_ms: -1_200,
+        retired_at: None,
     }
 }
 

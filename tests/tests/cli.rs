@@ -60,6 +60,7 @@ async fn a_user_added_on_the_command_line_can_log_in_once_the_server_runs_on_tha
     let wrong = LoginRequest {
         username: "sunli".to_owned(),
         password: "correct horse battery staple\n".to_owned(),
+        device_id: None,
     };
     server
         .post_json("/api/v1/auth/login", None, &wrong)
@@ -91,6 +92,7 @@ async fn a_password_shorter_than_eight_characters_is_refused_and_no_user_is_stor
     let request = LoginRequest {
         username: "shorty".to_owned(),
         password: "1234567".to_owned(),
+        device_id: None,
     };
     server
         .post_json("/api/v1/auth/login", None, &request)

@@ -96,7 +96,7 @@ async fn facts_recorded_offline_are_kept_and_flagged_late_when_the_office_reassi
 
     // Back in signal: the signature image first, then the outbox.
     let upload = server.upload_blob(&li, &image).await;
-    assert_eq!(upload.status, StatusCode::CREATED, "{upload:?}");
+    assert_eq!(upload.status, StatusCode::OK, "{upload:?}");
     let pushed = server.push(&li, &handheld.id, offline).await;
 
     let late = Lateness {
@@ -121,12 +121,10 @@ async fn facts_recorded_offline_are_kept_and_flagged_late_when_the_office_reassi
     // Every fact is on the ticket, attributed and flagged; the office's work stands.
     let stored = server.ticket(&dispatcher, &ticket.id).await;
     assert_eq!(stored.version.0, before_push.version.0 + 5);
-    assert_eq!(
-        pushed.ticket_versions,
-        vec![sync_protocol::TicketVersion {
-            ticket_id: ticket.id.clone(),
-            version: stored.version,
-        }]
+    assert!(
+        pushed.ticket_versions.is_empty(),
+        "the answer describes only tickets li holds: {:?}",
+        pushed.ticket_versions
     );
     assert_eq!(stored.status, Status::Dispatched, "late facts move nothing");
     assert_eq!(stored.assigned_technician, Some(user("zhang")));
@@ -329,11 +327,10 @@ async fn an_undisturbed_job_goes_dispatched_in_progress_completed_and_reports_th
 
     // … until it is uploaded.
     let upload = server.upload_blob(&li, &image).await;
-    assert_eq!(upload.status, StatusCode::CREATED);
+    assert_eq!(upload.status, StatusCode::OK);
     let receipt: BlobReceipt = upload.json();
     assert_eq!(receipt.sha256, hash);
     assert_eq!(receipt.size_bytes, image.len() as u64);
-    assert!(receipt.created);
     let after_upload = handheld.record(&completed, note("owner satisfied 业主满意"));
     let pushed = server.push(&li, &handheld.id, vec![after_upload]).await;
     assert!(

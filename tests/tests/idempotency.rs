@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Handheld, TestServer, note, paid_result, push_request};
+use common::{Handheld, TestServer, note, paid_result, push_request, signature};
 use reqwest::StatusCode;
 use sync_protocol::{
     BlobReceipt, Cursor, DeviceOp, DeviceSeq, MutationOutcome, Outcome, PushRequest, RejectCode,
@@ -175,27 +175,37 @@ async fn a_push_abandoned_right_after_sending_is_applied_at_most_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_blob_uploaded_twice_is_created_once() {
+async fn a_blob_uploaded_twice_is_stored_once_and_both_uploads_get_the_same_answer() {
     let server = TestServer::start();
     let li = server.login("li").await;
     let dispatcher = server.login("diaodu").await;
+    let mut handheld = Handheld::new("hh-li-idem-blob");
+    let ticket = server.tickets_of("li").await.remove(0);
+    let result = paid_result();
     let image = b"the same signature image, sent twice".to_vec();
     let hash = Sha256Hex::of(&image);
 
     let first = server.upload_blob(&li, &image).await;
-    assert_eq!(first.status, StatusCode::CREATED, "{first:?}");
-    let first: BlobReceipt = first.json();
-    assert!(first.created);
-    assert_eq!(first.sha256, hash);
-    assert_eq!(first.size_bytes, image.len() as u64);
-
     let second = server.upload_blob(&li, &image).await;
-    assert_eq!(second.status, StatusCode::OK, "{second:?}");
-    let second: BlobReceipt = second.json();
-    assert!(!second.created, "the server already had it");
-    assert_eq!(second.sha256, hash);
-    assert_eq!(second.size_bytes, image.len() as u64);
+    for upload in [&first, &second] {
+        assert_eq!(upload.status, StatusCode::OK, "{upload:?}");
+        let receipt: BlobReceipt = upload.json();
+        assert_eq!(receipt.sha256, hash);
+        assert_eq!(receipt.size_bytes, image.len() as u64);
+    }
+    assert_eq!(first.body, second.body, "a repeat reveals nothing new");
 
+    // The image becomes readable with the signature that refers to it.
+    let batch = vec![
+        handheld.record(
+            &ticket,
+            DeviceOp::Complete {
+                result: result.clone(),
+            },
+        ),
+        handheld.record(&ticket, signature(&image, &result)),
+    ];
+    server.push(&li, &handheld.id, batch).await;
     let stored = server
         .get(&format!("/api/v1/blobs/{hash}"), Some(&dispatcher))
         .await;

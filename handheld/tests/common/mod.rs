@@ -20,7 +20,8 @@ use handheld::{
 };
 use sync_protocol::{
     BlobReceipt, DevicePage, Intake, LoginRequest, LoginResponse, OfficeActionRequest, OfficeOp,
-    PullRequest, PullResponse, PushRequest, PushResponse, Sha256Hex, Ticket, TicketId, TicketPage,
+    PullRequest, PullResponse, PushRequest, PushResponse, RefreshRequest, Sha256Hex, Ticket,
+    TicketId, TicketPage,
 };
 use tempfile::TempDir;
 
@@ -170,6 +171,7 @@ impl Office {
         let request = LoginRequest {
             username: user.to_owned(),
             password: DEMO_PASSWORD.to_owned(),
+            device_id: None,
         };
         let response: LoginResponse = self
             .send(
@@ -246,6 +248,18 @@ impl Office {
                 .bearer_auth(token),
         )
         .await
+    }
+
+    /// End every session of `user`, as the demo administrator does.
+    pub async fn end_sessions(&self, user: &str) {
+        let admin = self.token("guanli").await;
+        let _: serde_json::Value = self
+            .send(
+                self.client
+                    .post(self.path(&format!("/api/v1/admin/users/{user}/end-sessions")))
+                    .bearer_auth(admin),
+            )
+            .await;
     }
 
     pub async fn blob(&self, hash: &Sha256Hex) -> Vec<u8> {
@@ -339,6 +353,10 @@ fn take_one(counter: &AtomicUsize) -> bool {
 impl Transport for FaultyNetwork {
     fn login<'a>(&'a self, request: &'a LoginRequest) -> TransportFuture<'a, LoginResponse> {
         Box::pin(async move { self.inner()?.login(request).await })
+    }
+
+    fn refresh<'a>(&'a self, request: &'a RefreshRequest) -> TransportFuture<'a, LoginResponse> {
+        Box::pin(async move { self.inner()?.refresh(request).await })
     }
 
     fn pull<'a>(

@@ -1,5 +1,8 @@
 //! Blobs (signature images, photos) stored by SHA-256: uploads are
-//! idempotent and verified; the size is limited.
+//! idempotent and verified; the size is limited. A blob belongs to the
+//! tickets that refer to it: only someone who may read one of them may
+//! download it, and an upload is answered the same whether or not the
+//! server held the bytes before.
 
 use std::sync::Arc;
 
@@ -9,7 +12,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
-use sync_protocol::{MAX_BLOB_BYTES, Sha256Hex};
+use sync_protocol::{MAX_BLOB_BYTES, Sha256Hex, TicketAccess};
 
 use super::{ApiError, ApiPath, AppState, Caller};
 use crate::writer::{Command, Reply};
@@ -40,36 +43,43 @@ pub async fn upload(
         .with_details(json!({ "expected": hash, "actual": actual })));
     }
     let command = Command::PutBlob {
+        by: caller.user,
         hash,
         bytes: bytes.to_vec(),
     };
     match state.writer.submit(command).await? {
-        Reply::Blob(receipt) => {
-            let status = if receipt.created {
-                StatusCode::CREATED
-            } else {
-                StatusCode::OK
-            };
-            Ok((status, Json(receipt)).into_response())
-        }
+        Reply::Blob(receipt) => Ok((StatusCode::OK, Json(receipt)).into_response()),
         _ => Err(ApiError::Internal(
             "blob upload got another reply".to_owned(),
         )),
     }
 }
 
-/// Office roles read signatures and photos when they review a ticket.
+/// Most referring tickets a download looks at: one readable is enough.
+const REFERRERS_CHECKED: usize = 64;
+
+/// A signature or photo, for whoever may read a ticket that refers to it.
 pub async fn download(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     ApiPath(hash): ApiPath<String>,
 ) -> Result<Response, ApiError> {
-    caller.require_office()?;
+    // Missing, unreferenced, or only another estate's: the same answer.
+    let not_found = || ApiError::not_found("blob_not_found", "no blob with that hash");
     let hash = parse_hash(&hash)?;
-    let bytes = state
-        .store
-        .blob(&hash)?
-        .ok_or_else(|| ApiError::not_found("blob_not_found", "no blob with that hash"))?;
+    let mut readable = false;
+    for ticket_id in state.store.blob_referrers(&hash, REFERRERS_CHECKED)? {
+        if let Some(ticket) = state.store.ticket(&ticket_id)?
+            && caller.access(&ticket) == TicketAccess::Readable
+        {
+            readable = true;
+            break;
+        }
+    }
+    if !readable {
+        return Err(not_found());
+    }
+    let bytes = state.store.blob(&hash)?.ok_or_else(not_found)?;
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
 }
 

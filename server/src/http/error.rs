@@ -21,6 +21,13 @@ pub enum ApiError {
         message: String,
         details: Option<serde_json::Value>,
     },
+    /// 429: too many attempts or requests; try again after the given time.
+    #[error("{message}")]
+    TooMany {
+        code: &'static str,
+        message: String,
+        retry_after_seconds: u64,
+    },
     #[error("internal fault: {0}")]
     Internal(String),
 }
@@ -68,6 +75,22 @@ impl ApiError {
         Self::client(StatusCode::NOT_FOUND, code, message)
     }
 
+    pub fn too_many(
+        code: &'static str,
+        message: impl Into<String>,
+        retry_after_seconds: u64,
+    ) -> Self {
+        ApiError::TooMany {
+            code,
+            message: message.into(),
+            retry_after_seconds: retry_after_seconds.max(1),
+        }
+    }
+
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::client(StatusCode::CONFLICT, code, message)
+    }
+
     pub fn payload_too_large(limit_bytes: usize) -> Self {
         Self::client(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -94,6 +117,26 @@ impl IntoResponse for ApiError {
                     details,
                 },
             ),
+            ApiError::TooMany {
+                code,
+                message,
+                retry_after_seconds,
+            } => {
+                let body = ErrorBody {
+                    code: code.to_owned(),
+                    message,
+                    details: Some(json!({ "retry_after_seconds": retry_after_seconds })),
+                };
+                return (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    [(
+                        axum::http::header::RETRY_AFTER,
+                        retry_after_seconds.to_string(),
+                    )],
+                    axum::Json(body),
+                )
+                    .into_response();
+            }
             ApiError::Internal(chain) => {
                 tracing::error!(error = %chain, "internal fault");
                 (
@@ -127,6 +170,12 @@ impl From<WorkflowError> for ApiError {
             }
             WorkflowError::TransitionNotAllowed { .. } | WorkflowError::AlreadyAssigned(_) => {
                 ApiError::client(StatusCode::CONFLICT, error.code(), message)
+            }
+            WorkflowError::TicketFull(full) => {
+                ApiError::client(StatusCode::CONFLICT, error.code(), message).with_details(json!({
+                    "changes": full.changes,
+                    "text_bytes": full.text_bytes,
+                }))
             }
             WorkflowError::BookingNotIssued {
                 service_date,
@@ -184,6 +233,36 @@ impl From<WriteError> for ApiError {
                 "device_of_another_user",
                 format!("device {device} is registered to another technician"),
             ),
+            WriteError::TooManyPendingBlobs { limit } => ApiError::conflict(
+                "too_many_pending_blobs",
+                format!(
+                    "{limit} uploaded images are waiting for the changes that use them: push those changes first"
+                ),
+            )
+            .with_details(json!({ "limit": limit })),
+            WriteError::UserNotFound => ApiError::not_found("user_not_found", "no such user"),
+            WriteError::UserExists => ApiError::conflict(
+                "user_exists",
+                "a user with this name exists already (用户名已存在)",
+            ),
+            WriteError::LastAdministrator => ApiError::conflict(
+                "last_administrator",
+                "the last enabled administrator cannot be disabled or given another role (至少保留一名管理员)",
+            ),
+            WriteError::TechnicianHoldsTickets { held } => ApiError::conflict(
+                "technician_holds_tickets",
+                format!(
+                    "the technician still holds {held} open tickets: reassign them first, so that what their handhelds recorded still reaches them (请先改派其工单)"
+                ),
+            )
+            .with_details(json!({ "held": held })),
+            WriteError::TooManyDevices { limit } => ApiError::conflict(
+                "too_many_devices",
+                format!(
+                    "this technician already has {limit} handhelds with changes waiting to upload; sync one of them first (设备数量已达上限)"
+                ),
+            )
+            .with_details(json!({ "limit": limit })),
             WriteError::Panicked => ApiError::Internal("a write command panicked".to_owned()),
             WriteError::Stopped => ApiError::client(
                 StatusCode::SERVICE_UNAVAILABLE,

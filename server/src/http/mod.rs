@@ -2,8 +2,10 @@
 //! size, concurrency and time, a span per request, and the protocol header
 //! on every response.
 
+mod admin;
 mod blobs;
 mod caller;
+mod client;
 mod dashboard;
 mod dispatch;
 mod due;
@@ -12,6 +14,7 @@ mod live;
 mod metrics;
 mod openapi;
 mod reports;
+mod serve;
 mod session;
 mod supervision;
 mod sync;
@@ -25,7 +28,7 @@ use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{get, patch, post, put};
 use axum::{BoxError, Json, Router};
 use sync_protocol::{PROTOCOL_HEADER, PROTOCOL_VERSION};
 use tower::ServiceBuilder;
@@ -33,11 +36,14 @@ use tower::limit::GlobalConcurrencyLimitLayer;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
-pub use caller::Caller;
+pub use caller::{Caller, ticket_not_found};
+pub use client::{ClientAddress, PeerAddress};
 pub use error::{ApiError, ApiJson, ApiPath};
 pub use openapi::{OPENAPI_JSON, ROUTES};
+pub use serve::{ConnectionLimits, serve};
 
-use crate::auth::Authority;
+use crate::auth::throttle::LoginThrottle;
+use crate::auth::{Authority, PasswordChecker};
 use crate::calendars::Calendars;
 use crate::clock::Clock;
 use crate::config::Limits;
@@ -46,6 +52,7 @@ use crate::execution::Execution;
 use crate::live::LiveHub;
 use crate::metrics::Metrics;
 use crate::store::Store;
+use crate::users::UserDirectory;
 use crate::writer::Writer;
 
 /// What every handler can reach.
@@ -53,11 +60,18 @@ pub struct AppState {
     pub store: Store,
     pub writer: Writer,
     pub authority: Authority,
+    /// Who each user is now: role, estate, generation.
+    pub users: UserDirectory,
+    /// Where passwords are hashed and checked: a bounded pool.
+    pub passwords: PasswordChecker,
+    pub throttle: LoginThrottle,
+    /// How long a refresh token stays good after its last use.
+    pub refresh_ttl: chrono::Duration,
     pub clock: Arc<dyn Clock>,
     pub limits: Limits,
     /// The working calendar of each estate (reports, due list).
     pub calendars: Calendars,
-    /// Where blocking work (password checks) runs.
+    /// Where blocking work runs.
     pub execution: Execution,
     /// The supervisors' live feed.
     pub live: LiveHub,
@@ -69,6 +83,11 @@ pub fn router(state: Arc<AppState>) -> Router {
     let limits = state.limits.clone();
     let api = Router::new()
         .route(openapi::LOGIN, post(session::login))
+        .route(openapi::REFRESH, post(session::refresh))
+        .route(openapi::ADMIN_USERS, get(admin::list).post(admin::add))
+        .route(openapi::ADMIN_USER, patch(admin::change))
+        .route(openapi::ADMIN_USER_PASSWORD, post(admin::reset_password))
+        .route(openapi::ADMIN_USER_SESSIONS_END, post(admin::end_sessions))
         .route(openapi::PULL, post(sync::pull))
         .route(openapi::PUSH, post(sync::push))
         .route(openapi::DEVICES, get(sync::devices))

@@ -6,6 +6,11 @@ use axum::response::IntoResponse;
 pub const HEALTH: &str = "/healthz";
 pub const OPENAPI: &str = "/api/v1/openapi.json";
 pub const LOGIN: &str = "/api/v1/auth/login";
+pub const REFRESH: &str = "/api/v1/auth/refresh";
+pub const ADMIN_USERS: &str = "/api/v1/admin/users";
+pub const ADMIN_USER: &str = "/api/v1/admin/users/{id}";
+pub const ADMIN_USER_PASSWORD: &str = "/api/v1/admin/users/{id}/password";
+pub const ADMIN_USER_SESSIONS_END: &str = "/api/v1/admin/users/{id}/end-sessions";
 pub const PULL: &str = "/api/v1/sync/pull";
 pub const PUSH: &str = "/api/v1/sync/push";
 pub const DEVICES: &str = "/api/v1/devices";
@@ -33,6 +38,12 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", HEALTH),
     ("get", OPENAPI),
     ("post", LOGIN),
+    ("post", REFRESH),
+    ("get", ADMIN_USERS),
+    ("post", ADMIN_USERS),
+    ("patch", ADMIN_USER),
+    ("post", ADMIN_USER_PASSWORD),
+    ("post", ADMIN_USER_SESSIONS_END),
     ("post", PULL),
     ("post", PUSH),
     ("get", DEVICES),

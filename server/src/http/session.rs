@@ -1,42 +1,142 @@
-//! Login: username and password for a JWT.
+//! Logging in: a username and password for an access token and a refresh
+//! token (`POST /api/v1/auth/login`), and a refresh token for a new pair
+//! (`POST /api/v1/auth/refresh`). Both are throttled per client address;
+//! password logins also per username (`auth::throttle`).
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::Json;
 use axum::extract::State;
-use sync_protocol::{LoginRequest, LoginResponse, UserId};
+use sync_protocol::{LoginRequest, LoginResponse, RefreshRequest, UserId};
 
-use super::{ApiError, ApiJson, AppState};
-use crate::auth::verify_password;
+use super::{ApiError, ApiJson, AppState, ClientAddress};
+use crate::auth::passwords::Busy;
+use crate::auth::refresh::{RefreshToken, new_session};
+use crate::auth::throttle::Throttled;
+use crate::store::{SessionRecord, UserRecord};
+use crate::writer::{Command, Reply};
 
 pub async fn login(
     State(state): State<Arc<AppState>>,
+    ClientAddress(address): ClientAddress,
     ApiJson(request): ApiJson<LoginRequest>,
 ) -> Result<Json<LoginResponse>, ApiError> {
-    // One answer for unknown users and wrong passwords: no user enumeration.
+    let now = Instant::now();
+    state
+        .throttle
+        .attempt_from(address, now)
+        .map_err(throttled)?;
+    state
+        .throttle
+        .check_username(&request.username, now)
+        .map_err(throttled)?;
+    // One answer, after the same work, for unknown users, disabled users
+    // and wrong passwords: no user enumeration, by the answer or its time.
     let refused = || ApiError::unauthenticated("invalid_credentials", "wrong username or password");
-    let id = UserId::parse(&request.username).map_err(|_| refused())?;
-    let user = state.store.user(&id)?.ok_or_else(refused)?;
-    let hash = user.password_hash.clone();
-    // argon2 is deliberately slow: keep it off the async workers.
+    let user = match UserId::parse(&request.username) {
+        Ok(id) => state.users.get(&id)?.filter(|user| !user.disabled),
+        Err(_) => None,
+    };
+    let hash = user.as_ref().map(|user| user.password_hash.clone());
     let matches = state
-        .execution
-        .run_blocking(move || verify_password(&request.password, &hash))
+        .passwords
+        .verify(request.password, hash)
         .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    if !matches {
+        .map_err(busy)?;
+    let Some(user) = user.filter(|_| matches) else {
+        state.throttle.failed(&request.username, Instant::now());
+        return Err(refused());
+    };
+    state.throttle.succeeded(&request.username);
+    let refresh = RefreshToken::generate();
+    let session = new_session(
+        &refresh,
+        &user,
+        request.device_id,
+        state.clock.now(),
+        state.refresh_ttl,
+    );
+    let command = Command::StartSession {
+        session: session.clone(),
+    };
+    state.writer.submit(command).await?;
+    Ok(Json(signed_in(&state, &user, &refresh, &session)?))
+}
+
+pub async fn refresh(
+    State(state): State<Arc<AppState>>,
+    ClientAddress(address): ClientAddress,
+    ApiJson(request): ApiJson<RefreshRequest>,
+) -> Result<Json<LoginResponse>, ApiError> {
+    state
+        .throttle
+        .attempt_from(address, Instant::now())
+        .map_err(throttled)?;
+    // Whatever the reason (unknown, expired, used up, another device, the
+    // account changed), the client does the same: log in again.
+    let refused = || {
+        ApiError::unauthenticated(
+            "invalid_refresh_token",
+            "this refresh token is not valid any more; log in again",
+        )
+    };
+    let presented = RefreshToken::parse(&request.refresh_token).ok_or_else(refused)?;
+    // Made-up tokens are refused here, without a write.
+    if state.store.session(&presented.session)?.is_none() {
         return Err(refused());
     }
+    let next = RefreshToken::rotated(&presented.session);
+    let command = Command::Refresh {
+        presented,
+        device: request.device_id,
+        next: next.clone(),
+        ttl: state.refresh_ttl,
+    };
+    let Reply::Refreshed(result) = state.writer.submit(command).await? else {
+        return Err(ApiError::Internal("a refresh got another reply".to_owned()));
+    };
+    let (user, session) = result.map_err(|_| refused())?;
+    Ok(Json(signed_in(&state, &user, &next, &session)?))
+}
+
+/// The answer to a login or refresh: a new access token for `user` as the
+/// record is now, and the refresh token of `session`.
+fn signed_in(
+    state: &AppState,
+    user: &UserRecord,
+    refresh: &RefreshToken,
+    session: &SessionRecord,
+) -> Result<LoginResponse, ApiError> {
     let (token, expires_at) = state
         .authority
-        .issue(&user)
+        .issue(user)
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok(Json(LoginResponse {
+    Ok(LoginResponse {
         token,
         token_type: "Bearer".to_owned(),
         expires_at,
-        user: user.id,
+        refresh_token: refresh.expose(),
+        refresh_expires_at: session.expires_at,
+        user: user.id.clone(),
+        display_name: user.display_name.clone(),
         role: user.role,
-        estate: user.estate,
-    }))
+        estate: user.estate.clone(),
+    })
+}
+
+fn throttled(throttled: Throttled) -> ApiError {
+    ApiError::too_many(
+        "too_many_attempts",
+        "too many login attempts; wait before trying again (尝试次数过多，请稍后再试)",
+        throttled.retry_after_seconds(),
+    )
+}
+
+pub(super) fn busy(_: Busy) -> ApiError {
+    ApiError::too_many(
+        "server_busy",
+        "the server is checking many passwords right now; try again in a moment",
+        1,
+    )
 }

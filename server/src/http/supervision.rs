@@ -13,9 +13,10 @@ use sync_protocol::due::DEFAULT_DUE_WINDOW_MINUTES;
 use sync_protocol::supervision::{MAX_AT_RISK_ITEMS, MAX_CREW_ROWS, MAX_REVIEW_ITEMS};
 use sync_protocol::{
     AtRiskTicket, DeviceId, DueListBuilder, EstateId, LiveEventBody, ReviewItem, ReviewRequest,
-    Role, SupervisionSnapshot, Ticket, TicketId, UserId, crew_row, review_items,
+    Role, SupervisionSnapshot, Ticket, TicketId, UserId, crew_row, review_items, sort_crew,
 };
 
+use super::tickets::load_visible;
 use super::{ApiError, ApiJson, ApiPath, AppState, Caller};
 use crate::calendars::Calendars;
 use crate::reports::for_each_estate_ticket;
@@ -63,18 +64,14 @@ pub async fn snapshot(
 pub async fn review(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    ApiPath(ticket_id): ApiPath<TicketId>,
+    ApiPath(ticket_id): ApiPath<String>,
     ApiJson(request): ApiJson<ReviewRequest>,
 ) -> Result<Json<Ticket>, ApiError> {
     caller.require(caller.role.may_review_facts(), "review device facts")?;
-    let ticket = state
-        .store
-        .ticket(&ticket_id)?
-        .ok_or_else(|| ApiError::not_found("ticket_not_found", "no such ticket"))?;
-    caller.check_can_see(&ticket)?;
+    let ticket = load_visible(&state, &caller, &ticket_id)?;
     let command = Command::Review {
         by: caller.user.clone(),
-        ticket_id,
+        ticket_id: ticket.id,
         request: request.clone(),
     };
     let Reply::Reviewed { ticket, recorded } = state.writer.submit(command).await? else {
@@ -140,16 +137,19 @@ impl Reading {
         for item in &review_queue {
             *awaiting_review.entry(&item.device).or_default() += 1;
         }
-        let crew_left_off = devices.len().saturating_sub(MAX_CREW_ROWS) as u64;
-        let crew = devices
+        let mut crew: Vec<_> = devices
             .iter()
-            .take(MAX_CREW_ROWS)
             .map(|device| {
                 let held = tickets_held.get(&device.user).copied().unwrap_or(0);
                 let awaiting = awaiting_review.get(&device.device_id).copied().unwrap_or(0);
                 crew_row(device, self.now, self.online_window, held, awaiting)
             })
             .collect();
+        // What needs a supervisor first, then recent contact: never a cut
+        // by device id, which made-up ids could win.
+        sort_crew(&mut crew);
+        let crew_left_off = crew.len().saturating_sub(MAX_CREW_ROWS) as u64;
+        crew.truncate(MAX_CREW_ROWS);
 
         let due = due.finish();
         let at_risk = due

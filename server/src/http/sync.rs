@@ -11,7 +11,7 @@ use serde_json::json;
 use sync_protocol::{
     Change, ContactKind, DEFAULT_PAGE_SIZE, DeviceId, DevicePage, DeviceStatus, LiveEventBody,
     MAX_MUTATIONS_PER_PUSH, MAX_PAGE_SIZE, PROTOCOL_VERSION, PullRequest, PullResponse,
-    PushRequest, PushResponse,
+    PushRequest, PushResponse, TicketAccess,
 };
 
 use super::{ApiError, ApiJson, AppState, Caller, next_after, page_limit, unsupported_protocol};
@@ -103,10 +103,17 @@ pub async fn pull(
             None => match state.store.ticket(&entry.ticket_id)? {
                 // A change newer than the durable point may have moved the
                 // ticket away already; its revocation follows once durable.
-                Some(ticket) if ticket.holder() == Some(&caller.user) => Change::Upsert {
-                    cursor,
-                    ticket: Box::new(ticket),
-                },
+                // A technician moved to another estate gets nothing more of
+                // the old one.
+                Some(ticket)
+                    if ticket.holder() == Some(&caller.user)
+                        && caller.access(&ticket) == TicketAccess::Readable =>
+                {
+                    Change::Upsert {
+                        cursor,
+                        ticket: Box::new(ticket),
+                    }
+                }
                 _ => continue,
             },
         };

@@ -7,10 +7,13 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use sync_protocol::{
-    Intake, OfficeActionRequest, OfficeOp, Role, Ticket, TicketId, TicketKind, TicketPage, UserId,
+    Intake, OfficeActionRequest, OfficeOp, Role, Ticket, TicketAccess, TicketId, TicketKind,
+    TicketPage, TicketScope, UserId,
 };
 
-use super::{ApiError, ApiJson, ApiPath, AppState, Caller, next_after, page_limit};
+use super::{
+    ApiError, ApiJson, ApiPath, AppState, Caller, next_after, page_limit, ticket_not_found,
+};
 use crate::writer::{Command, Reply};
 
 /// R-I1/R-I2: record a report; R-S2: a booking with it.
@@ -60,18 +63,27 @@ pub async fn list(
         .map(TicketId::parse)
         .transpose()
         .map_err(|e| ApiError::bad_request("invalid_id", e.to_string()))?;
-    let page = if caller.role.sees_whole_estate() {
-        state
-            .store
-            .estate_tickets(&caller.estate, after.as_ref(), limit)?
-    } else {
-        state
-            .store
-            .assigned_tickets(&caller.user, after.as_ref(), limit)?
+    let page = match caller.role.ticket_scope() {
+        TicketScope::WholeEstate => {
+            state
+                .store
+                .estate_tickets(&caller.estate, after.as_ref(), limit)?
+        }
+        TicketScope::Assigned => {
+            state
+                .store
+                .assigned_tickets(&caller.user, after.as_ref(), limit)?
+        }
+        TicketScope::Nothing => Vec::new(),
     };
     let next_after = next_after(&page, limit, |ticket| ticket.id.clone());
+    // The index answers for the user; the check answers for the estate.
+    let tickets = page
+        .into_iter()
+        .filter(|ticket| caller.access(ticket) == TicketAccess::Readable)
+        .collect();
     Ok(Json(TicketPage {
-        tickets: page,
+        tickets,
         next_after,
     }))
 }
@@ -153,9 +165,8 @@ pub(super) fn load_visible(
     caller: &Caller,
     id: &str,
 ) -> Result<Ticket, ApiError> {
-    let not_found = || ApiError::not_found("ticket_not_found", "no such ticket");
-    let id = TicketId::parse(id).map_err(|_| not_found())?;
-    let ticket = state.store.ticket(&id)?.ok_or_else(not_found)?;
+    let id = TicketId::parse(id).map_err(|_| ticket_not_found())?;
+    let ticket = state.store.ticket(&id)?.ok_or_else(ticket_not_found)?;
     caller.check_can_see(&ticket)?;
     Ok(ticket)
 }

@@ -18,6 +18,15 @@ pub enum Space {
     /// Each ticket's report digest by receipt time (and by numbering time
     /// when that came much later), for the monthly reports.
     ReportDigests,
+    /// Refresh sessions by id (`auth::refresh`).
+    Sessions,
+    /// Index: a user's refresh sessions.
+    UserSessions,
+    /// Index: the tickets that refer to each blob, which decide who may
+    /// download it.
+    BlobRefs,
+    /// Index: blobs each user uploaded that no ticket refers to yet.
+    PendingBlobs,
 }
 
 impl Space {

@@ -17,7 +17,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sync_protocol::{
     Cursor, DeviceId, DeviceSeq, EstateId, RevokeReason, Role, SerialNumber, SerialSeries,
-    Sha256Hex, StoredOutcome, Ticket, TicketId, UserId,
+    Sha256Hex, StoredOutcome, Ticket, TicketId, UserId, UserSummary,
 };
 
 pub use kv::{Kv, Space, StoreError, Write};
@@ -36,6 +36,49 @@ pub struct UserRecord {
     pub estate: EstateId,
     pub display_name: String,
     pub password_hash: String,
+    /// A disabled user cannot log in and their tokens no longer work.
+    #[serde(default)]
+    pub disabled: bool,
+    /// Raised whenever the role, estate, password or `disabled` changes, or
+    /// the user's sessions are ended: tokens name the generation they were
+    /// issued for and stop working when it is no longer the current one.
+    #[serde(default)]
+    pub generation: u64,
+}
+
+impl UserRecord {
+    /// What administrators see of the user.
+    pub fn summary(&self) -> UserSummary {
+        UserSummary {
+            id: self.id.clone(),
+            display_name: self.display_name.clone(),
+            role: self.role,
+            estate: self.estate.clone(),
+            disabled: self.disabled,
+        }
+    }
+}
+
+/// A refresh session: what a refresh token stands for (`auth::refresh`).
+/// The token's secret itself is never stored, only its hash.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    /// 32 hex digits, the first part of the token.
+    pub id: String,
+    pub user: UserId,
+    /// The device the token was issued to, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<DeviceId>,
+    /// The user's generation at login; a newer one ends the session.
+    pub generation: u64,
+    /// SHA-256 of the current token's secret.
+    pub secret: Sha256Hex,
+    /// SHA-256 of the token it replaced, still good until `secret` is first used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<Sha256Hex>,
+    pub created_at: DateTime<Utc>,
+    pub refreshed_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
 }
 
 /// One entry of a technician's change feed.
@@ -67,6 +110,39 @@ const META_REPORT_DIGESTS: &[u8] = b"report_digests";
 /// digests rebuilt when it is opened. Raise it when `ReportDigest` or its
 /// keys change.
 const REPORT_DIGESTS_VERSION: u64 = 1;
+/// Which layout of `Space::BlobRefs` the store holds.
+const META_BLOB_REFS: &[u8] = b"blob_refs";
+
+/// An index derived from the tickets alone, kept with every ticket write
+/// and built for a store that lacks it.
+struct Derived {
+    space: Space,
+    /// The `Meta` key saying which layout of it the store holds.
+    marker: &'static [u8],
+    /// The layout this server writes; raise it when the entries change.
+    version: u64,
+    /// The index entries of one ticket.
+    stage: fn(&mut Changes, &Ticket),
+}
+
+const DERIVED: [Derived; 2] = [
+    Derived {
+        space: Space::ReportDigests,
+        marker: META_REPORT_DIGESTS,
+        version: REPORT_DIGESTS_VERSION,
+        stage: Changes::put_report_digest,
+    },
+    Derived {
+        space: Space::BlobRefs,
+        marker: META_BLOB_REFS,
+        version: 1,
+        stage: Changes::put_blob_refs,
+    },
+];
+
+/// Most blobs one user may have uploaded that no ticket refers to yet.
+pub const MAX_PENDING_BLOBS_PER_USER: usize = 256;
+
 /// A ticket numbered (recorded, or converted, R-A1) more than this after
 /// its receipt has its digest under its numbering time as well: otherwise
 /// the archive of the month of its number, which reads the receipts from
@@ -85,12 +161,12 @@ pub struct Store {
 
 impl Store {
     /// Open the sled store in `path`, building the report digests first if
-    /// it has none yet (see [`Store::ensure_report_digests`]).
+    /// it has none yet (see [`Store::ensure_derived_indexes`]).
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let store = Self {
             kv: Arc::new(SledKv::open(path)?),
         };
-        store.ensure_report_digests()?;
+        store.ensure_derived_indexes()?;
         Ok(store)
     }
 
@@ -246,29 +322,37 @@ impl Store {
         }
     }
 
-    /// Build the report digests of every ticket unless the store says it
-    /// holds them in this server's layout: a store written before they
-    /// existed, or by a server with another layout. Whatever digests are
-    /// there are dropped first; the marker is written last, so a build cut
-    /// short by a crash starts over at the next open. Runs before the writer
-    /// starts, so nothing else writes meanwhile.
-    fn ensure_report_digests(&self) -> Result<(), StoreError> {
-        let built = self.kv.get(Space::Meta, META_REPORT_DIGESTS)?;
-        if built.is_some_and(|value| decode_u64(&value) == REPORT_DIGESTS_VERSION) {
+    /// Build each index derived from the tickets ([`DERIVED`]) unless the
+    /// store says it holds it in this server's layout: a store written
+    /// before the index existed, or by a server with another layout.
+    /// Whatever entries are there are dropped first; the marker is written
+    /// last, so a build cut short by a crash starts over at the next open.
+    /// Runs before the writer starts, so nothing else writes meanwhile.
+    fn ensure_derived_indexes(&self) -> Result<(), StoreError> {
+        for derived in &DERIVED {
+            self.ensure_derived(derived)?;
+        }
+        Ok(())
+    }
+
+    fn ensure_derived(&self, derived: &Derived) -> Result<(), StoreError> {
+        let built = self.kv.get(Space::Meta, derived.marker)?;
+        if built.is_some_and(|value| decode_u64(&value) == derived.version) {
             return Ok(());
         }
-        tracing::info!("building the report digests of every ticket");
-        // Estate ids are ASCII, so every key sorts below 0xFF.
+        let name = String::from_utf8_lossy(derived.marker).into_owned();
+        tracing::info!(index = name, "building an index of every ticket");
+        // Keys of these spaces start with ids or hex, ASCII: all below 0xFF.
         loop {
             let page = self
                 .kv
-                .range(Space::ReportDigests, &[], &[0xFF], DIGEST_PAGE_SIZE)?;
+                .range(derived.space, &[], &[0xFF], DIGEST_PAGE_SIZE)?;
             if page.is_empty() {
                 break;
             }
             let deletes = page
                 .into_iter()
-                .map(|(key, _)| Write::Delete(Space::ReportDigests, key))
+                .map(|(key, _)| Write::Delete(derived.space, key))
                 .collect();
             self.kv.apply(deletes)?;
         }
@@ -278,7 +362,7 @@ impl Store {
             let page = self.all_tickets(after.as_ref(), DIGEST_PAGE_SIZE)?;
             let mut changes = Changes::default();
             for ticket in &page {
-                changes.put_report_digest(ticket);
+                (derived.stage)(&mut changes, ticket);
             }
             self.apply(changes)?;
             tickets += page.len();
@@ -290,12 +374,12 @@ impl Store {
         let mut marker = Changes::default();
         marker.put(
             Space::Meta,
-            META_REPORT_DIGESTS.to_vec(),
-            REPORT_DIGESTS_VERSION.to_be_bytes().to_vec(),
+            derived.marker.to_vec(),
+            derived.version.to_be_bytes().to_vec(),
         );
         self.apply(marker)?;
         self.flush()?;
-        tracing::info!(tickets, "report digests built");
+        tracing::info!(index = name, tickets, "index built");
         Ok(())
     }
 
@@ -433,8 +517,75 @@ impl Store {
         self.kv.get(Space::Blobs, hash.as_str().as_bytes())
     }
 
+    /// The tickets that refer to a blob (at most `limit` of them): whoever
+    /// may read one of them may read the blob.
+    pub fn blob_referrers(
+        &self,
+        hash: &Sha256Hex,
+        limit: usize,
+    ) -> Result<Vec<TicketId>, StoreError> {
+        let owner = hash.as_str();
+        self.kv
+            .range(Space::BlobRefs, &key2(owner, ""), &prefix_end(owner), limit)?
+            .into_iter()
+            .map(|(key, _)| {
+                let id = String::from_utf8_lossy(&key[owner.len() + 1..]).into_owned();
+                TicketId::parse(&id).map_err(|error| StoreError::Corrupt {
+                    space: Space::BlobRefs,
+                    reason: error.to_string(),
+                })
+            })
+            .collect()
+    }
+
+    /// Whether `user` uploaded the blob and no ticket refers to it yet.
+    pub fn is_pending_blob(&self, user: &UserId, hash: &Sha256Hex) -> Result<bool, StoreError> {
+        self.kv
+            .contains(Space::PendingBlobs, &key2(user.as_str(), hash.as_str()))
+    }
+
+    /// How many blobs `user` uploaded that no ticket refers to yet, counted
+    /// up to `limit`.
+    pub fn pending_blobs(&self, user: &UserId, limit: usize) -> Result<usize, StoreError> {
+        let owner = user.as_str();
+        Ok(self
+            .kv
+            .range(
+                Space::PendingBlobs,
+                &key2(owner, ""),
+                &prefix_end(owner),
+                limit,
+            )?
+            .len())
+    }
+
     pub fn user(&self, id: &UserId) -> Result<Option<UserRecord>, StoreError> {
         self.get_json(Space::Users, id.as_str().as_bytes())
+    }
+
+    /// Users in id order after `after`, at most `limit`.
+    pub fn users(
+        &self,
+        after: Option<&UserId>,
+        limit: usize,
+    ) -> Result<Vec<UserRecord>, StoreError> {
+        self.page_of(Space::Users, after.map(UserId::as_str), limit)
+    }
+
+    pub fn session(&self, id: &str) -> Result<Option<SessionRecord>, StoreError> {
+        self.get_json(Space::Sessions, id.as_bytes())
+    }
+
+    /// A user's refresh sessions, in id order (at most
+    /// `auth::refresh::MAX_SESSIONS_PER_USER` are kept).
+    pub fn user_sessions(&self, user: &UserId) -> Result<Vec<SessionRecord>, StoreError> {
+        self.indexed(
+            Space::UserSessions,
+            Space::Sessions,
+            user.as_str(),
+            None,
+            usize::MAX,
+        )
     }
 
     /// The users of `estate` with `role`, in id order. A scan of every user:
@@ -518,6 +669,13 @@ impl Store {
         let id = new.id.as_str();
         changes.put_json(Space::Tickets, id.as_bytes().to_vec(), new);
         changes.put_report_digest(new);
+        for (blob, recorder) in new.blob_references() {
+            if old.is_none_or(|old| !old.referenced_blobs().any(|known| known == blob)) {
+                changes.put(Space::BlobRefs, key2(blob.as_str(), id), Vec::new());
+                // Referred to now: no longer counted against the uploader.
+                changes.delete(Space::PendingBlobs, key2(recorder.as_str(), blob.as_str()));
+            }
+        }
         changes.changed_tickets.push(new.id.clone());
         if old.is_none() {
             changes.put(
@@ -607,12 +765,18 @@ impl Store {
 pub struct Changes {
     writes: Vec<Write>,
     changed_tickets: Vec<TicketId>,
+    changed_users: Vec<UserId>,
 }
 
 impl Changes {
     /// The tickets this group rewrites, for the scheduler.
     pub fn take_changed_tickets(&mut self) -> Vec<TicketId> {
         std::mem::take(&mut self.changed_tickets)
+    }
+
+    /// The users this group rewrites, for the directory's cache.
+    pub fn take_changed_users(&mut self) -> Vec<UserId> {
+        std::mem::take(&mut self.changed_users)
     }
 
     pub fn put(&mut self, space: Space, key: Vec<u8>, value: Vec<u8>) {
@@ -628,15 +792,28 @@ impl Changes {
         self.put(space, key, bytes);
     }
 
+    /// An active device: its record, listed under its estate.
     pub fn put_device(&mut self, device: &DeviceRecord) {
-        let id = device.device_id.as_str();
-        self.put_json(Space::Devices, id.as_bytes().to_vec(), device);
-        // A device keeps its estate (it is bound to one technician), so
-        // re-putting the index entry is idempotent.
+        self.put_device_record(device);
+        // Re-putting the index entry of an unchanged estate is idempotent.
         self.put(
             Space::EstateDevices,
-            key2(device.estate.as_str(), id),
+            key2(device.estate.as_str(), device.device_id.as_str()),
             Vec::new(),
+        );
+    }
+
+    /// The device's record alone (a retired device is kept, not listed).
+    pub fn put_device_record(&mut self, device: &DeviceRecord) {
+        let id = device.device_id.as_str();
+        self.put_json(Space::Devices, id.as_bytes().to_vec(), device);
+    }
+
+    /// Take the device off its estate's list (retired, or moving estate).
+    pub fn unlist_device(&mut self, device: &DeviceRecord) {
+        self.delete(
+            Space::EstateDevices,
+            key2(device.estate.as_str(), device.device_id.as_str()),
         );
     }
 
@@ -648,8 +825,46 @@ impl Changes {
         self.put(Space::Blobs, hash.as_str().as_bytes().to_vec(), bytes);
     }
 
+    /// `user` uploaded a blob no ticket refers to yet.
+    pub fn put_pending_blob(&mut self, user: &UserId, hash: &Sha256Hex) {
+        self.put(
+            Space::PendingBlobs,
+            key2(user.as_str(), hash.as_str()),
+            Vec::new(),
+        );
+    }
+
+    /// The ticket's entries in the blob index (how an older store gets them).
+    fn put_blob_refs(&mut self, ticket: &Ticket) {
+        for blob in ticket.referenced_blobs() {
+            self.put(
+                Space::BlobRefs,
+                key2(blob.as_str(), ticket.id.as_str()),
+                Vec::new(),
+            );
+        }
+    }
+
     pub fn put_user(&mut self, user: &UserRecord) {
         self.put_json(Space::Users, user.id.as_str().as_bytes().to_vec(), user);
+        self.changed_users.push(user.id.clone());
+    }
+
+    pub fn put_session(&mut self, session: &SessionRecord) {
+        self.put_json(Space::Sessions, session.id.as_bytes().to_vec(), session);
+        self.put(
+            Space::UserSessions,
+            key2(session.user.as_str(), &session.id),
+            Vec::new(),
+        );
+    }
+
+    pub fn delete_session(&mut self, session: &SessionRecord) {
+        self.delete(Space::Sessions, session.id.as_bytes().to_vec());
+        self.delete(
+            Space::UserSessions,
+            key2(session.user.as_str(), &session.id),
+        );
     }
 
     pub fn put_ticket_counter(&mut self, counters: &Counters) {
@@ -744,6 +959,8 @@ mod tests {
             estate: EstateId::parse(estate).unwrap(),
             display_name: id.to_owned(),
             password_hash: "not a real hash".to_owned(),
+            disabled: false,
+            generation: 0,
         }
     }
 
@@ -928,7 +1145,7 @@ mod tests {
         changes.put(Space::ReportDigests, stale, b"{}".to_vec());
         store.apply(changes).unwrap();
 
-        store.ensure_report_digests().unwrap();
+        store.ensure_derived_indexes().unwrap();
 
         let (midnight, next_midnight) = the_day();
         assert_eq!(
@@ -940,7 +1157,7 @@ mod tests {
         let mut changes = Changes::default();
         changes.put_json(Space::Tickets, b"tk00000002".to_vec(), &later);
         store.apply(changes).unwrap();
-        store.ensure_report_digests().unwrap();
+        store.ensure_derived_indexes().unwrap();
         assert_eq!(received(&store, midnight, next_midnight).len(), 1);
     }
 }

@@ -40,7 +40,7 @@ use sync_protocol::{
     DeviceReport, DeviceSeq, ErrorBody, EstateId, Intake, LoginRequest, LoginResponse, Material,
     OfficeActionRequest, OfficeOp, Outcome, PROTOCOL_HEADER, PROTOCOL_VERSION, PullRequest,
     PullResponse, PushRequest, PushResponse, Rating, Reporter, Sha256Hex, Source, Ticket, TicketId,
-    TicketKind, TicketPage,
+    TicketKind, TicketPage, UserSummary,
 };
 use tempfile::TempDir;
 
@@ -184,6 +184,9 @@ impl TestServer {
             .env("ESTATE_SYNC_JWT_ISSUER", JWT_ISSUER)
             .env("ESTATE_SYNC_JWT_AUDIENCE", JWT_AUDIENCE)
             .env("RUST_LOG", "warn")
+            // Tests log in from one address far faster than people do; the
+            // throttle's own tests set their limits.
+            .env("ESTATE_SYNC_LOGIN_ATTEMPTS_PER_MINUTE", "100000")
             .envs(self.options.env.iter().map(|(name, value)| (name, value)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -270,6 +273,15 @@ impl TestServer {
         self.spawn();
     }
 
+    /// Stop the server gracefully and start it again with `name` set to
+    /// `value` (an `ESTATE_SYNC_*` setting), e.g. another signing secret.
+    pub fn restart_with(&mut self, name: &'static str, value: &str) {
+        self.options.env.retain(|(known, _)| *known != name);
+        self.options.env.push((name, value.to_owned()));
+        assert!(self.stop_gracefully(), "the server stops cleanly");
+        self.spawn();
+    }
+
     /// Start the server again after [`TestServer::stop_gracefully`].
     pub fn start_again(&mut self) {
         self.spawn();
@@ -347,11 +359,46 @@ impl TestServer {
         login.token
     }
 
+    /// Forget the cached token of `user` (after their account changed).
+    pub fn forget_token(&self, user: &str) {
+        self.tokens.lock().unwrap().remove(user);
+    }
+
+    /// Add a user with the demo password through the admin API, as the demo
+    /// administrator; insists it works.
+    pub async fn add_user_by_api(&self, username: &str, role: &str, estate: &str) -> UserSummary {
+        let admin = self.login("guanli").await;
+        let body = serde_json::json!({
+            "username": username,
+            "display_name": format!("{username} 测试"),
+            "role": role,
+            "estate": estate,
+            "password": DEMO_PASSWORD,
+        });
+        let response = self
+            .post_json("/api/v1/admin/users", Some(&admin), &body)
+            .await;
+        assert_eq!(response.status, StatusCode::CREATED, "{response:?}");
+        response.json()
+    }
+
+    /// Change a user through the admin API, as the demo administrator.
+    pub async fn change_user(&self, username: &str, change: &serde_json::Value) -> Response {
+        let admin = self.login("guanli").await;
+        let request = self
+            .client
+            .patch(self.url(&format!("/api/v1/admin/users/{username}")))
+            .bearer_auth(admin)
+            .json(change);
+        self.send(request).await
+    }
+
     /// Log in with a password; insists it works.
     pub async fn login_as(&self, user: &str, password: &str) -> LoginResponse {
         let request = LoginRequest {
             username: user.to_owned(),
             password: password.to_owned(),
+            device_id: None,
         };
         self.post_json("/api/v1/auth/login", None, &request)
             .await
@@ -524,7 +571,7 @@ impl TestServer {
             "{pushed:?}"
         );
         let upload = self.upload_blob(&token, &image).await;
-        assert_eq!(upload.status, StatusCode::CREATED, "{upload:?}");
+        assert_eq!(upload.status, StatusCode::OK, "{upload:?}");
         self.ticket(&token, &ticket.id).await
     }
 }

@@ -1,26 +1,34 @@
-//! Authentication: argon2 password hashes and HS256 JWTs with the algorithm
-//! pinned and `exp`, `iss`, `aud` (and `nbf` when present) validated.
+//! Authentication: HS256 access tokens with the algorithm pinned and
+//! `exp`, `iss`, `aud` (and `nbf` when present) validated, naming a user and
+//! the generation of their record they were issued for; refresh tokens bound
+//! to a device (`refresh`); password hashing on a bounded pool (`passwords`);
+//! and the throttling of login attempts (`throttle`).
 
-use argon2::Argon2;
-use argon2::password_hash::rand_core::{OsRng, RngCore};
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+pub mod passwords;
+pub mod refresh;
+pub mod throttle;
+
 use chrono::{DateTime, TimeZone, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
-use sync_protocol::{EstateId, Role, UserId};
+use sync_protocol::UserId;
 
 use crate::config::AuthConfig;
 use crate::store::UserRecord;
 
+pub use passwords::{PasswordChecker, hash_password, random_secret, verify_password};
+
 /// Clock skew tolerated on `exp` and `nbf`.
 const LEEWAY_SECONDS: u64 = 30;
 
-/// What a token says about its bearer.
+/// What a token says about its bearer: who, and which generation of their
+/// user record. Role and estate are read from the record on every request,
+/// so a token stops working the moment the record changes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
     pub sub: UserId,
-    pub role: Role,
-    pub estate: EstateId,
+    /// [`UserRecord::generation`] when the token was issued.
+    pub generation: u64,
     pub iss: String,
     pub aud: String,
     pub iat: i64,
@@ -36,7 +44,7 @@ pub enum AuthError {
     Hashing(String),
 }
 
-/// Issues and checks tokens.
+/// Issues and checks access tokens.
 pub struct Authority {
     encoding: EncodingKey,
     decoding: DecodingKey,
@@ -64,15 +72,15 @@ impl Authority {
         }
     }
 
-    /// A token for `user`, valid from now for the configured lifetime.
+    /// A token for `user` as their record is now, valid from now for the
+    /// configured lifetime.
     pub fn issue(&self, user: &UserRecord) -> Result<(String, DateTime<Utc>), AuthError> {
         // jsonwebtoken validates against the system clock, so tokens use it too.
         let now = jsonwebtoken::get_current_timestamp() as i64;
         let exp = now + self.ttl_minutes * 60;
         let claims = Claims {
             sub: user.id.clone(),
-            role: user.role,
-            estate: user.estate.clone(),
+            generation: user.generation,
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
             iat: now,
@@ -95,33 +103,6 @@ impl Authority {
     }
 }
 
-/// An argon2id hash in PHC format.
-pub fn hash_password(password: &str) -> Result<String, AuthError> {
-    let salt = SaltString::generate(&mut OsRng);
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|hash| hash.to_string())
-        .map_err(|e| AuthError::Hashing(e.to_string()))
-}
-
-/// Whether `password` matches the stored hash; a malformed hash never matches.
-pub fn verify_password(password: &str, hash: &str) -> bool {
-    PasswordHash::new(hash)
-        .map(|parsed| {
-            Argon2::default()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok()
-        })
-        .unwrap_or(false)
-}
-
-/// A fresh random secret, for demo mode when none is configured.
-pub fn random_secret() -> String {
-    let mut bytes = [0u8; 32];
-    OsRng.fill_bytes(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,21 +115,15 @@ mod tests {
     }
 
     fn user() -> UserRecord {
-        UserRecord {
-            id: UserId::parse("li").unwrap(),
-            role: Role::Technician,
-            estate: EstateId::parse("E01").unwrap(),
-            display_name: "李师傅".to_owned(),
-            password_hash: String::new(),
-        }
+        crate::test_support::technician_li(3)
     }
 
     #[test]
-    fn an_issued_token_verifies_and_carries_the_role() {
+    fn an_issued_token_verifies_and_names_the_user_and_the_generation_of_their_record() {
         let authority = Authority::new(&config());
         let (token, _) = authority.issue(&user()).unwrap();
         let claims = authority.verify(&token).unwrap();
-        assert_eq!(claims.role, Role::Technician);
+        assert_eq!(claims.generation, 3);
         assert_eq!(claims.sub.as_str(), "li");
     }
 
@@ -165,13 +140,5 @@ mod tests {
             ..config()
         };
         assert!(Authority::new(&other_secret).verify(&token).is_err());
-    }
-
-    #[test]
-    fn passwords_verify_only_against_their_hash() {
-        let hash = hash_password("correct horse").unwrap();
-        assert!(verify_password("correct horse", &hash));
-        assert!(!verify_password("wrong", &hash));
-        assert!(!verify_password("correct horse", "not-a-hash"));
     }
 }
