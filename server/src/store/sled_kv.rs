@@ -7,6 +7,14 @@
 //! values too large for a log segment go to files under `blobs/` that sled
 //! never syncs. So [`SledKv::flush`] follows sled's flush with `fdatasync` of
 //! the log, of every blob file not yet synced, and of the `blobs/` directory.
+//!
+//! sled writes a snapshot of its page table when it starts, to
+//! `snap.<log position>.generating`, renamed when complete. A start that
+//! fails part way (a full disk) leaves that file unfinished, and sled 0.34
+//! takes it for its newest snapshot at the next start and refuses to open
+//! as "corrupted", even once space is free (spacejam/sled#1527). It holds
+//! nothing the log does not, so [`SledKv::open`] removes it first and sled
+//! rebuilds the snapshot from its last complete one and the log.
 
 use std::collections::HashSet;
 use std::fs::File;
@@ -25,6 +33,7 @@ pub struct SledKv {
 
 impl SledKv {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        remove_unfinished_snapshots(path)?;
         let db = sled::Config::new()
             .path(path)
             // Durability comes from the explicit flush of group commit, not a timer.
@@ -71,6 +80,26 @@ impl SledKv {
         }
         Ok(())
     }
+}
+
+/// Remove the snapshot files a failed start left unfinished (see the module comment).
+fn remove_unfinished_snapshots(path: &Path) -> Result<(), StoreError> {
+    let entries = match std::fs::read_dir(path) {
+        Ok(entries) => entries,
+        // A new store: sled creates the directory.
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(error) => return Err(io(error)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(io)?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("snap.") && name.ends_with(".generating") {
+            tracing::warn!(file = %name, "removing an unfinished store snapshot left by a failed start");
+            std::fs::remove_file(entry.path()).map_err(io)?;
+        }
+    }
+    Ok(())
 }
 
 fn io(error: std::io::Error) -> StoreError {
@@ -180,6 +209,26 @@ mod tests {
         assert_eq!(tickets, vec![(b"a".to_vec(), b"1".to_vec())]);
         assert_eq!(kv.get(Space::Users, b"a").unwrap(), Some(b"user".to_vec()));
         assert!(kv.size_on_disk().unwrap() > 0);
+    }
+
+    #[test]
+    fn an_unfinished_snapshot_from_a_failed_start_is_removed_and_the_flushed_writes_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let kv = SledKv::open(dir.path()).unwrap();
+            kv.apply(vec![Write::Put(
+                Space::Tickets,
+                b"a".to_vec(),
+                b"1".to_vec(),
+            )])
+            .unwrap();
+            kv.flush().unwrap();
+        }
+        let unfinished = dir.path().join("snap.7FFFFFFFFFFFFFFF.generating");
+        std::fs::write(&unfinished, b"").unwrap();
+        let kv = reopen(dir.path());
+        assert_eq!(kv.get(Space::Tickets, b"a").unwrap(), Some(b"1".to_vec()));
+        assert!(!unfinished.exists());
     }
 
     #[test]
