@@ -30,7 +30,7 @@ use server::calendars::Calendars;
 use server::clock::{Clock, SystemClock};
 use server::scheduler::{Scheduler, SchedulerHandle};
 use server::store::Store;
-use server::writer::{Command, Reply, Writer};
+use server::writer::{Command, DEFAULT_FLUSH_TIMEOUT, Reply, Writer};
 use sync_protocol::{
     Area, Category, EstateId, HistoryEvent, Intake, OfficeActionRequest, OfficeOp, Reporter,
     RuleId, Source, Ticket, TicketId, TicketKind, UserId,
@@ -167,6 +167,7 @@ async fn measure(
         WRITE_QUEUE,
         Calendars::default(),
         Some(scheduler.notices()),
+        DEFAULT_FLUSH_TIMEOUT,
     )
     .map_err(|e| e.to_string())?;
     let started = Instant::now();

@@ -86,6 +86,7 @@ impl<L: Listener> Application<L> {
                     config.limits.write_queue,
                     config.calendars.clone(),
                     notices,
+                    config.limits.flush_timeout(),
                 )?;
                 (writer, Some(thread))
             }

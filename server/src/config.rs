@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -63,6 +64,9 @@ pub struct Limits {
     pub max_concurrent_requests: usize,
     /// Writes waiting for the group-commit writer; more wait in line.
     pub write_queue: usize,
+    /// A flush that has not returned after this long has failed: the writer
+    /// stops, as after a failed flush (`crate::flush_watchdog`).
+    pub flush_timeout_ms: u64,
 }
 
 impl Default for Config {
@@ -89,6 +93,12 @@ impl Default for AuthConfig {
     }
 }
 
+impl Limits {
+    pub fn flush_timeout(&self) -> Duration {
+        Duration::from_millis(self.flush_timeout_ms)
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Self {
@@ -96,6 +106,7 @@ impl Default for Limits {
             request_timeout_ms: 30_000,
             max_concurrent_requests: 1024,
             write_queue: 4096,
+            flush_timeout_ms: crate::writer::DEFAULT_FLUSH_TIMEOUT.as_millis() as u64,
         }
     }
 }
@@ -184,6 +195,9 @@ impl Config {
         if let Some((name, v)) = get("WRITE_QUEUE") {
             self.limits.write_queue = parsed(&name, v)?;
         }
+        if let Some((name, v)) = get("FLUSH_TIMEOUT_MS") {
+            self.limits.flush_timeout_ms = parsed(&name, v)?;
+        }
         Ok(())
     }
 
@@ -197,6 +211,12 @@ impl Config {
         if self.auth.token_ttl_minutes <= 0 {
             return Err(ConfigError::Invalid(
                 "auth.token_ttl_minutes must be positive".to_owned(),
+            ));
+        }
+        if self.limits.flush_timeout_ms == 0 {
+            return Err(ConfigError::Invalid(
+                "limits.flush_timeout_ms (ESTATE_SYNC_FLUSH_TIMEOUT_MS) must be positive"
+                    .to_owned(),
             ));
         }
         if self.supervision.online_window_minutes <= 0 || self.supervision.stale_after_minutes <= 0
@@ -236,6 +256,24 @@ mod tests {
             (name == "ESTATE_SYNC_REQUEST_TIMEOUT_MS").then(|| "soon".to_owned())
         });
         assert!(matches!(bad, Err(ConfigError::Env { .. })));
+    }
+
+    #[test]
+    fn a_flush_bound_comes_from_the_file_or_the_environment_and_zero_is_refused() {
+        let mut config: Config = toml::from_str(
+            "[auth]\njwt_secret = \"ssssssssssssssssssssssssssssssss\"\n[limits]\nflush_timeout_ms = 2500\n",
+        )
+        .unwrap();
+        assert_eq!(config.limits.flush_timeout(), Duration::from_millis(2500));
+        assert!(config.validate().is_ok());
+        config
+            .apply_env(|name| (name == "ESTATE_SYNC_FLUSH_TIMEOUT_MS").then(|| "0".to_owned()))
+            .unwrap();
+        assert!(matches!(config.validate(), Err(ConfigError::Invalid(_))));
+        assert_eq!(
+            Limits::default().flush_timeout(),
+            crate::writer::DEFAULT_FLUSH_TIMEOUT
+        );
     }
 
     #[test]

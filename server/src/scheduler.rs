@@ -489,6 +489,7 @@ mod tests {
             16,
             calendars.clone(),
             Some(scheduler.notices()),
+            crate::writer::DEFAULT_FLUSH_TIMEOUT,
         )
         .unwrap();
         let scheduler = scheduler
