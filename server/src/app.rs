@@ -1,6 +1,7 @@
 //! Building and running the server: open the store, start the writer, bind,
 //! start the time-rule scheduler, serve until told to stop, then stop the
-//! scheduler, flush and stop the writer.
+//! scheduler, flush and stop the writer. After a storage fault the run ends
+//! in an error, so that the process exits with a failure status.
 //!
 //! A simulation builds the same application on a listener of its own (any
 //! `axum::serve::Listener`, e.g. over simulated TCP) with everything inline
@@ -23,7 +24,7 @@ use crate::live::LiveHub;
 use crate::metrics::Metrics;
 use crate::scheduler::{Scheduler, SchedulerError, SchedulerHandle};
 use crate::store::{Store, StoreError};
-use crate::writer::Writer;
+use crate::writer::{StorageFault, Writer};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -33,6 +34,10 @@ pub enum AppError {
     Io(#[from] std::io::Error),
     #[error("scheduler: {0}")]
     Scheduler(#[from] SchedulerError),
+    #[error(
+        "writes stopped after a storage fault (see the log): free space or repair the disk, then start the server again"
+    )]
+    StorageFault,
 }
 
 pub struct Application<L = TcpListener> {
@@ -40,6 +45,7 @@ pub struct Application<L = TcpListener> {
     state: Arc<AppState>,
     /// `None` when the writer runs inline.
     writer_thread: Option<JoinHandle<()>>,
+    storage_fault: StorageFault,
     scheduler: SchedulerHandle,
 }
 
@@ -110,6 +116,7 @@ impl<L: Listener> Application<L> {
                 config.calendars.clone(),
             )
             .await?;
+        let storage_fault = writer.storage_fault();
         let state = Arc::new(AppState {
             store,
             writer,
@@ -126,6 +133,7 @@ impl<L: Listener> Application<L> {
             listener,
             state,
             writer_thread,
+            storage_fault,
             scheduler,
         })
     }
@@ -139,7 +147,8 @@ impl<L: Listener> Application<L> {
     }
 
     /// Serve until `shutdown` completes; then finish in-flight requests, let
-    /// the writer flush, and return.
+    /// the writer flush, and return: an error if the writer stopped after a
+    /// storage fault.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -168,6 +177,9 @@ impl<L: Listener> Application<L> {
                 .await
                 .map_err(|e| std::io::Error::other(e.to_string()))?
                 .map_err(|_| std::io::Error::other("the writer thread panicked"))?;
+        }
+        if self.storage_fault.occurred() {
+            return Err(AppError::StorageFault);
         }
         tracing::info!("stopped; store flushed");
         Ok(())

@@ -15,11 +15,17 @@
 //! as "corrupted", even once space is free (spacejam/sled#1527). It holds
 //! nothing the log does not, so [`SledKv::open`] removes it first and sled
 //! rebuilds the snapshot from its last complete one and the log.
+//!
+//! sled also flushes once more when its last handle is dropped, and after a
+//! failed write that flush can wait for ever (`crate::flush_watchdog`
+//! says why). So once a write or flush has failed, [`SledKv`] never lets
+//! sled's handle go: the process's exit releases the files and the lock.
 
 use std::collections::HashSet;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::kv::{Entry, Kv, Space, StoreError, Write};
 
@@ -29,6 +35,8 @@ pub struct SledKv {
     blob_dir: PathBuf,
     /// Blob files already synced (sled never rewrites one in place).
     synced_blobs: Mutex<HashSet<std::ffi::OsString>>,
+    /// A write or flush failed (see the module comment).
+    faulted: AtomicBool,
 }
 
 impl SledKv {
@@ -47,7 +55,16 @@ impl SledKv {
             log,
             blob_dir: path.join("blobs"),
             synced_blobs: Mutex::new(HashSet::new()),
+            faulted: AtomicBool::new(false),
         })
+    }
+
+    /// Pass `result` on, remembering a failure.
+    fn noting_faults<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        if result.is_err() {
+            self.faulted.store(true, Ordering::Release);
+        }
+        result
     }
 
     /// Make sled's files durable after its flush (see the module comment).
@@ -155,16 +172,25 @@ impl Kv for SledKv {
                 Write::Delete(space, key) => batch.remove(prefixed(space, &key)),
             }
         }
-        self.db.apply_batch(batch).map_err(engine)
+        self.noting_faults(self.db.apply_batch(batch).map_err(engine))
     }
 
     fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush().map_err(engine)?;
-        self.sync_files()
+        let flushed = self.db.flush().map_err(engine);
+        self.noting_faults(flushed.and_then(|_| self.sync_files()))
     }
 
     fn size_on_disk(&self) -> Result<u64, StoreError> {
         self.db.size_on_disk().map_err(engine)
+    }
+}
+
+impl Drop for SledKv {
+    fn drop(&mut self) {
+        if self.faulted.load(Ordering::Acquire) {
+            // sled's last handle is never dropped, so its flush never runs.
+            std::mem::forget(self.db.clone());
+        }
     }
 }
 
