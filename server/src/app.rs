@@ -1,6 +1,7 @@
 //! Building and running the server: open the store, start the writer, bind,
 //! start the time-rule scheduler, serve until told to stop, then stop the
-//! scheduler, flush and stop the writer.
+//! scheduler, flush and stop the writer. After a storage fault the run ends
+//! in an error, so that the process exits with a failure status.
 //!
 //! A simulation builds the same application on a listener of its own (any
 //! `axum::serve::Listener`, e.g. over simulated TCP) with everything inline
@@ -26,7 +27,7 @@ use crate::metrics::Metrics;
 use crate::scheduler::{Scheduler, SchedulerError, SchedulerHandle};
 use crate::store::{Store, StoreError};
 use crate::users::UserDirectory;
-use crate::writer::{AfterCommit, Writer, WriterSettings};
+use crate::writer::{AfterCommit, StorageFault, Writer, WriterSettings};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -36,6 +37,10 @@ pub enum AppError {
     Io(#[from] std::io::Error),
     #[error("scheduler: {0}")]
     Scheduler(#[from] SchedulerError),
+    #[error(
+        "writes stopped after a storage fault (see the log): free space or repair the disk, then start the server again"
+    )]
+    StorageFault,
 }
 
 pub struct Application<L = TcpListener> {
@@ -43,6 +48,7 @@ pub struct Application<L = TcpListener> {
     state: Arc<AppState>,
     /// `None` when the writer runs inline.
     writer_thread: Option<JoinHandle<()>>,
+    storage_fault: StorageFault,
     scheduler: SchedulerHandle,
 }
 
@@ -88,6 +94,7 @@ impl<L: Listener<Addr = SocketAddr>> Application<L> {
         let settings = WriterSettings {
             calendars: config.calendars.clone(),
             max_devices_per_user: config.limits.max_devices_per_user,
+            flush_timeout: config.limits.flush_timeout(),
         };
         let (writer, writer_thread) = match execution {
             Execution::Threads => {
@@ -115,6 +122,7 @@ impl<L: Listener<Addr = SocketAddr>> Application<L> {
                 config.calendars.clone(),
             )
             .await?;
+        let storage_fault = writer.storage_fault();
         let state = Arc::new(AppState {
             store,
             writer,
@@ -142,6 +150,7 @@ impl<L: Listener<Addr = SocketAddr>> Application<L> {
             listener,
             state,
             writer_thread,
+            storage_fault,
             scheduler,
         })
     }
@@ -155,7 +164,8 @@ impl<L: Listener<Addr = SocketAddr>> Application<L> {
     }
 
     /// Serve until `shutdown` completes; then finish in-flight requests, let
-    /// the writer flush, and return.
+    /// the writer flush, and return: an error if the writer stopped after a
+    /// storage fault.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -187,6 +197,9 @@ impl<L: Listener<Addr = SocketAddr>> Application<L> {
                 .await
                 .map_err(|e| std::io::Error::other(e.to_string()))?
                 .map_err(|_| std::io::Error::other("the writer thread panicked"))?;
+        }
+        if self.storage_fault.occurred() {
+            return Err(AppError::StorageFault);
         }
         tracing::info!("stopped; store flushed");
         Ok(())

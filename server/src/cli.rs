@@ -176,7 +176,11 @@ async fn serve(
     tracing::info!(%address, data_dir = %config.data_dir.display(), "listening");
     // The address line is machine-readable so that tests can find a port-0 server.
     println!("listening on http://{address}");
-    app.run_until_stopped(shutdown_signal()).await?;
+    // In-flight requests end within the request timeout and the writer's
+    // last flush within its bound: later than both, something is stuck.
+    let stop_within = std::time::Duration::from_millis(config.limits.request_timeout_ms)
+        .saturating_add(config.limits.flush_timeout());
+    app.run_until_stopped(shutdown_signal(stop_within)).await?;
     Ok(())
 }
 
@@ -217,7 +221,9 @@ fn print_demo_banner(address: SocketAddr) {
     println!("API description: http://{address}/api/v1/openapi.json");
 }
 
-async fn shutdown_signal() {
+/// Wait for SIGINT or SIGTERM; from then on the process has `stop_within`
+/// to stop cleanly.
+async fn shutdown_signal(stop_within: std::time::Duration) {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     let terminate = async {
@@ -234,4 +240,25 @@ async fn shutdown_signal() {
         _ = terminate => {},
     }
     tracing::info!("shutting down");
+    exit_unless_stopped_within(stop_within);
+}
+
+/// End the process after `deadline` unless it has stopped by then: a request
+/// or the writer stuck inside the storage engine (a full disk) must not keep
+/// the process, and with it the store's lock, for ever.
+fn exit_unless_stopped_within(deadline: std::time::Duration) {
+    let deadline_ms = u64::try_from(deadline.as_millis()).unwrap_or(u64::MAX);
+    let started = std::thread::Builder::new()
+        .name("shutdown-deadline".to_owned())
+        .spawn(move || {
+            std::thread::sleep(deadline);
+            tracing::error!(
+                deadline_ms,
+                "the server did not stop in time (stuck in the storage engine?); exiting without a clean stop"
+            );
+            std::process::exit(1);
+        });
+    if let Err(error) = started {
+        tracing::error!(%error, "the shutdown deadline could not start");
+    }
 }

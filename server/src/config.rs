@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -88,6 +89,9 @@ pub struct Limits {
     /// Handhelds one technician keeps; a new one retires the longest idle
     /// of the others that has nothing waiting to upload.
     pub max_devices_per_user: usize,
+    /// A flush that has not returned after this long has failed: the writer
+    /// stops, as after a failed flush (`crate::flush_watchdog`).
+    pub flush_timeout_ms: u64,
 }
 
 impl Default for Config {
@@ -139,11 +143,16 @@ impl Limits {
             ),
             ("header_read_timeout_ms", self.header_read_timeout_ms),
             ("max_devices_per_user", self.max_devices_per_user as u64),
+            ("flush_timeout_ms", self.flush_timeout_ms),
         ];
         limits
             .into_iter()
             .find(|(_, value)| *value == 0)
             .map(|(name, _)| name)
+    }
+
+    pub fn flush_timeout(&self) -> Duration {
+        Duration::from_millis(self.flush_timeout_ms)
     }
 }
 
@@ -163,6 +172,7 @@ impl Default for Limits {
             header_read_timeout_ms: 20_000,
             trust_forwarded_for: false,
             max_devices_per_user: 4,
+            flush_timeout_ms: crate::writer::DEFAULT_FLUSH_TIMEOUT.as_millis() as u64,
         }
     }
 }
@@ -281,6 +291,9 @@ impl Config {
         if let Some((name, v)) = get("MAX_DEVICES_PER_USER") {
             self.limits.max_devices_per_user = parsed(&name, v)?;
         }
+        if let Some((name, v)) = get("FLUSH_TIMEOUT_MS") {
+            self.limits.flush_timeout_ms = parsed(&name, v)?;
+        }
         Ok(())
     }
 
@@ -349,6 +362,24 @@ mod tests {
             .unwrap();
         let refused = config.validate().unwrap_err().to_string();
         assert!(refused.contains("write_queue"), "{refused}");
+    }
+
+    #[test]
+    fn a_flush_bound_comes_from_the_file_or_the_environment_and_zero_is_refused() {
+        let mut config: Config = toml::from_str(
+            "[auth]\njwt_secret = \"ssssssssssssssssssssssssssssssss\"\n[limits]\nflush_timeout_ms = 2500\n",
+        )
+        .unwrap();
+        assert_eq!(config.limits.flush_timeout(), Duration::from_millis(2500));
+        assert!(config.validate().is_ok());
+        config
+            .apply_env(|name| (name == "ESTATE_SYNC_FLUSH_TIMEOUT_MS").then(|| "0".to_owned()))
+            .unwrap();
+        assert!(matches!(config.validate(), Err(ConfigError::Invalid(_))));
+        assert_eq!(
+            Limits::default().flush_timeout(),
+            crate::writer::DEFAULT_FLUSH_TIMEOUT
+        );
     }
 
     #[test]

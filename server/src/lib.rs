@@ -9,6 +9,7 @@ pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod execution;
+mod flush_watchdog;
 pub mod http;
 pub mod live;
 pub mod metrics;

@@ -6,15 +6,19 @@
 //! the whole group as one atomic batch, flushes once, and only then answers:
 //! durability costs one batch and one fsync per group, not per request.
 //!
+//! Each flush runs under a watchdog (`crate::flush_watchdog`): one that
+//! fails, or does not return within its bound, stops the writer.
+//!
 //! A deterministic simulation starts it inline instead ([`Writer::start_inline`],
 //! `crate::execution`): the same commands, applied and flushed on the task
 //! that submits them, one per group.
 
 use std::collections::BTreeMap;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sync_protocol::serial::{SerialKind, SerialMonth, SerialSeries};
@@ -31,6 +35,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::auth::refresh::{MAX_SESSIONS_PER_USER, RefreshToken, Refusal, refresh};
 use crate::calendars::Calendars;
 use crate::clock::Clock;
+use crate::flush_watchdog::{FlushError, FlushWatchdog};
 use crate::scheduler::TicketChanges;
 use crate::store::{
     Changes, Counters, DeviceRecord, MAX_PENDING_BLOBS_PER_USER, SessionRecord, Store, StoreError,
@@ -40,6 +45,10 @@ use crate::users::UserDirectory;
 
 /// Most requests committed by one flush.
 const MAX_GROUP: usize = 512;
+
+/// How long the writer waits for a flush unless configured
+/// (`[limits] flush_timeout_ms`).
+pub const DEFAULT_FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A change to make.
 pub enum Command {
@@ -183,6 +192,23 @@ struct Job {
 pub struct Writer {
     route: Route,
     durable_cursor: Arc<AtomicU64>,
+    fault: StorageFault,
+}
+
+/// Whether the writer stopped after a storage fault: a flush that failed
+/// or did not return within its bound. Still readable once every
+/// [`Writer`] handle is gone.
+#[derive(Clone, Default)]
+pub struct StorageFault(Arc<AtomicBool>);
+
+impl StorageFault {
+    pub fn occurred(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+
+    fn record(&self) {
+        self.0.store(true, Ordering::Release);
+    }
 }
 
 /// Where a submitted command goes.
@@ -212,8 +238,9 @@ impl Writer {
     }
 
     /// [`Writer::start`] with the estates' working calendars (R-A1 months),
-    /// telling `notices` (the scheduler, the user directory) what each flushed group
-    /// changed.
+    /// telling `notices` (the scheduler, the user directory) what each
+    /// flushed group changed, and waiting for each flush at most
+    /// `settings.flush_timeout`.
     pub fn start_with_notices(
         store: Store,
         clock: Arc<dyn Clock>,
@@ -221,8 +248,9 @@ impl Writer {
         settings: WriterSettings,
         notices: AfterCommit,
     ) -> Result<(Self, JoinHandle<()>), StoreError> {
-        let state = WriterState::open(store, clock, settings, notices)?;
+        let state = WriterState::open(store, clock, settings, notices, Watched::Yes)?;
         let durable_cursor = state.durable_cursor.clone();
+        let fault = state.fault.clone();
         let (jobs, receiver) = mpsc::channel(queue);
         let thread = std::thread::Builder::new()
             .name("group-commit".to_owned())
@@ -232,6 +260,7 @@ impl Writer {
             Self {
                 route: Route::Thread(jobs),
                 durable_cursor,
+                fault,
             },
             thread,
         ))
@@ -249,9 +278,11 @@ impl Writer {
         settings: WriterSettings,
         notices: AfterCommit,
     ) -> Result<Self, StoreError> {
-        let state = WriterState::open(store, clock, settings, notices)?;
+        // The in-memory store's flush cannot hang: no watchdog thread.
+        let state = WriterState::open(store, clock, settings, notices, Watched::No)?;
         Ok(Self {
             durable_cursor: state.durable_cursor.clone(),
+            fault: state.fault.clone(),
             route: Route::Inline(Arc::new(Mutex::new(Some(state)))),
         })
     }
@@ -267,12 +298,18 @@ impl Writer {
         answer.await.map_err(|_| WriteError::Stopped)?
     }
 
-    /// Whether the writer has stopped (after a failed flush, or at shutdown).
+    /// Whether the writer has stopped (after a storage fault, or at shutdown).
     pub fn is_stopped(&self) -> bool {
-        match &self.route {
-            Route::Thread(jobs) => jobs.is_closed(),
-            Route::Inline(state) => lock(state).is_none(),
-        }
+        self.fault.occurred()
+            || match &self.route {
+                Route::Thread(jobs) => jobs.is_closed(),
+                Route::Inline(state) => lock(state).is_none(),
+            }
+    }
+
+    /// Whether, in the end, the writer stopped after a storage fault.
+    pub fn storage_fault(&self) -> StorageFault {
+        self.fault.clone()
     }
 
     /// Feed entries up to here are on disk; pulls never show anything later,
@@ -301,6 +338,9 @@ fn lock(state: &Mutex<Option<WriterState>>) -> std::sync::MutexGuard<'_, Option<
 
 struct WriterState {
     store: Store,
+    /// Where the store is flushed, when not on the writer's own thread.
+    watchdog: Option<FlushWatchdog>,
+    fault: StorageFault,
     clock: Arc<dyn Clock>,
     calendars: Calendars,
     settings: WriterSettings,
@@ -320,6 +360,16 @@ pub struct WriterSettings {
     pub calendars: Calendars,
     /// Active handhelds one technician keeps (`make_room_for_device`).
     pub max_devices_per_user: usize,
+    /// The longest a flush may take before the writer stops (`FlushWatchdog`).
+    pub flush_timeout: Duration,
+}
+
+/// Whether the writer's flushes run under the watchdog.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Watched {
+    Yes,
+    /// The in-memory store of a simulation, whose flush cannot hang.
+    No,
 }
 
 impl Default for WriterSettings {
@@ -333,6 +383,7 @@ impl From<Calendars> for WriterSettings {
         Self {
             calendars,
             max_devices_per_user: crate::config::Limits::default().max_devices_per_user,
+            flush_timeout: DEFAULT_FLUSH_TIMEOUT,
         }
     }
 }
@@ -359,13 +410,19 @@ impl WriterState {
         clock: Arc<dyn Clock>,
         settings: WriterSettings,
         notices: AfterCommit,
+        watched: Watched,
     ) -> Result<Self, StoreError> {
         let counters = store.counters()?;
+        // Each command's writes are held and reach the backend with the
+        // group's flush, as one batch: sled writes its log out around
+        // every batch, so a batch per command cost two disk writes each.
+        let store = store.staged();
+        let watchdog = (watched == Watched::Yes)
+            .then(|| FlushWatchdog::start(store.clone(), settings.flush_timeout));
         Ok(Self {
-            // Each command's writes are held and reach the backend with the
-            // group's flush, as one batch: sled writes its log out around
-            // every batch, so a batch per command cost two disk writes each.
-            store: store.staged(),
+            store,
+            watchdog,
+            fault: StorageFault::default(),
             clock,
             calendars: settings.calendars.clone(),
             settings,
@@ -392,12 +449,22 @@ impl WriterState {
                 return;
             }
         }
-        if let Err(error) = self.store.flush() {
+        if let Err(error) = self.flush() {
+            self.fault.record();
             tracing::error!(%error, "final flush failed");
         }
     }
 
-    /// Apply and flush a group; `Err` when the flush failed and writing must stop.
+    /// Make everything applied durable, under the watchdog if there is one.
+    fn flush(&self) -> Result<(), FlushError> {
+        match &self.watchdog {
+            Some(watchdog) => watchdog.flush(),
+            None => Ok(self.store.flush()?),
+        }
+    }
+
+    /// Apply and flush a group; `Err` when the flush failed (or did not
+    /// return in time) and writing must stop.
     fn commit_group(&mut self, group: Vec<Job>) -> Result<(), ()> {
         let mut waiting: Vec<Pending> = Vec::with_capacity(group.len());
         for job in group {
@@ -408,7 +475,7 @@ impl WriterState {
             let result = applied.unwrap_or(Err(WriteError::Panicked));
             waiting.push((job.reply, result));
         }
-        let flushed = self.store.flush();
+        let flushed = self.flush();
         match flushed {
             Ok(()) => {
                 self.durable_cursor
@@ -431,7 +498,8 @@ impl WriterState {
                 // never answer anything on top of that uncertainty, the writer
                 // stops: every later write is refused until a restart, which
                 // recovers to what the disk really has.
-                tracing::error!(%error, "flush failed; stopping all writes");
+                self.fault.record();
+                tracing::error!(%error, "flush failed; refusing every write until a restart");
                 for (reply, _) in waiting {
                     let _ = reply.send(Err(WriteError::Store(StoreError::Engine(
                         error.to_string(),
@@ -1086,6 +1154,7 @@ mod tests {
 
     use super::*;
     use crate::clock::ManualClock;
+    use crate::store::{Kv, MemoryKv, Space, Write};
     use crate::test_support::{at, intake, user};
 
     fn start() -> (Store, Writer, JoinHandle<()>) {
@@ -1502,6 +1571,139 @@ mod tests {
         let (writer, _thread) = Writer::start(store, clock, 16).unwrap();
         let next = serial_of(&writer, report_of("E01", TicketKind::WorkOrder)).await;
         assert_eq!(next.as_deref(), Some("E01-WO-202611-00003"));
+    }
+
+    // ---- A storage fault ---------------------------------------------------
+
+    /// An in-memory store whose flush fails, or does not return until the
+    /// test lets it go (as sled's flush can wait for ever on a full disk).
+    struct BrokenFlush {
+        memory: MemoryKv,
+        stuck_until: Option<Mutex<std::sync::mpsc::Receiver<()>>>,
+    }
+
+    impl Kv for BrokenFlush {
+        fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+            self.memory.get(space, key)
+        }
+
+        fn contains(&self, space: Space, key: &[u8]) -> Result<bool, StoreError> {
+            self.memory.contains(space, key)
+        }
+
+        fn range(
+            &self,
+            space: Space,
+            from: &[u8],
+            to: &[u8],
+            limit: usize,
+        ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+            self.memory.range(space, from, to, limit)
+        }
+
+        fn apply(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+            self.memory.apply(writes)
+        }
+
+        fn flush(&self) -> Result<(), StoreError> {
+            match &self.stuck_until {
+                Some(release) => {
+                    // Returns once the sender is dropped.
+                    let _ = release.lock().unwrap().recv();
+                    Ok(())
+                }
+                None => Err(StoreError::Engine("No space left on device".into())),
+            }
+        }
+
+        fn size_on_disk(&self) -> Result<u64, StoreError> {
+            self.memory.size_on_disk()
+        }
+    }
+
+    /// A writer over a [`BrokenFlush`] that waits for a flush 100 ms at most.
+    fn start_broken(
+        stuck_until: Option<std::sync::mpsc::Receiver<()>>,
+    ) -> (Writer, JoinHandle<()>) {
+        let broken = BrokenFlush {
+            memory: MemoryKv::new(),
+            stuck_until: stuck_until.map(Mutex::new),
+        };
+        let store = Store::over(Arc::new(broken));
+        let clock = Arc::new(ManualClock::new(at(9, 0)));
+        let bound = Duration::from_millis(100);
+        let settings = WriterSettings {
+            flush_timeout: bound,
+            ..WriterSettings::default()
+        };
+        Writer::start_with_notices(store, clock, 16, settings, AfterCommit::default()).unwrap()
+    }
+
+    /// The writer refuses everything and its thread ends, stuck flush or not.
+    async fn assert_stopped_for_good(writer: &Writer, thread: JoinHandle<()>) {
+        assert!(writer.is_stopped());
+        assert!(writer.storage_fault().occurred());
+        let command = Command::CreateTicket {
+            by: user("kefu"),
+            intake: intake(),
+        };
+        assert!(matches!(
+            writer.submit(command).await,
+            Err(WriteError::Stopped)
+        ));
+        let joined = tokio::time::timeout(
+            Duration::from_secs(10),
+            tokio::task::spawn_blocking(move || thread.join()),
+        );
+        joined
+            .await
+            .expect("the writer thread ends")
+            .unwrap()
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_flush_that_does_not_return_within_its_bound_stops_the_writer_and_acknowledges_nothing()
+     {
+        let (release, stuck_until) = std::sync::mpsc::channel();
+        let (writer, thread) = start_broken(Some(stuck_until));
+        let command = Command::CreateTicket {
+            by: user("kefu"),
+            intake: intake(),
+        };
+        let answer = tokio::time::timeout(Duration::from_secs(10), writer.submit(command))
+            .await
+            .expect("the writer answers once the bound has passed");
+        assert!(matches!(answer, Err(WriteError::Store(_))));
+        assert_stopped_for_good(&writer, thread).await;
+        // The flush returning late changes nothing: the writer stays stopped.
+        drop(release);
+        assert!(writer.is_stopped());
+    }
+
+    #[tokio::test]
+    async fn a_failed_flush_stops_the_writer_and_is_recorded_as_a_storage_fault() {
+        let (writer, thread) = start_broken(None);
+        let command = Command::CreateTicket {
+            by: user("kefu"),
+            intake: intake(),
+        };
+        let answer = writer.submit(command).await;
+        assert!(matches!(answer, Err(WriteError::Store(_))));
+        assert_stopped_for_good(&writer, thread).await;
+    }
+
+    #[tokio::test]
+    async fn a_writer_stopped_at_shutdown_records_no_storage_fault() {
+        let (_store, writer, thread) = start();
+        create(&writer).await;
+        let fault = writer.storage_fault();
+        drop(writer);
+        tokio::task::spawn_blocking(move || thread.join())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(!fault.occurred());
     }
 
     // ---- Inline (a deterministic simulation) ----------------------------

@@ -53,6 +53,20 @@ async fn morning(
     acknowledged
 }
 
+/// The last acknowledged push, sent again, is a replay: the server knows it.
+async fn last_push_is_known(server: &TestServer, acknowledged: &[Acknowledged]) {
+    let last = acknowledged.last().expect("pushes were acknowledged");
+    let replay = server
+        .push(&last.token, &last.device, last.batch.clone())
+        .await;
+    for outcome in &replay.outcomes {
+        assert!(
+            matches!(outcome.outcome, Outcome::Duplicate { .. }),
+            "{outcome:?}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_mutation_survives_a_sigkill_and_a_restart() {
     let mut server = TestServer::start();
@@ -206,14 +220,24 @@ async fn sigterm_finishes_cleanly_and_keeps_every_acknowledged_write() {
     server.start_again();
 
     assert_eq!(server.estate_snapshot().await, before);
-    let last = acknowledged.last().expect("pushes were acknowledged");
-    let replay = server
-        .push(&last.token, &last.device, last.batch.clone())
-        .await;
-    for outcome in &replay.outcomes {
-        assert!(
-            matches!(outcome.outcome, Outcome::Duplicate { .. }),
-            "{outcome:?}"
-        );
-    }
+    last_push_is_known(&server, &acknowledged).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_interrupted_by_a_full_disk_does_not_stop_the_next_start_once_space_is_free() {
+    let mut server = TestServer::start();
+    let ticket = server.tickets_of("li").await.remove(0);
+    let acknowledged = morning(&server, "li", Handheld::new("hh-li-snap"), ticket).await;
+    let before = server.estate_snapshot().await;
+    server.kill_hard();
+
+    // A start on a full disk gets as far as creating the store's new
+    // snapshot file (named after the log position) and fails to write it:
+    // this empty file is what it leaves behind.
+    let unfinished = server.data_dir().join("snap.7FFFFFFFFFFFFFFF.generating");
+    std::fs::write(&unfinished, b"").expect("the data directory is writable");
+    server.start_again();
+
+    assert_eq!(server.estate_snapshot().await, before);
+    last_push_is_known(&server, &acknowledged).await;
 }

@@ -176,6 +176,12 @@ impl Store {
         }
     }
 
+    /// A store over any backend: for tests with one that misbehaves.
+    #[cfg(test)]
+    pub(crate) fn over(kv: Arc<dyn Kv>) -> Self {
+        Self { kv }
+    }
+
     /// A view of this store whose writes are held back until its flush,
     /// which applies them all here as one atomic group and then flushes.
     /// Reads through the view see its held writes; reads of this store do

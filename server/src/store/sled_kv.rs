@@ -7,11 +7,25 @@
 //! values too large for a log segment go to files under `blobs/` that sled
 //! never syncs. So [`SledKv::flush`] follows sled's flush with `fdatasync` of
 //! the log, of every blob file not yet synced, and of the `blobs/` directory.
+//!
+//! sled writes a snapshot of its page table when it starts, to
+//! `snap.<log position>.generating`, renamed when complete. A start that
+//! fails part way (a full disk) leaves that file unfinished, and sled 0.34
+//! takes it for its newest snapshot at the next start and refuses to open
+//! as "corrupted", even once space is free (spacejam/sled#1527). It holds
+//! nothing the log does not, so [`SledKv::open`] removes it first and sled
+//! rebuilds the snapshot from its last complete one and the log.
+//!
+//! sled also flushes once more when its last handle is dropped, and after a
+//! failed write that flush can wait for ever (`crate::flush_watchdog`
+//! says why). So once a write or flush has failed, [`SledKv`] never lets
+//! sled's handle go: the process's exit releases the files and the lock.
 
 use std::collections::HashSet;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::kv::{Entry, Kv, Space, StoreError, Write};
 
@@ -21,10 +35,13 @@ pub struct SledKv {
     blob_dir: PathBuf,
     /// Blob files already synced (sled never rewrites one in place).
     synced_blobs: Mutex<HashSet<std::ffi::OsString>>,
+    /// A write or flush failed (see the module comment).
+    faulted: AtomicBool,
 }
 
 impl SledKv {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        remove_unfinished_snapshots(path)?;
         let db = sled::Config::new()
             .path(path)
             // Durability comes from the explicit flush of group commit, not a timer.
@@ -38,7 +55,16 @@ impl SledKv {
             log,
             blob_dir: path.join("blobs"),
             synced_blobs: Mutex::new(HashSet::new()),
+            faulted: AtomicBool::new(false),
         })
+    }
+
+    /// Pass `result` on, remembering a failure.
+    fn noting_faults<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        if result.is_err() {
+            self.faulted.store(true, Ordering::Release);
+        }
+        result
     }
 
     /// Make sled's files durable after its flush (see the module comment).
@@ -71,6 +97,26 @@ impl SledKv {
         }
         Ok(())
     }
+}
+
+/// Remove the snapshot files a failed start left unfinished (see the module comment).
+fn remove_unfinished_snapshots(path: &Path) -> Result<(), StoreError> {
+    let entries = match std::fs::read_dir(path) {
+        Ok(entries) => entries,
+        // A new store: sled creates the directory.
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(error) => return Err(io(error)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(io)?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("snap.") && name.ends_with(".generating") {
+            tracing::warn!(file = %name, "removing an unfinished store snapshot left by a failed start");
+            std::fs::remove_file(entry.path()).map_err(io)?;
+        }
+    }
+    Ok(())
 }
 
 fn io(error: std::io::Error) -> StoreError {
@@ -126,16 +172,25 @@ impl Kv for SledKv {
                 Write::Delete(space, key) => batch.remove(prefixed(space, &key)),
             }
         }
-        self.db.apply_batch(batch).map_err(engine)
+        self.noting_faults(self.db.apply_batch(batch).map_err(engine))
     }
 
     fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush().map_err(engine)?;
-        self.sync_files()
+        let flushed = self.db.flush().map_err(engine);
+        self.noting_faults(flushed.and_then(|_| self.sync_files()))
     }
 
     fn size_on_disk(&self) -> Result<u64, StoreError> {
         self.db.size_on_disk().map_err(engine)
+    }
+}
+
+impl Drop for SledKv {
+    fn drop(&mut self) {
+        if self.faulted.load(Ordering::Acquire) {
+            // sled's last handle is never dropped, so its flush never runs.
+            std::mem::forget(self.db.clone());
+        }
     }
 }
 
@@ -180,6 +235,26 @@ mod tests {
         assert_eq!(tickets, vec![(b"a".to_vec(), b"1".to_vec())]);
         assert_eq!(kv.get(Space::Users, b"a").unwrap(), Some(b"user".to_vec()));
         assert!(kv.size_on_disk().unwrap() > 0);
+    }
+
+    #[test]
+    fn an_unfinished_snapshot_from_a_failed_start_is_removed_and_the_flushed_writes_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let kv = SledKv::open(dir.path()).unwrap();
+            kv.apply(vec![Write::Put(
+                Space::Tickets,
+                b"a".to_vec(),
+                b"1".to_vec(),
+            )])
+            .unwrap();
+            kv.flush().unwrap();
+        }
+        let unfinished = dir.path().join("snap.7FFFFFFFFFFFFFFF.generating");
+        std::fs::write(&unfinished, b"").unwrap();
+        let kv = reopen(dir.path());
+        assert_eq!(kv.get(Space::Tickets, b"a").unwrap(), Some(b"1".to_vec()));
+        assert!(!unfinished.exists());
     }
 
     #[test]

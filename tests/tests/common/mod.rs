@@ -169,7 +169,17 @@ impl TestServer {
     }
 
     fn spawn(&mut self) {
+        if let Err(output) = self.try_spawn() {
+            panic!(
+                "the server did not print its readiness line within {STARTUP_TIMEOUT:?}; it said:\n{output}"
+            );
+        }
+    }
+
+    /// Start the process; if it does not come up, what it said.
+    fn try_spawn(&mut self) -> Result<(), String> {
         assert!(self.process.is_none(), "the previous process still runs");
+        let said_before = self.output.lock().unwrap().len();
         let mut command = Command::new(server_binary());
         command.arg("--data-dir").arg(self.data_dir.path()).args([
             "serve",
@@ -199,14 +209,20 @@ impl TestServer {
         // Both pipes are drained for the whole life of the process, so the
         // server never blocks on a full pipe.
         spawn_reader(stdout, self.output.clone(), Some(ready));
-        spawn_reader(stderr, self.output.clone(), None);
-        self.process = Some(child);
+        let stderr_reader = spawn_reader(stderr, self.output.clone(), None);
         match ready_line.recv_timeout(STARTUP_TIMEOUT) {
-            Ok(address) => self.base_url = format!("http://{address}"),
-            Err(_) => panic!(
-                "the server did not print its readiness line within {STARTUP_TIMEOUT:?}; it said:\n{}",
-                self.output.lock().unwrap().join("\n")
-            ),
+            Ok(address) => {
+                self.process = Some(child);
+                self.base_url = format!("http://{address}");
+                Ok(())
+            }
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                // Its last words (the error) may still be in the pipe.
+                let _ = stderr_reader.join();
+                Err(self.output.lock().unwrap()[said_before..].join("\n"))
+            }
         }
     }
 
@@ -222,9 +238,14 @@ impl TestServer {
     /// Stop the process with SIGTERM, as a service manager would, and return
     /// whether it exited successfully (within the startup timeout).
     pub fn stop_gracefully(&mut self) -> bool {
-        let Some(mut child) = self.process.take() else {
-            return false;
-        };
+        self.terminate(STARTUP_TIMEOUT)
+            .is_some_and(|status| status.success())
+    }
+
+    /// Send SIGTERM and wait at most `within` for the process to exit: how
+    /// it exited, or `None` if it had to be killed.
+    pub fn terminate(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let mut child = self.process.take()?;
         let signalled = Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
             .status()
@@ -233,15 +254,15 @@ impl TestServer {
         let pid = child.id();
         let (exited, exit) = mpsc::channel();
         std::thread::spawn(move || {
-            let _ = exited.send(child.wait().map(|status| status.success()));
+            let _ = exited.send(child.wait());
         });
-        match exit.recv_timeout(STARTUP_TIMEOUT) {
-            Ok(status) => status.unwrap_or(false),
+        match exit.recv_timeout(within) {
+            Ok(status) => Some(status.expect("the server is reaped")),
             Err(_) => {
                 let _ = Command::new("kill")
                     .args(["-KILL", &pid.to_string()])
                     .status();
-                false
+                None
             }
         }
     }
@@ -285,6 +306,11 @@ impl TestServer {
     /// Start the server again after [`TestServer::stop_gracefully`].
     pub fn start_again(&mut self) {
         self.spawn();
+    }
+
+    /// Try to start the server again; if it does not come up, what it said.
+    pub fn try_start_again(&mut self) -> Result<(), String> {
+        self.try_spawn()
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -600,7 +626,7 @@ fn spawn_reader(
     pipe: impl Read + Send + 'static,
     output: Arc<Mutex<Vec<String>>>,
     ready: Option<mpsc::Sender<String>>,
-) {
+) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         for line in BufReader::new(pipe).lines() {
             let Ok(line) = line else { break };
@@ -611,7 +637,7 @@ fn spawn_reader(
             }
             output.lock().unwrap().push(line);
         }
-    });
+    })
 }
 
 fn with_token(request: reqwest::RequestBuilder, token: Option<&str>) -> reqwest::RequestBuilder {
