@@ -420,6 +420,116 @@ fn every_example_in_the_openapi_document_matches_its_schema() {
     );
 }
 
+#[test]
+fn every_path_parameter_in_the_openapi_document_has_the_pattern_of_its_identifier() {
+    let document = openapi_file();
+    let resolve = |value: &Value, section: &str| -> Value {
+        match value["$ref"].as_str() {
+            Some(reference) => {
+                let name = reference
+                    .strip_prefix(&format!("#/components/{section}/"))
+                    .unwrap_or_else(|| panic!("{reference} points into components.{section}"));
+                document["components"][section][name].clone()
+            }
+            None => value.clone(),
+        }
+    };
+    let mut checked = 0;
+    let mut failures = Vec::new();
+    for (path, item) in document["paths"].as_object().expect("paths") {
+        let operations = item
+            .as_object()
+            .expect("a path item")
+            .iter()
+            .filter(|(method, _)| METHODS.contains(&method.as_str()));
+        let parameters = std::iter::once(&item["parameters"])
+            .chain(operations.map(|(_, operation)| &operation["parameters"]))
+            .filter_map(Value::as_array)
+            .flatten()
+            .map(|parameter| resolve(parameter, "parameters"))
+            .filter(|parameter| parameter["in"] == "path");
+        for parameter in parameters {
+            checked += 1;
+            let schema = resolve(&parameter["schema"], "schemas");
+            if schema["pattern"].as_str().is_none() || schema["maxLength"].as_u64().is_none() {
+                let name = parameter["name"].as_str().unwrap_or("?");
+                failures.push(format!("{path} {{{name}}}: {schema}"));
+            }
+        }
+    }
+    assert!(checked > 0, "the document has path parameters");
+    // A fuzzer (and a client generator) only knows what the document says:
+    // an unconstrained string there is a lie about what the server accepts.
+    assert!(
+        failures.is_empty(),
+        "path parameters without a pattern and a length:\n  {}",
+        failures.join("\n  ")
+    );
+}
+
+#[test]
+fn every_identifier_schema_accepts_exactly_what_the_server_parses() {
+    type Parser = fn(&str) -> bool;
+    let schemas: [(&str, Parser); 6] = [
+        ("TicketId", |raw| {
+            sync_protocol::TicketId::parse(raw).is_ok()
+        }),
+        ("UserId", |raw| sync_protocol::UserId::parse(raw).is_ok()),
+        ("DeviceId", |raw| {
+            sync_protocol::DeviceId::parse(raw).is_ok()
+        }),
+        ("EstateId", |raw| {
+            sync_protocol::EstateId::parse(raw).is_ok()
+        }),
+        ("Sha256Hex", |raw| Sha256Hex::parse(raw).is_ok()),
+        ("MutationId", |raw| {
+            sync_protocol::MutationId::try_from(raw.to_owned()).is_ok()
+        }),
+    ];
+    let hash = Sha256Hex::of(b"probe").to_string();
+    let probes = [
+        String::new(),
+        "a".to_owned(),
+        "tk00000001".to_owned(),
+        "A.b-c_9".to_owned(),
+        "a".repeat(64),
+        "a".repeat(65),
+        "a/b".to_owned(),
+        "a b".to_owned(),
+        "a\n".to_owned(),
+        "房101".to_owned(),
+        "hh-li-1#3".to_owned(),
+        format!("{}#18446744073709551615", "d".repeat(64)),
+        "hh-li-1#".to_owned(),
+        "#3".to_owned(),
+        hash.clone(),
+        hash.to_uppercase(),
+        hash[1..].to_owned(),
+        format!("{hash}0"),
+        format!("{hash}\n"),
+        "g".repeat(64),
+    ];
+    let document = openapi_file();
+    let mut failures = Vec::new();
+    for (name, parses) in schemas {
+        let validator = schema_validator(&document, name);
+        for probe in &probes {
+            let documented = validator.is_valid(&json!(probe));
+            if documented != parses(probe) {
+                failures.push(format!(
+                    "{name} {probe:?}: the document says {documented}, the server {}",
+                    !documented
+                ));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "docs/openapi.json and sync-protocol/src/ids.rs disagree:\n  {}",
+        failures.join("\n  ")
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_device_page_served_to_a_supervisor_matches_its_schema() {
     let server = TestServer::start();
