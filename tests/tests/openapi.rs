@@ -1,6 +1,8 @@
 //! The served OpenAPI document and the real routes agree, and its schemas
-//! and the wire types agree: every golden wire file of `sync-protocol`, and
-//! a device page the real server serves, validate against their schemas.
+//! and the wire types agree: every golden wire file of `sync-protocol`, a
+//! device page and the live feed's events the real server serves validate
+//! against their schemas, and identifiers have the patterns their parsers
+//! enforce.
 
 mod common;
 
@@ -586,4 +588,109 @@ async fn a_device_page_served_to_a_supervisor_matches_its_schema() {
     assert_eq!(li_device["estate"], DEMO_ESTATE);
     assert_eq!(li_device["last_seq"], 1);
     assert!(li_device["last_push_at"].is_string(), "{li_device}");
+}
+
+/// The first `count` events of the live feed after `last_event_id`, each as
+/// an SSE reader parses it: an object of its `id`, `event` and `data` fields.
+async fn live_events(
+    server: &TestServer,
+    token: &str,
+    last_event_id: u64,
+    wanted: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
+    let mut response = server
+        .client()
+        .get(server.url("/api/v1/live"))
+        .bearer_auth(token)
+        .header("Last-Event-ID", last_event_id.to_string())
+        .send()
+        .await
+        .expect("the live feed answers");
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut events = Vec::new();
+    let mut pending = String::new();
+    while !wanted(&events) {
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(10), response.chunk())
+            .await
+            .expect("the events come within the timeout")
+            .expect("the stream reads")
+            .expect("the stream goes on");
+        pending.push_str(std::str::from_utf8(&chunk).expect("an event stream is UTF-8"));
+        while let Some(end) = pending.find("\n\n") {
+            let frame: String = pending.drain(..end + 2).collect();
+            let mut event = serde_json::Map::new();
+            // Comments (the keep-alive) and the blank line that ends a frame.
+            for line in frame
+                .lines()
+                .filter(|line| !line.is_empty() && !line.starts_with(':'))
+            {
+                let (field, value) = line.split_once(':').unwrap_or((line, ""));
+                let value = value.strip_prefix(' ').unwrap_or(value);
+                event.insert(field.to_owned(), json!(value));
+            }
+            if !event.is_empty() {
+                events.push(Value::Object(event));
+            }
+        }
+    }
+    events
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_events_of_the_live_feed_match_their_schema_in_the_document() {
+    let server = TestServer::start();
+    let document = document(&server).await;
+    let supervisor = server.login("zhuguan").await;
+    let snapshot: Value = server
+        .get("/api/v1/supervision", Some(&supervisor))
+        .await
+        .ok();
+    let since = snapshot["last_event_id"].as_u64().expect("a last event id");
+    // li's handheld makes contact twice: two device_contact events.
+    let li = server.login("li").await;
+    let handheld = common::device_id("hh-li-live-schema");
+    server.pull(&li, &handheld, Cursor(0)).await;
+    server.pull(&li, &handheld, Cursor(0)).await;
+    let contacts = |events: &[Value]| {
+        events
+            .iter()
+            .filter(|event| event["event"] == "device_contact")
+            .count()
+            == 2
+    };
+    let mut events = live_events(&server, &supervisor, since, contacts).await;
+    // An id older than anything kept starts the stream with `reset`.
+    let reset = live_events(&server, &supervisor, 0, |events| !events.is_empty()).await;
+    assert_eq!(reset[0]["event"], "reset", "{reset:?}");
+    events.extend(reset);
+
+    let media = &document["paths"]["/api/v1/live"]["get"]["responses"]["200"]["content"]["text/event-stream"];
+    let event_validator = validator_for(&document, &media["schema"]);
+    // JSON Schema leaves `contentSchema` to the application: `data` is
+    // checked against it here, as schemathesis does.
+    let event_schema = match media["schema"]["$ref"].as_str() {
+        Some(reference) => {
+            let name = reference.trim_start_matches("#/components/schemas/");
+            &document["components"]["schemas"][name]
+        }
+        None => &media["schema"],
+    };
+    let data_schema = &event_schema["properties"]["data"]["contentSchema"];
+    assert!(
+        data_schema.is_object(),
+        "the event schema says what `data` holds: {event_schema}"
+    );
+    let data_validator = validator_for(&document, data_schema);
+    let mut failures = Vec::new();
+    for event in &events {
+        failures.extend(violations(&event_validator, event));
+        let data: Value =
+            serde_json::from_str(event["data"].as_str().unwrap_or("")).unwrap_or(Value::Null);
+        failures.extend(violations(&data_validator, &data));
+    }
+    assert!(
+        failures.is_empty(),
+        "the live feed's events do not fit docs/openapi.json:\n  {}\n{events:#?}",
+        failures.join("\n  ")
+    );
 }
