@@ -1,6 +1,8 @@
 //! The served OpenAPI document and the real routes agree, and its schemas
-//! and the wire types agree: every golden wire file of `sync-protocol`, and
-//! a device page the real server serves, validate against their schemas.
+//! and the wire types agree: every golden wire file of `sync-protocol`, a
+//! device page and the live feed's events the real server serves validate
+//! against their schemas, and identifiers have the patterns their parsers
+//! enforce.
 
 mod common;
 
@@ -420,6 +422,116 @@ fn every_example_in_the_openapi_document_matches_its_schema() {
     );
 }
 
+#[test]
+fn every_path_parameter_in_the_openapi_document_has_the_pattern_of_its_identifier() {
+    let document = openapi_file();
+    let resolve = |value: &Value, section: &str| -> Value {
+        match value["$ref"].as_str() {
+            Some(reference) => {
+                let name = reference
+                    .strip_prefix(&format!("#/components/{section}/"))
+                    .unwrap_or_else(|| panic!("{reference} points into components.{section}"));
+                document["components"][section][name].clone()
+            }
+            None => value.clone(),
+        }
+    };
+    let mut checked = 0;
+    let mut failures = Vec::new();
+    for (path, item) in document["paths"].as_object().expect("paths") {
+        let operations = item
+            .as_object()
+            .expect("a path item")
+            .iter()
+            .filter(|(method, _)| METHODS.contains(&method.as_str()));
+        let parameters = std::iter::once(&item["parameters"])
+            .chain(operations.map(|(_, operation)| &operation["parameters"]))
+            .filter_map(Value::as_array)
+            .flatten()
+            .map(|parameter| resolve(parameter, "parameters"))
+            .filter(|parameter| parameter["in"] == "path");
+        for parameter in parameters {
+            checked += 1;
+            let schema = resolve(&parameter["schema"], "schemas");
+            if schema["pattern"].as_str().is_none() || schema["maxLength"].as_u64().is_none() {
+                let name = parameter["name"].as_str().unwrap_or("?");
+                failures.push(format!("{path} {{{name}}}: {schema}"));
+            }
+        }
+    }
+    assert!(checked > 0, "the document has path parameters");
+    // A fuzzer (and a client generator) only knows what the document says:
+    // an unconstrained string there is a lie about what the server accepts.
+    assert!(
+        failures.is_empty(),
+        "path parameters without a pattern and a length:\n  {}",
+        failures.join("\n  ")
+    );
+}
+
+#[test]
+fn every_identifier_schema_accepts_exactly_what_the_server_parses() {
+    type Parser = fn(&str) -> bool;
+    let schemas: [(&str, Parser); 6] = [
+        ("TicketId", |raw| {
+            sync_protocol::TicketId::parse(raw).is_ok()
+        }),
+        ("UserId", |raw| sync_protocol::UserId::parse(raw).is_ok()),
+        ("DeviceId", |raw| {
+            sync_protocol::DeviceId::parse(raw).is_ok()
+        }),
+        ("EstateId", |raw| {
+            sync_protocol::EstateId::parse(raw).is_ok()
+        }),
+        ("Sha256Hex", |raw| Sha256Hex::parse(raw).is_ok()),
+        ("MutationId", |raw| {
+            sync_protocol::MutationId::try_from(raw.to_owned()).is_ok()
+        }),
+    ];
+    let hash = Sha256Hex::of(b"probe").to_string();
+    let probes = [
+        String::new(),
+        "a".to_owned(),
+        "tk00000001".to_owned(),
+        "A.b-c_9".to_owned(),
+        "a".repeat(64),
+        "a".repeat(65),
+        "a/b".to_owned(),
+        "a b".to_owned(),
+        "a\n".to_owned(),
+        "房101".to_owned(),
+        "hh-li-1#3".to_owned(),
+        format!("{}#18446744073709551615", "d".repeat(64)),
+        "hh-li-1#".to_owned(),
+        "#3".to_owned(),
+        hash.clone(),
+        hash.to_uppercase(),
+        hash[1..].to_owned(),
+        format!("{hash}0"),
+        format!("{hash}\n"),
+        "g".repeat(64),
+    ];
+    let document = openapi_file();
+    let mut failures = Vec::new();
+    for (name, parses) in schemas {
+        let validator = schema_validator(&document, name);
+        for probe in &probes {
+            let documented = validator.is_valid(&json!(probe));
+            if documented != parses(probe) {
+                failures.push(format!(
+                    "{name} {probe:?}: the document says {documented}, the server {}",
+                    !documented
+                ));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "docs/openapi.json and sync-protocol/src/ids.rs disagree:\n  {}",
+        failures.join("\n  ")
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_device_page_served_to_a_supervisor_matches_its_schema() {
     let server = TestServer::start();
@@ -476,4 +588,109 @@ async fn a_device_page_served_to_a_supervisor_matches_its_schema() {
     assert_eq!(li_device["estate"], DEMO_ESTATE);
     assert_eq!(li_device["last_seq"], 1);
     assert!(li_device["last_push_at"].is_string(), "{li_device}");
+}
+
+/// The first `count` events of the live feed after `last_event_id`, each as
+/// an SSE reader parses it: an object of its `id`, `event` and `data` fields.
+async fn live_events(
+    server: &TestServer,
+    token: &str,
+    last_event_id: u64,
+    wanted: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
+    let mut response = server
+        .client()
+        .get(server.url("/api/v1/live"))
+        .bearer_auth(token)
+        .header("Last-Event-ID", last_event_id.to_string())
+        .send()
+        .await
+        .expect("the live feed answers");
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut events = Vec::new();
+    let mut pending = String::new();
+    while !wanted(&events) {
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(10), response.chunk())
+            .await
+            .expect("the events come within the timeout")
+            .expect("the stream reads")
+            .expect("the stream goes on");
+        pending.push_str(std::str::from_utf8(&chunk).expect("an event stream is UTF-8"));
+        while let Some(end) = pending.find("\n\n") {
+            let frame: String = pending.drain(..end + 2).collect();
+            let mut event = serde_json::Map::new();
+            // Comments (the keep-alive) and the blank line that ends a frame.
+            for line in frame
+                .lines()
+                .filter(|line| !line.is_empty() && !line.starts_with(':'))
+            {
+                let (field, value) = line.split_once(':').unwrap_or((line, ""));
+                let value = value.strip_prefix(' ').unwrap_or(value);
+                event.insert(field.to_owned(), json!(value));
+            }
+            if !event.is_empty() {
+                events.push(Value::Object(event));
+            }
+        }
+    }
+    events
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_events_of_the_live_feed_match_their_schema_in_the_document() {
+    let server = TestServer::start();
+    let document = document(&server).await;
+    let supervisor = server.login("zhuguan").await;
+    let snapshot: Value = server
+        .get("/api/v1/supervision", Some(&supervisor))
+        .await
+        .ok();
+    let since = snapshot["last_event_id"].as_u64().expect("a last event id");
+    // li's handheld makes contact twice: two device_contact events.
+    let li = server.login("li").await;
+    let handheld = common::device_id("hh-li-live-schema");
+    server.pull(&li, &handheld, Cursor(0)).await;
+    server.pull(&li, &handheld, Cursor(0)).await;
+    let contacts = |events: &[Value]| {
+        events
+            .iter()
+            .filter(|event| event["event"] == "device_contact")
+            .count()
+            == 2
+    };
+    let mut events = live_events(&server, &supervisor, since, contacts).await;
+    // An id older than anything kept starts the stream with `reset`.
+    let reset = live_events(&server, &supervisor, 0, |events| !events.is_empty()).await;
+    assert_eq!(reset[0]["event"], "reset", "{reset:?}");
+    events.extend(reset);
+
+    let media = &document["paths"]["/api/v1/live"]["get"]["responses"]["200"]["content"]["text/event-stream"];
+    let event_validator = validator_for(&document, &media["schema"]);
+    // JSON Schema leaves `contentSchema` to the application: `data` is
+    // checked against it here, as schemathesis does.
+    let event_schema = match media["schema"]["$ref"].as_str() {
+        Some(reference) => {
+            let name = reference.trim_start_matches("#/components/schemas/");
+            &document["components"]["schemas"][name]
+        }
+        None => &media["schema"],
+    };
+    let data_schema = &event_schema["properties"]["data"]["contentSchema"];
+    assert!(
+        data_schema.is_object(),
+        "the event schema says what `data` holds: {event_schema}"
+    );
+    let data_validator = validator_for(&document, data_schema);
+    let mut failures = Vec::new();
+    for event in &events {
+        failures.extend(violations(&event_validator, event));
+        let data: Value =
+            serde_json::from_str(event["data"].as_str().unwrap_or("")).unwrap_or(Value::Null);
+        failures.extend(violations(&data_validator, &data));
+    }
+    assert!(
+        failures.is_empty(),
+        "the live feed's events do not fit docs/openapi.json:\n  {}\n{events:#?}",
+        failures.join("\n  ")
+    );
 }

@@ -464,6 +464,73 @@ async fn unknown_fields_in_a_push_a_mutation_or_an_intake_are_refused_with_inval
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_null_where_the_document_allows_none_is_refused_with_invalid_body() {
+    // docs/openapi.json types these members as integers, never null; an
+    // optional member is left out. A null is a client mistake, not "absent".
+    let server = TestServer::start();
+    let li = server.login("li").await;
+    let dispatcher = server.login("diaodu").await;
+    let ticket = first_ticket_of(&server, "li").await;
+    let before = server.estate_snapshot().await;
+
+    let mut pull = serde_json::to_value(PullRequest {
+        protocol_version: PROTOCOL_VERSION,
+        device: device_report(&device_id("hh-li-null")),
+        cursor: Cursor(0),
+        limit: None,
+    })
+    .unwrap();
+    pull["limit"] = Value::Null;
+    let error = server
+        .post_json("/api/v1/sync/pull", Some(&li), &pull)
+        .await
+        .error(StatusCode::BAD_REQUEST, "invalid_body");
+    assert!(error.message.contains("limit"), "{error:?}");
+
+    let mut push = push_json("hh-li-null", &ticket);
+    push["device"]["oldest_pending_age_ms"] = Value::Null;
+    let error = server
+        .post_json("/api/v1/sync/push", Some(&li), &push)
+        .await
+        .error(StatusCode::BAD_REQUEST, "invalid_body");
+    assert!(
+        error.message.contains("device.oldest_pending_age_ms"),
+        "{error:?}"
+    );
+
+    let action = json!({ "expected_version": null, "op": { "type": "add_note", "text": "hi" } });
+    let error = server
+        .post_json(
+            &format!("{TICKETS}/{}/actions", ticket.id),
+            Some(&dispatcher),
+            &action,
+        )
+        .await
+        .error(StatusCode::BAD_REQUEST, "invalid_body");
+    assert!(error.message.contains("expected_version"), "{error:?}");
+
+    // The word inside a text is no null: the same note with "null" in it applies.
+    let mut push = push_json("hh-li-null", &ticket);
+    push["mutations"][0]["op"]["text"] = json!("null reading on the meter");
+    let pushed = server
+        .post_json("/api/v1/sync/push", Some(&li), &push)
+        .await;
+    assert_eq!(pushed.status, StatusCode::OK, "{pushed:?}");
+
+    let after = server.estate_snapshot().await;
+    let changed: Vec<_> = after
+        .iter()
+        .filter(|ticket| !before.contains(ticket))
+        .map(|ticket| &ticket.id)
+        .collect();
+    assert_eq!(
+        changed,
+        [&ticket.id],
+        "only the last, valid push changed anything"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sync_body_of_another_protocol_version_is_refused_with_unsupported_protocol() {
     let server = TestServer::start();
     let li = server.login("li").await;

@@ -3,10 +3,12 @@
 //! bare `internal` body that leaks nothing.
 
 use axum::extract::rejection::{JsonRejection, PathRejection};
-use axum::extract::{FromRequest, FromRequestParts};
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
 use serde_json::json;
+use serde_json::value::RawValue;
 use sync_protocol::{BatchError, ErrorBody, ReviewError, WorkflowError};
 
 use crate::store::StoreError;
@@ -286,11 +288,68 @@ impl From<ReviewError> for ApiError {
     }
 }
 
-/// `Json` whose rejections are [`ApiError`]s: malformed JSON, unknown fields
-/// and oversized bodies all get the one error shape.
-#[derive(FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+/// `Json` whose rejections are [`ApiError`]s: malformed JSON, unknown fields,
+/// a `null` anywhere and oversized bodies all get the one error shape.
 pub struct ApiJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        // Content type, size and syntax are checked as `axum::Json` checks
+        // them; the text is kept for the two checks below.
+        let axum::Json(text) = axum::Json::<Box<RawValue>>::from_request(request, state).await?;
+        // The document never allows null: an optional member is left out.
+        // Without this check serde would read a null as an absent `Option`.
+        if let Some(member) = first_null(text.get()) {
+            return Err(ApiError::bad_request(
+                "invalid_body",
+                format!("{member} is null: leave an optional member out instead of sending null"),
+            ));
+        }
+        let axum::Json(body) = axum::Json::<T>::from_bytes(text.get().as_bytes())?;
+        Ok(Self(body))
+    }
+}
+
+/// Where the first `null` in a JSON text is, written as the body errors
+/// write a member (`device.outbox_depth`, `mutations[0].op`), or `None`.
+fn first_null(text: &str) -> Option<String> {
+    // Most bodies have no `null` anywhere; only those are parsed again.
+    if !text.contains("null") {
+        return None;
+    }
+    fn find(value: &serde_json::Value, at: String) -> Option<String> {
+        match value {
+            serde_json::Value::Null => Some(at),
+            serde_json::Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .find_map(|(index, item)| find(item, format!("{at}[{index}]"))),
+            serde_json::Value::Object(members) => members.iter().find_map(|(name, member)| {
+                let path = if at.is_empty() {
+                    name.clone()
+                } else {
+                    format!("{at}.{name}")
+                };
+                find(member, path)
+            }),
+            _ => None,
+        }
+    }
+    let value: serde_json::Value = serde_json::from_str(text).ok()?;
+    find(&value, String::new()).map(|at| {
+        if at.is_empty() {
+            "the body".to_owned()
+        } else {
+            at
+        }
+    })
+}
 
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post, put};
@@ -136,7 +136,8 @@ pub fn router(state: Arc<AppState>) -> Router {
                 )),
         )
         // Outermost, so that the answers made by the layers above (timeout,
-        // panic, route fallbacks) carry the protocol header too.
+        // panic, route fallbacks) carry these headers too.
+        .layer(middleware::from_fn(no_store))
         .layer(middleware::from_fn(protocol_header))
 }
 
@@ -194,6 +195,22 @@ async fn protocol_header(request: Request, next: Next) -> Response {
     response
         .headers_mut()
         .insert(PROTOCOL_HEADER, HeaderValue::from(PROTOCOL_VERSION));
+    response
+}
+
+/// What the API answers carries residents' names, phones, addresses and
+/// signatures (and the login answer a token): no cache, shared or private,
+/// may keep a copy. The OpenAPI document is the one answer under `/api/v1/`
+/// that holds nothing of theirs.
+async fn no_store(request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    let private = path.starts_with(openapi::API_PREFIX) && path != openapi::OPENAPI;
+    let mut response = next.run(request).await;
+    if private {
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
     response
 }
 

@@ -3,6 +3,8 @@
 use axum::http::header;
 use axum::response::IntoResponse;
 
+/// Every route of the API proper is under this prefix.
+pub const API_PREFIX: &str = "/api/v1/";
 pub const HEALTH: &str = "/healthz";
 pub const OPENAPI: &str = "/api/v1/openapi.json";
 pub const LOGIN: &str = "/api/v1/auth/login";
