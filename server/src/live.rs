@@ -18,6 +18,8 @@ use tokio::sync::mpsc;
 pub const RING_CAPACITY: usize = 4096;
 /// Events waiting for one subscriber before it counts as fallen behind.
 pub const SUBSCRIBER_BUFFER: usize = 1024;
+/// Streams open at once (about 40 KiB each); one more is refused.
+pub const MAX_SUBSCRIBERS: u64 = 1024;
 
 /// The handle publishers and subscribers share; cheap to clone.
 #[derive(Clone)]
@@ -68,10 +70,16 @@ impl Published {
     }
 }
 
-/// The hub was closed: the server is shutting down.
+/// Why a subscription was refused.
 #[derive(Debug, thiserror::Error)]
-#[error("the live feed is closed")]
-pub struct HubClosed;
+pub enum Refused {
+    /// The hub was closed: the server is shutting down.
+    #[error("the live feed is closed")]
+    Closed,
+    /// [`MAX_SUBSCRIBERS`] streams are open.
+    #[error("the live feed has as many subscribers as it takes")]
+    Full,
+}
 
 /// A new subscriber's start: what it missed, then what comes.
 pub struct Subscription {
@@ -157,10 +165,13 @@ impl LiveHub {
         &self,
         estate: &EstateId,
         last_event_id: Option<u64>,
-    ) -> Result<Subscription, HubClosed> {
+    ) -> Result<Subscription, Refused> {
         let mut hub = self.lock();
         if hub.closed {
-            return Err(HubClosed);
+            return Err(Refused::Closed);
+        }
+        if self.counters.connected.load(Ordering::Acquire) >= MAX_SUBSCRIBERS {
+            return Err(Refused::Full);
         }
         let oldest_kept = hub
             .ring

@@ -3,13 +3,14 @@
 //! loads the snapshot and follows the live feed; a simulated handheld's syncs
 //! must show in the crew table without the page being reloaded.
 //!
-//! Chromium and chromedriver come from Debian (`.ci/run` installs them). A
-//! machine without them fails this test with the command to run: a browser
-//! test that skips itself would pass without ever having run.
+//! Chromium and chromedriver come from Debian (`.ci/run` installs them and
+//! turns on the `browser` feature that builds this test). With the feature
+//! on, a machine without them fails this test with the command to run: a
+//! browser test that skips itself would pass without ever having run.
 //!
 //! `DASHBOARD_SCREENSHOT=docs/dashboard.png cargo test -p blackbox-tests
-//! --test dashboard_browser` also saves what the browser shows at the end
-//! (the path is relative to the workspace).
+//! --features browser --test dashboard_browser` also saves what the browser
+//! shows at the end (the path is relative to the workspace).
 
 mod common;
 

@@ -123,6 +123,23 @@ async fn a_device_push_shows_up_as_an_event_on_an_open_stream() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_stream_ends_and_delivers_nothing_more_once_the_supervisors_account_changed() {
+    let server = TestServer::start();
+    let supervisor = server.login("zhuguan").await;
+    let mut stream = LiveStream::open(&server, &supervisor, None).await;
+    let mut handheld = Handheld::new("hh-li-live-demoted");
+    li_pushes_a_note(&server, &mut handheld, "before").await;
+    stream.next_event().await;
+
+    let changed = server
+        .change_user("zhuguan", &serde_json::json!({ "role": "dispatcher" }))
+        .await;
+    assert_eq!(changed.status, StatusCode::OK, "{changed:?}");
+    li_pushes_a_note(&server, &mut handheld, "after").await;
+    assert!(stream.next().await.is_none(), "the stream ended");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reconnect_with_last_event_id_gets_exactly_the_events_it_missed() {
     let server = TestServer::start();
     let supervisor = server.login("zhuguan").await;

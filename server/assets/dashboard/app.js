@@ -6,12 +6,17 @@
 
 const API = {
   login: "/api/v1/auth/login",
+  refresh: "/api/v1/auth/refresh",
   snapshot: "/api/v1/supervision",
   live: "/api/v1/live",
   reviews: (ticketId) => `/api/v1/tickets/${encodeURIComponent(ticketId)}/reviews`,
 };
 const SESSION_KEY = "estate-sync.dashboard.session";
 const LANGUAGE_KEY = "estate-sync.dashboard.language";
+/// This browser's id: the refresh token is bound to it.
+const DEVICE_KEY = "estate-sync.dashboard.device";
+/// The access token is renewed this long before it expires.
+const RENEW_AHEAD_MS = 60000;
 /// Reconnect delays after a dropped feed grow to this, in milliseconds.
 const MAX_RECONNECT_DELAY_MS = 15000;
 /// How often ages and online states are recomputed between events.
@@ -230,6 +235,9 @@ const state = {
   /// Annotations being typed, by mutation id: they survive re-rendering.
   noteDrafts: new Map(),
   afterPushTimer: null,
+  /// The access token's renewal in flight, and the timer of the next one.
+  renewing: null,
+  renewTimer: null,
 };
 
 function readSession() {
@@ -557,20 +565,88 @@ class ApiError extends Error {
   }
 }
 
+/// A request to the API. A refused access token is renewed with the refresh
+/// token once and the request sent again; only a refused refresh ends the
+/// session (the 401 reaches the caller, which logs out).
 async function api(path, options = {}) {
-  const headers = { Accept: "application/json", ...options.headers };
-  if (state.session) headers.Authorization = `Bearer ${state.session.token}`;
-  if (options.body !== undefined) headers["Content-Type"] = "application/json";
-  const response = await fetch(path, {
-    method: options.method ?? "GET",
-    headers,
-    body: options.body === undefined ? undefined : JSON.stringify(options.body),
-  });
+  let response = await send(path, options);
+  if (response.status === 401 && state.session && (await renewSession())) {
+    response = await send(path, options);
+  }
   const body = await response.json().catch(() => null);
   if (!response.ok) {
     throw new ApiError(response.status, body?.code ?? "unknown", body?.message ?? response.statusText);
   }
   return body;
+}
+
+function send(path, options) {
+  const headers = { Accept: "application/json", ...options.headers };
+  if (state.session) headers.Authorization = `Bearer ${state.session.token}`;
+  if (options.body !== undefined) headers["Content-Type"] = "application/json";
+  return fetch(path, {
+    method: options.method ?? "GET",
+    headers,
+    body: options.body === undefined ? undefined : JSON.stringify(options.body),
+  });
+}
+
+/// This browser's device id, made once.
+function deviceId() {
+  let id = localStorage.getItem(DEVICE_KEY);
+  if (!id) {
+    const random = new Uint8Array(8);
+    crypto.getRandomValues(random);
+    id = "dashboard-" + Array.from(random, (byte) => byte.toString(16).padStart(2, "0")).join("");
+    localStorage.setItem(DEVICE_KEY, id);
+  }
+  return id;
+}
+
+function keepSession(login) {
+  state.session = {
+    token: login.token,
+    refresh_token: login.refresh_token,
+    user: login.user,
+    display_name: login.display_name,
+    role: login.role,
+    expires_at: login.expires_at,
+  };
+  sessionStorage.setItem(SESSION_KEY, JSON.stringify(state.session));
+  scheduleRenewal();
+}
+
+/// A new access token for the refresh token; true when it worked. One
+/// renewal at a time: concurrent callers wait for the same one.
+function renewSession() {
+  if (!state.renewing) {
+    state.renewing = (async () => {
+      try {
+        const response = await fetch(API.refresh, {
+          method: "POST",
+          headers: { Accept: "application/json", "Content-Type": "application/json" },
+          body: JSON.stringify({ refresh_token: state.session.refresh_token, device_id: deviceId() }),
+        });
+        if (!response.ok) return false;
+        keepSession(await response.json());
+        return true;
+      } catch {
+        return false;
+      } finally {
+        state.renewing = null;
+      }
+    })();
+  }
+  return state.renewing;
+}
+
+function scheduleRenewal() {
+  clearTimeout(state.renewTimer);
+  if (!state.session) return;
+  const inMs = Date.parse(state.session.expires_at) - Date.now() - RENEW_AHEAD_MS;
+  state.renewTimer = setTimeout(() => {
+    if (state.session) renewSession();
+  }, Math.max(inMs, 1000));
 }
 
 /// Reads the snapshot. Events that arrived while it was read and are newer
@@ -638,7 +714,11 @@ async function follow() {
       signal: feed.signal,
       cache: "no-store",
     });
-    if (response.status === 401) return logOut();
+    if (response.status === 401) {
+      // Renewed: reconnect at once with the new token; refused: log out.
+      if (await renewSession()) return follow();
+      return logOut();
+    }
     if (!response.ok || !response.body) throw new Error(`live feed answered ${response.status}`);
     setLiveStatus("live");
     state.reconnectDelayMs = 1000;
@@ -775,10 +855,9 @@ async function logIn(event) {
   try {
     const login = await api(API.login, {
       method: "POST",
-      body: { username: form.username.value.trim(), password: form.password.value },
+      body: { username: form.username.value.trim(), password: form.password.value, device_id: deviceId() },
     });
-    state.session = { token: login.token, user: login.user, role: login.role, expires_at: login.expires_at };
-    sessionStorage.setItem(SESSION_KEY, JSON.stringify(state.session));
+    keepSession(login);
     form.password.value = "";
     await start();
   } catch (error) {
@@ -790,6 +869,7 @@ async function logIn(event) {
 function logOut() {
   state.feed?.abort();
   clearTimeout(state.reconnectTimer);
+  clearTimeout(state.renewTimer);
   state.session = null;
   state.snapshot = null;
   state.lastEventId = 0;
@@ -839,7 +919,10 @@ function main() {
   setInterval(() => { if (state.snapshot) renderTimed(); }, TICK_MS);
   setInterval(() => { if (state.snapshot) refreshSnapshot(); }, SNAPSHOT_REFRESH_MS);
   showView();
-  if (state.session) start();
+  if (state.session) {
+    scheduleRenewal();
+    start();
+  }
 }
 
 main();

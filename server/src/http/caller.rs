@@ -18,6 +18,8 @@ pub struct Caller {
     pub user: UserId,
     pub role: Role,
     pub estate: EstateId,
+    /// The generation of the user record the token named (the current one).
+    pub generation: u64,
 }
 
 impl FromRequestParts<Arc<AppState>> for Caller {
@@ -56,6 +58,7 @@ impl FromRequestParts<Arc<AppState>> for Caller {
             user: user.id.clone(),
             role: user.role,
             estate: user.estate.clone(),
+            generation: user.generation,
         })
     }
 }

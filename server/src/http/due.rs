@@ -39,7 +39,9 @@ pub async fn due_list(
     let now = state.clock.now();
     let store = state.store.clone();
     let calendars = state.calendars.clone();
-    let Caller { user, role, estate } = caller;
+    let Caller {
+        user, role, estate, ..
+    } = caller;
     let built = tokio::task::spawn_blocking(move || {
         let window = chrono::Duration::minutes(window_minutes);
         let calendar = calendars.of(&estate);

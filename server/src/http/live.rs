@@ -13,10 +13,32 @@ use futures_util::stream;
 use sync_protocol::{LiveEvent, LiveEventBody};
 
 use super::{ApiError, AppState, Caller};
-use crate::live::{Next, Published, Subscription};
+use crate::live::{Next, Published, Refused, Subscription};
+use crate::users::UserDirectory;
 
 /// Idle streams get a comment this often, so that proxies keep them open.
 const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(15);
+/// How often an open stream checks that its caller's account is unchanged.
+const SESSION_CHECK_INTERVAL: Duration = Duration::from_secs(15);
+const RECONNECT_AFTER_FULL_SECONDS: u64 = 5;
+
+/// Whose stream it is: it ends once the caller's account changed (role,
+/// estate, password, disabled, sessions ended), like their token.
+struct Session {
+    users: UserDirectory,
+    caller: Caller,
+}
+
+impl Session {
+    fn still_valid(&self) -> bool {
+        match self.users.get(&self.caller.user) {
+            Ok(Some(user)) => !user.disabled && user.generation == self.caller.generation,
+            // Unknown now, or the store cannot say: the stream ends; the
+            // client reconnects and is answered properly.
+            _ => false,
+        }
+    }
+}
 
 pub async fn live(
     State(state): State<Arc<AppState>>,
@@ -42,20 +64,31 @@ pub async fn live(
     let subscription = state
         .live
         .subscribe(&caller.estate, last_event_id)
-        .map_err(|_| {
-            ApiError::client(
+        .map_err(|refused| match refused {
+            Refused::Closed => ApiError::client(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "shutting_down",
                 "the server is stopping; reconnect later",
-            )
+            ),
+            Refused::Full => ApiError::too_many(
+                "too_many_subscribers",
+                "the live feed has as many dashboards as it takes; reconnect later",
+                RECONNECT_AFTER_FULL_SECONDS,
+            ),
         })?;
     tracing::debug!(user = %caller.user, estate = %caller.estate, ?last_event_id, "live subscriber");
     let subscribed_at = state.clock.now();
-    Ok(Sse::new(events(subscription, subscribed_at)).keep_alive(
-        KeepAlive::new()
-            .interval(KEEP_ALIVE_INTERVAL)
-            .text("keep-alive"),
-    ))
+    let session = Session {
+        users: state.users.clone(),
+        caller,
+    };
+    Ok(
+        Sse::new(events(subscription, session, subscribed_at)).keep_alive(
+            KeepAlive::new()
+                .interval(KEEP_ALIVE_INTERVAL)
+                .text("keep-alive"),
+        ),
+    )
 }
 
 /// What the stream still has to send before it waits on the hub.
@@ -70,43 +103,59 @@ enum Phase {
 
 fn events(
     subscription: Subscription,
+    session: Session,
     subscribed_at: DateTime<Utc>,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
+    let session = Arc::new(session);
     stream::unfold(
         (subscription, Phase::Start),
-        move |(mut subscription, mut phase)| async move {
-            loop {
-                match phase {
-                    Phase::Start => {
-                        let backlog = std::mem::take(&mut subscription.backlog).into_iter();
-                        let reset = subscription.reset;
-                        phase = Phase::Backlog(backlog);
-                        if reset {
-                            let event = reset_event(subscription.last_id, subscribed_at);
-                            return Some((Ok(event), (subscription, phase)));
-                        }
-                    }
-                    Phase::Backlog(mut backlog) => match backlog.next() {
-                        Some(event) => {
-                            return Some((
-                                Ok(sse_event(&event)),
-                                (subscription, Phase::Backlog(backlog)),
-                            ));
-                        }
-                        None => phase = Phase::Live,
-                    },
-                    Phase::Live => {
-                        return match subscription.next().await? {
-                            Next::Event(event) => {
-                                Some((Ok(sse_event(&event)), (subscription, Phase::Live)))
-                            }
-                            Next::FellBehind => {
+        move |(mut subscription, mut phase)| {
+            let session = session.clone();
+            async move {
+                loop {
+                    match phase {
+                        Phase::Start => {
+                            let backlog = std::mem::take(&mut subscription.backlog).into_iter();
+                            let reset = subscription.reset;
+                            phase = Phase::Backlog(backlog);
+                            if reset {
                                 let event = reset_event(subscription.last_id, subscribed_at);
-                                Some((Ok(event), (subscription, Phase::Done)))
+                                return Some((Ok(event), (subscription, phase)));
                             }
-                        };
+                        }
+                        Phase::Backlog(mut backlog) => match backlog.next() {
+                            Some(event) => {
+                                return Some((
+                                    Ok(sse_event(&event)),
+                                    (subscription, Phase::Backlog(backlog)),
+                                ));
+                            }
+                            None => phase = Phase::Live,
+                        },
+                        Phase::Live => {
+                            let next = tokio::select! {
+                                next = subscription.next() => next?,
+                                () = tokio::time::sleep(SESSION_CHECK_INTERVAL) => {
+                                    if !session.still_valid() {
+                                        return None;
+                                    }
+                                    continue;
+                                }
+                            };
+                            return match next {
+                                // Nothing more reaches a caller whose account changed.
+                                Next::Event(_) if !session.still_valid() => None,
+                                Next::Event(event) => {
+                                    Some((Ok(sse_event(&event)), (subscription, Phase::Live)))
+                                }
+                                Next::FellBehind => {
+                                    let event = reset_event(subscription.last_id, subscribed_at);
+                                    Some((Ok(event), (subscription, Phase::Done)))
+                                }
+                            };
+                        }
+                        Phase::Done => return None,
                     }
-                    Phase::Done => return None,
                 }
             }
         },
