@@ -41,8 +41,8 @@ pub use mutation::{
     Applied, DeviceMutation, DeviceOp, MutationOutcome, Outcome, RejectCode, Rejection, Verdict,
 };
 pub use office::{
-    Intake, OfficeOp, apply_office_op, convert_work_order, create_ticket, link_follow_up_report,
-    validate_intake,
+    Intake, IntakeDraft, OfficeOp, ReporterDraft, apply_office_op, convert_work_order,
+    create_ticket, link_follow_up_report, validate_intake,
 };
 pub use push::{BatchError, Ledger, PushEffects, StoredOutcome, apply_batch, check_batch};
 pub use reports::{
