@@ -1107,7 +1107,7 @@ pub(crate) mod tests {
     }
 
     /// A dispatched work order that li completed and the owner signed.
-    fn signed_work_order() -> Ticket {
+    pub fn signed_work_order() -> Ticket {
         use crate::ids::{DeviceId, DeviceSeq, Sha256Hex};
         use crate::merge::{Recorder, merge};
         use crate::mutation::{DeviceMutation, DeviceOp};

@@ -11,7 +11,7 @@
 //! | R-P1 | arrival | appointment, once booked | the appointment itself |
 //! | R-P2 | arrival | a booking's agreed time (R-S2) | the agreed time; a window's end |
 //! | R-K2 | finish | receipt; a booking: its service date | end of the local day of receipt; public area: end of the local day 3 calendar days later |
-//! | R-C2 | (convert) | receipt | unfinished after the R-K2 window: convert |
+//! | R-C2 | convert | as R-K2 | R-K2's due time: a work order not finished by then is converted |
 //! | R-C1 | return to dispatcher | completion | end of the local day of completion; public area: end of the local day 3 calendar days later |
 //! | R-P3 | book site inspection | issue | issue + 0.5 working day (working calendar) |
 //! | R-P3 | reply to owner | issue | issue + 24 h (elapsed, not working hours) |
@@ -108,6 +108,9 @@ pub enum Duty {
     Arrival,
     /// 完成: the work order is finished (R-K2).
     Finish,
+    /// 转协调单: a work order not finished in its window becomes a
+    /// coordination ticket (R-C2).
+    Convert,
     /// 交回: the finished order goes back to the dispatcher (R-C1).
     ReturnToDispatcher,
     /// 预约查看: the department books a site inspection with the owner (R-P3).
@@ -272,17 +275,16 @@ pub fn r_k2_finish_deadline(
     }
 }
 
-/// R-C2: a work order still unfinished once its R-K2 window has passed
-/// (strictly after `due_at`) must be converted into a coordination ticket.
-/// `finished_at` is when the technician recorded the result.
-pub fn r_c2_must_convert(
-    calendar: &WorkingCalendar,
-    received_at: DateTime<Utc>,
-    area: Area,
-    finished_at: Option<DateTime<Utc>>,
-    now: DateTime<Utc>,
-) -> bool {
-    finished_at.is_none() && now > r_k2_finish_deadline(calendar, received_at, area).due_at
+/// R-C2: a work order that cannot be finished in its R-K2 window is
+/// converted into a coordination ticket by the window's end: pass the
+/// order's R-K2 deadline. Overdue (strictly after `due_at`) and not
+/// finished, it must be converted now.
+pub fn r_c2_conversion_deadline(finish: Deadline) -> Deadline {
+    Deadline {
+        rule: RuleId::C2,
+        duty: Duty::Convert,
+        ..finish
+    }
 }
 
 /// R-C1: the department lead returns a finished order to the dispatcher by
@@ -722,44 +724,24 @@ mod tests {
     fn r_c2_an_unfinished_work_order_must_be_converted_once_its_window_has_passed() {
         let calendar = WorkingCalendar::default();
         let received_at = shanghai(11, 27, 9, 0);
+        let conversion =
+            |area| r_c2_conversion_deadline(r_k2_finish_deadline(&calendar, received_at, area));
+        let must_convert = |area, finished_at, now| {
+            conversion(area).assess(finished_at, now, Duration::zero()) == DeadlineState::Overdue
+        };
         let private = Area::PrivateUnit;
-        assert!(!r_c2_must_convert(
-            &calendar,
-            received_at,
-            private,
-            None,
-            end_of(11, 27)
-        ));
-        assert!(r_c2_must_convert(
-            &calendar,
-            received_at,
-            private,
-            None,
-            shanghai(11, 28, 0, 0)
-        ));
+        let deadline = conversion(private);
+        assert_eq!(
+            (deadline.rule, deadline.duty, deadline.due_at),
+            (RuleId::C2, Duty::Convert, end_of(11, 27))
+        );
+        assert!(!must_convert(private, None, end_of(11, 27)));
+        assert!(must_convert(private, None, shanghai(11, 28, 0, 0)));
         let finished = Some(shanghai(11, 27, 16, 0));
-        assert!(!r_c2_must_convert(
-            &calendar,
-            received_at,
-            private,
-            finished,
-            shanghai(11, 28, 9, 0)
-        ));
+        assert!(!must_convert(private, finished, shanghai(11, 28, 9, 0)));
         let public = Area::PublicArea;
-        assert!(!r_c2_must_convert(
-            &calendar,
-            received_at,
-            public,
-            None,
-            shanghai(11, 30, 12, 0)
-        ));
-        assert!(r_c2_must_convert(
-            &calendar,
-            received_at,
-            public,
-            None,
-            shanghai(12, 1, 0, 0)
-        ));
+        assert!(!must_convert(public, None, shanghai(11, 30, 12, 0)));
+        assert!(must_convert(public, None, shanghai(12, 1, 0, 0)));
     }
 
     #[test]

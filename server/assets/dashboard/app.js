@@ -111,6 +111,7 @@ const STRINGS = {
     duties: {
       arrival: "到场",
       finish: "完成",
+      convert: "转协调单",
       return_to_dispatcher: "交回调度",
       book_site_inspection: "预约查看",
       reply_to_owner: "回复业主",
@@ -200,6 +201,7 @@ const STRINGS = {
     duties: {
       arrival: "Arrival",
       finish: "Finish",
+      convert: "Convert to coordination ticket",
       return_to_dispatcher: "Return to dispatcher",
       book_site_inspection: "Book site inspection",
       reply_to_owner: "Reply to owner",
