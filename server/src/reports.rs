@@ -712,6 +712,7 @@ fn duty_label(duty: Duty) -> &'static str {
         Duty::BookSiteInspection => "预约查看 Book site inspection",
         Duty::ReplyToOwner => "回复业主 Reply to owner",
         Duty::Check => "跟进检查 Check",
+        Duty::JointTalk => "联合约谈 Joint talk",
         Duty::FollowUp => "回访 Follow-up",
     }
 }

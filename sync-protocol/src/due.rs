@@ -15,6 +15,7 @@
 //! | R-P3 | book site inspection | open coordination ticket | first `inspection_booked` since issue |
 //! | R-P3 | reply to owner | open coordination ticket | first `owner_reply` since issue |
 //! | R-P4 | check, reply to owner | open coordination ticket | the next one after the last record |
+//! | R-P5 | joint talk | open coordination ticket with an open escalation ([`r_p5_open_escalation`]) | a `joint_talk` record, which ends the escalation |
 //! | R-F1 | follow-up | closed ticket that needs one ([`needs_follow_up`]) | first follow-up |
 //!
 //! A work order's weekly R-P4 check is not listed: work orders have no check
@@ -37,10 +38,11 @@ use crate::ticket::{
     Actor, Area, Category, HistoryEvent, Rating, Ticket, TicketKind, TrackingKind, TrackingRecord,
 };
 use crate::time_rules::{
-    Deadline, DeadlineState, Duty, RuleId, assess, needs_follow_up, r_c1_return_deadline,
-    r_c2_conversion_deadline, r_f1_follow_up_deadline, r_k2_finish_deadline, r_p1_arrival_deadline,
-    r_p2_arrival_deadline, r_p3_owner_reply_deadline, r_p3_site_inspection_deadline, r_p4_cadences,
-    r_p4_next_due,
+    ContactOutcome, Deadline, DeadlineState, Duty, Escalation, OwnerContact, RuleId, assess,
+    needs_follow_up, r_c1_return_deadline, r_c2_conversion_deadline, r_f1_follow_up_deadline,
+    r_k2_finish_deadline, r_p1_arrival_deadline, r_p2_arrival_deadline, r_p3_owner_reply_deadline,
+    r_p3_site_inspection_deadline, r_p4_cadences, r_p4_next_due, r_p5_escalation,
+    r_p5_joint_talk_deadline,
 };
 use crate::workflow::Status;
 
@@ -62,13 +64,18 @@ pub struct TicketDeadline {
     pub due_at: DateTime<Utc>,
     pub done_at: Option<DateTime<Utc>>,
     pub responsible: Responsible,
+    /// For a deadline that calls for action from the moment it arises, not
+    /// only as its due time nears (R-P5's escalation): when that was. Due
+    /// lists show it as due soon from then on, whatever their window.
+    pub listed_from: Option<DateTime<Utc>>,
 }
 
 /// Where an open deadline of a due list stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DueState {
-    /// Not done; due within the window (or right now).
+    /// Not done; due within the window (or right now), or listed from the
+    /// moment it arose (R-P5's escalation).
     DueSoon,
     /// Not done and past its deadline.
     Overdue,
@@ -172,6 +179,16 @@ pub fn ticket_deadlines(ticket: &Ticket, calendar: &WorkingCalendar) -> Vec<Tick
                 let next = r_p4_next_due(calendar, *cadence, issued_at, last_done_at);
                 deadlines.push(of(next, None, specialist.clone()));
             }
+            if let Some(escalation) = r_p5_open_escalation(ticket) {
+                let manager = Responsible::Role {
+                    role: Role::CustomerServiceManager,
+                };
+                let joint_talk = r_p5_joint_talk_deadline(&escalation);
+                deadlines.push(TicketDeadline {
+                    listed_from: Some(escalation.at),
+                    ..of(joint_talk, None, manager)
+                });
+            }
         }
         _ => {}
     }
@@ -205,6 +222,13 @@ pub fn due_items<'a>(
             let state = match assess(deadline.due_at, deadline.done_at, now, due_soon_window) {
                 DeadlineState::DueSoon => DueState::DueSoon,
                 DeadlineState::Overdue => DueState::Overdue,
+                DeadlineState::Pending
+                    if deadline
+                        .listed_from
+                        .is_some_and(|listed_from| listed_from <= now) =>
+                {
+                    DueState::DueSoon
+                }
                 _ => continue,
             };
             items.push(DueItem {
@@ -426,6 +450,53 @@ pub fn r_c1_return(
     ))
 }
 
+/// R-P5: the escalation the ticket's owner contacts call for
+/// ([`r_p5_escalation`]) that no joint talk has ended. A `joint_talk`
+/// record ends the case: only contacts after the last one (and after the
+/// issue) count towards the next. `None` when there is no open case.
+pub fn r_p5_open_escalation(ticket: &Ticket) -> Option<Escalation> {
+    let issued_at = issued_at(ticket);
+    let last_joint_talk = ticket
+        .tracking
+        .iter()
+        .filter(|record| matches!(record.kind, TrackingKind::JointTalk {}))
+        .map(|record| record.at)
+        .max();
+    let contacts: Vec<OwnerContact> = ticket
+        .tracking
+        .iter()
+        .filter(|record| record.at >= issued_at)
+        .filter(|record| last_joint_talk.is_none_or(|talk| record.at > talk))
+        .filter_map(|record| match record.kind {
+            TrackingKind::OwnerContact {
+                reached,
+                proposal_rejected,
+            } => Some(OwnerContact {
+                at: record.at,
+                outcome: match (reached, proposal_rejected) {
+                    (false, _) => ContactOutcome::NotReached,
+                    (true, false) => ContactOutcome::Reached,
+                    (true, true) => ContactOutcome::ProposalRejected,
+                },
+            }),
+            _ => None,
+        })
+        .collect();
+    r_p5_escalation(&contacts)
+}
+
+/// Whether the ticket's history records `escalation` already: once per case,
+/// as a missed deadline is once per (rule, due_at).
+pub fn escalation_recorded(ticket: &Ticket, escalation: &Escalation) -> bool {
+    ticket.history.iter().any(|entry| {
+        matches!(
+            entry.event,
+            HistoryEvent::Escalated { reason, since }
+                if reason == escalation.reason && since == escalation.since
+        )
+    })
+}
+
 /// The first arrival the assigned technician recorded that is not flagged
 /// late, by its corrected device time.
 fn first_arrival(ticket: &Ticket) -> Option<DateTime<Utc>> {
@@ -538,6 +609,7 @@ fn of(
         due_at: deadline.due_at,
         done_at,
         responsible,
+        listed_from: None,
     }
 }
 
@@ -594,7 +666,8 @@ mod tests {
     use crate::merge::{Recorder, merge};
     use crate::mutation::{DeviceMutation, DeviceOp};
     use crate::office::tests::{
-        at, booked_ticket, dispatched_booking, dispatched_ticket, signed_work_order, user,
+        at, booked_ticket, coordination_ticket, dispatched_booking, dispatched_ticket,
+        signed_work_order, user,
     };
     use crate::office::{OfficeOp, apply_office_op};
 
@@ -955,5 +1028,59 @@ mod tests {
             Some(at(10, 0))
         );
         assert!(due_items([&closed], &calendar(), later, Duration::zero()).is_empty());
+    }
+
+    #[test]
+    fn r_p5_an_escalation_is_due_to_the_customer_service_manager_at_once_until_a_joint_talk() {
+        let track = |ticket: &Ticket, kind, now| {
+            let op = OfficeOp::Track {
+                kind,
+                note: String::new(),
+            };
+            apply_office_op(ticket, &op, &user("zhuanyuan"), &calendar(), now).unwrap()
+        };
+        let rejected = TrackingKind::OwnerContact {
+            reached: true,
+            proposal_rejected: true,
+        };
+        let mut ticket = coordination_ticket();
+        ticket = track(&ticket, rejected.clone(), at(10, 0));
+        assert_eq!(deadline_of(&ticket, RuleId::P5), None);
+        ticket = track(&ticket, rejected, at(11, 0));
+        let deadline = deadline_of(&ticket, RuleId::P5).expect("escalated");
+        assert_eq!(
+            (deadline.duty, deadline.due_at, deadline.listed_from),
+            (
+                Duty::JointTalk,
+                at(11, 0) + Duration::hours(24),
+                Some(at(11, 0))
+            )
+        );
+        // Listed at once, in a window of a minute, to the manager only.
+        let items = due_items([&ticket], &calendar(), at(11, 1), Duration::minutes(1));
+        let escalated = items.iter().find(|item| item.rule == RuleId::P5).unwrap();
+        assert_eq!(escalated.state, DueState::DueSoon);
+        assert!(acts_on(
+            Role::CustomerServiceManager,
+            &user("kefu-jingli"),
+            escalated
+        ));
+        assert!(acts_on(Role::Supervisor, &user("zhuguan"), escalated));
+        assert!(!acts_on(
+            Role::CustomerServiceAgent,
+            &user("kefu"),
+            escalated
+        ));
+        let late = due_items(
+            [&ticket],
+            &calendar(),
+            at(11, 0) + Duration::days(2),
+            Duration::zero(),
+        );
+        let overdue = late.iter().find(|item| item.rule == RuleId::P5).unwrap();
+        assert_eq!(overdue.state, DueState::Overdue);
+
+        ticket = track(&ticket, TrackingKind::JointTalk {}, at(12, 0));
+        assert_eq!(deadline_of(&ticket, RuleId::P5), None);
     }
 }

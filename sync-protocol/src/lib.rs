@@ -30,7 +30,7 @@ pub use dispatch::{
 };
 pub use due::{
     DueItem, DueList, DueListBuilder, DueState, TicketDeadline, acts_on, due_items,
-    record_deadline_missed, ticket_deadlines,
+    r_p5_open_escalation, record_deadline_missed, ticket_deadlines,
 };
 pub use error::{FieldProblem, ParseError, WorkflowError};
 pub use ids::{

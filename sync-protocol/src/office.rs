@@ -5,6 +5,7 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::calendar::WorkingCalendar;
+use crate::due::{escalation_recorded, r_p5_open_escalation};
 use crate::error::{FieldProblem, WorkflowError};
 use crate::ids::{EstateId, TicketId, UserId, Version};
 use crate::ticket::{
@@ -670,6 +671,16 @@ pub fn apply_office_op(
             require_kind(ticket, TicketKind::CoordinationTicket)?;
             let status = transition(ticket.status, Event::Track)?;
             check_optional_text("note", note, MAX_TEXT_CHARS)?;
+            if let TrackingKind::OwnerContact {
+                reached: false,
+                proposal_rejected: true,
+            } = kind
+            {
+                return Err(invalid(
+                    "kind.proposal_rejected",
+                    "an owner who was not reached rejected no proposal (未联系上业主)",
+                ));
+            }
             next.tracking.push(TrackingRecord {
                 by: by.clone(),
                 at: now,
@@ -677,7 +688,20 @@ pub fn apply_office_op(
                 note: note.trim().to_owned(),
             });
             let event = HistoryEvent::Tracked { kind: kind.clone() };
-            next.record(now, actor, event, status);
+            next.record(now, actor.clone(), event, status);
+            // R-P5: the contact that makes the case escalates the open
+            // ticket, in the same change and once per case.
+            if let TrackingKind::OwnerContact { .. } = kind
+                && status.is_open()
+                && let Some(escalation) = r_p5_open_escalation(&next)
+                && !escalation_recorded(&next, &escalation)
+            {
+                let event = HistoryEvent::Escalated {
+                    reason: escalation.reason,
+                    since: escalation.since,
+                };
+                next.record(now, actor, event, status);
+            }
         }
         OfficeOp::RescheduleBooking {
             service_date,
@@ -1150,7 +1174,7 @@ pub(crate) mod tests {
         ticket
     }
 
-    fn coordination_ticket() -> Ticket {
+    pub fn coordination_ticket() -> Ticket {
         let mut record = intake();
         record.kind = TicketKind::CoordinationTicket;
         create_ticket(
@@ -1342,6 +1366,109 @@ pub(crate) mod tests {
         assert_eq!(tracked.tracking.len(), 1);
         let refused = act(&dispatched_ticket("li"), &track, "specialist", at(10, 0));
         assert_eq!(problem_fields(refused.unwrap_err()), ["kind"]);
+    }
+
+    fn owner_contact(reached: bool, proposal_rejected: bool) -> OfficeOp {
+        OfficeOp::Track {
+            kind: TrackingKind::OwnerContact {
+                reached,
+                proposal_rejected,
+            },
+            note: String::new(),
+        }
+    }
+
+    fn escalations(ticket: &Ticket) -> usize {
+        ticket
+            .history
+            .iter()
+            .filter(|entry| matches!(entry.event, HistoryEvent::Escalated { .. }))
+            .count()
+    }
+
+    #[test]
+    fn r_p5_the_second_rejection_within_a_week_escalates_once_in_the_same_change() {
+        let ticket = coordination_ticket();
+        let rejected = owner_contact(true, true);
+        let once = act(&ticket, &rejected, "specialist", at(10, 0)).unwrap();
+        assert_eq!(once.version, ticket.version.next());
+        assert_eq!(escalations(&once), 0);
+        let twice = act(
+            &once,
+            &rejected,
+            "specialist",
+            at(10, 0) + Duration::days(6),
+        )
+        .unwrap();
+        assert_eq!(twice.version, once.version.next().next());
+        let last = twice.history.last().unwrap();
+        assert_eq!(
+            last.event,
+            HistoryEvent::Escalated {
+                reason: crate::time_rules::EscalationReason::ProposalsRejected,
+                since: at(10, 0),
+            }
+        );
+        assert_eq!(
+            last.actor,
+            Actor::User {
+                user: user("specialist")
+            }
+        );
+        let thrice = act(
+            &twice,
+            &rejected,
+            "specialist",
+            at(10, 0) + Duration::days(6),
+        )
+        .unwrap();
+        assert_eq!(escalations(&thrice), 1, "one case, one escalation");
+    }
+
+    #[test]
+    fn r_p5_a_joint_talk_ends_the_case_and_later_contacts_make_a_new_one() {
+        let rejected = owner_contact(true, true);
+        let mut ticket = coordination_ticket();
+        for hour in [10, 11] {
+            ticket = act(&ticket, &rejected, "specialist", at(hour, 0)).unwrap();
+        }
+        assert!(r_p5_open_escalation(&ticket).is_some());
+        let talk = OfficeOp::Track {
+            kind: TrackingKind::JointTalk {},
+            note: "与业主面谈 met the owner together".into(),
+        };
+        ticket = act(&ticket, &talk, "kf-manager", at(12, 0)).unwrap();
+        assert_eq!(r_p5_open_escalation(&ticket), None);
+        ticket = act(&ticket, &rejected, "specialist", at(13, 0)).unwrap();
+        assert_eq!(escalations(&ticket), 1);
+        ticket = act(&ticket, &rejected, "specialist", at(14, 0)).unwrap();
+        assert_eq!(escalations(&ticket), 2);
+        assert_eq!(r_p5_open_escalation(&ticket).unwrap().since, at(13, 0));
+    }
+
+    #[test]
+    fn r_p5_an_owner_not_reached_rejected_no_proposal_and_a_closed_case_is_not_escalated() {
+        let refused = act(
+            &coordination_ticket(),
+            &owner_contact(false, true),
+            "specialist",
+            at(10, 0),
+        );
+        assert_eq!(
+            problem_fields(refused.unwrap_err()),
+            ["kind.proposal_rejected"]
+        );
+        let mut completed = coordination_ticket();
+        completed.status = Status::Completed;
+        let rejected = owner_contact(true, true);
+        for hour in [10, 11] {
+            completed = act(&completed, &rejected, "specialist", at(hour, 0)).unwrap();
+        }
+        assert_eq!(
+            escalations(&completed),
+            0,
+            "the work is done: nobody to escalate to"
+        );
     }
 
     /// [`booked_ticket`], dispatched to li at 09:00 on its issue day, 11-28.

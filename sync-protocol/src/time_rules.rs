@@ -16,6 +16,7 @@
 //! | R-P3 | book site inspection | issue | issue + 0.5 working day (working calendar) |
 //! | R-P3 | reply to owner | issue | issue + 24 h (elapsed, not working hours) |
 //! | R-P4 | check / reply to owner | last such record, else issue | end of the local day N calendar days later |
+//! | R-P5 | joint talk with the owner | escalation | escalation + 24 h (elapsed) |
 //! | R-F1 | follow-up | closure | closure + 24 h (elapsed) |
 //!
 //! "Issue" is when the ticket became a coordination ticket: its receipt when
@@ -48,6 +49,8 @@ pub const R_P5_REJECTED_PROPOSALS: usize = 2;
 pub const R_P5_REJECTION_WINDOW_DAYS: i64 = 7;
 /// R-P5: how long failed attempts to reach the owner must span.
 pub const R_P5_UNREACHED_SPAN_HOURS: i64 = 24;
+/// R-P5: hours from an escalation to the joint talk with the owner.
+pub const R_P5_JOINT_TALK_WINDOW_HOURS: i64 = 24;
 /// R-F1: hours from closure to the follow-up.
 pub const R_F1_FOLLOW_UP_WINDOW_HOURS: i64 = 24;
 /// Largest measured device clock offset that is still trusted.
@@ -119,6 +122,9 @@ pub enum Duty {
     ReplyToOwner,
     /// 跟进检查: the ticket's progress is checked and recorded (R-P4).
     Check,
+    /// 联合约谈: the coordinator and customer service talk to the owner
+    /// together (R-P5).
+    JointTalk,
     /// 回访 (R-F1).
     FollowUp,
 }
@@ -136,6 +142,8 @@ pub enum Basis {
     Issue,
     /// The last recorded check or reply of the same duty.
     LastRecord,
+    /// The owner contact that escalated the ticket (R-P5).
+    Escalation,
     Closure,
 }
 
@@ -503,6 +511,19 @@ pub fn r_p5_escalation(contacts: &[OwnerContact]) -> Option<Escalation> {
         }
     }
     None
+}
+
+/// R-P5: the joint talk with the owner is due within 24 hours of the
+/// escalation, by the clock. SPEC sets no window; this is R-P3's for a reply
+/// to the owner, who is waiting either way.
+pub fn r_p5_joint_talk_deadline(escalation: &Escalation) -> Deadline {
+    Deadline {
+        rule: RuleId::P5,
+        duty: Duty::JointTalk,
+        due_at: escalation.at + Duration::hours(R_P5_JOINT_TALK_WINDOW_HOURS),
+        basis: Basis::Escalation,
+        counted_from: escalation.at,
+    }
 }
 
 /// R-F1: the follow-up is due within 24 hours of closure, by the clock.
@@ -894,6 +915,22 @@ mod tests {
             contact(shanghai(11, 27, 10, 0), ContactOutcome::NotReached),
         ];
         assert_eq!(r_p5_escalation(&reached_between), None);
+    }
+
+    #[test]
+    fn r_p5_the_joint_talk_is_due_24_hours_after_the_escalation() {
+        let contacts = [
+            contact(shanghai(11, 26, 10, 0), ContactOutcome::ProposalRejected),
+            contact(shanghai(11, 27, 16, 0), ContactOutcome::ProposalRejected),
+        ];
+        let escalation = r_p5_escalation(&contacts).unwrap();
+        let deadline = r_p5_joint_talk_deadline(&escalation);
+        assert_eq!(
+            (deadline.rule, deadline.duty, deadline.basis),
+            (RuleId::P5, Duty::JointTalk, Basis::Escalation)
+        );
+        assert_eq!(deadline.due_at, shanghai(11, 28, 16, 0));
+        assert_eq!(deadline.counted_from, escalation.at);
     }
 
     #[test]

@@ -2,18 +2,19 @@
 //! started again with its clock moved ahead (`--clock-shift-minutes`), so a
 //! deadline falls due without the test sleeping through it, and the
 //! scheduler meets it the way it would after a real night with the server
-//! down.
+//! down. The R-P5 escalation, which no clock raises, is here too: its
+//! evidence is a week of owner contacts and its joint talk a day's deadline.
 
 mod common;
 
 use std::time::Duration as StdDuration;
 
 use chrono::{Duration, Utc};
-use common::{Handheld, TestServer, free_result};
-use sync_protocol::time_rules::{Duty, RuleId};
+use common::{Handheld, TestServer, free_result, intake};
+use sync_protocol::time_rules::{Duty, EscalationReason, RuleId};
 use sync_protocol::{
-    DueItem, DueList, DueState, HistoryEvent, OfficeOp, Rating, Responsible, Role, Status, Ticket,
-    TicketId,
+    Category, DueItem, DueList, DueState, HistoryEvent, Intake, OfficeOp, Rating, Responsible,
+    Role, Status, SupervisionSnapshot, Ticket, TicketId, TicketKind, TrackingKind,
 };
 
 /// How long the scheduler may take to record a deadline that has passed:
@@ -261,4 +262,137 @@ async fn r_c1_a_signed_order_not_closed_days_after_completion_is_due_to_the_disp
             .await
             .is_empty()
     );
+}
+
+fn owner_contact(reached: bool, proposal_rejected: bool) -> OfficeOp {
+    OfficeOp::Track {
+        kind: TrackingKind::OwnerContact {
+            reached,
+            proposal_rejected,
+        },
+        note: "业主 owner".to_owned(),
+    }
+}
+
+fn escalations(ticket: &Ticket) -> Vec<(EscalationReason, chrono::DateTime<Utc>)> {
+    ticket
+        .history
+        .iter()
+        .filter_map(|entry| match entry.event {
+            HistoryEvent::Escalated { reason, since } => Some((reason, since)),
+            _ => None,
+        })
+        .collect()
+}
+
+async fn at_risk(server: &TestServer, ticket: &TicketId) -> Vec<DueItem> {
+    let token = server.login("zhuguan").await;
+    let snapshot: SupervisionSnapshot = server.get("/api/v1/supervision", Some(&token)).await.ok();
+    snapshot
+        .at_risk
+        .into_iter()
+        .map(|risk| risk.due)
+        .filter(|due| &due.ticket_id == ticket && due.rule == RuleId::P5)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r_p5_rejected_proposals_or_an_owner_out_of_reach_escalate_to_the_customer_service_manager_and_the_supervisors_board()
+ {
+    let mut server = TestServer::start();
+    let agent = server.login("kefu").await;
+    let coordination = Intake {
+        kind: TicketKind::CoordinationTicket,
+        category: Category::Repair,
+        description: "外墙渗水需要协调施工 Exterior wall seeps; works need the owner's consent"
+            .to_owned(),
+        ..intake()
+    };
+    let rejecting = server.create_ticket(&agent, &coordination).await;
+    let out_of_reach = server.create_ticket(&agent, &coordination).await;
+    let specialist = server.login("zhuanyuan").await;
+    let first_rejection = server
+        .act(&specialist, &rejecting.id, owner_contact(true, true))
+        .await;
+    let first_attempt = server
+        .act(&specialist, &out_of_reach.id, owner_contact(false, false))
+        .await;
+    assert!(escalations(&first_rejection).is_empty());
+    assert!(
+        due_for(&server, "kefu-jingli", &rejecting.id, RuleId::P5)
+            .await
+            .is_empty()
+    );
+
+    // A day and an hour later: the owner rejects the second proposal, and
+    // the other owner is still out of reach.
+    server.let_time_pass(25 * 60);
+    let escalated = server
+        .act(&specialist, &rejecting.id, owner_contact(true, true))
+        .await;
+    let last = escalated.history.last().unwrap();
+    assert_eq!(
+        last.event,
+        HistoryEvent::Escalated {
+            reason: EscalationReason::ProposalsRejected,
+            since: first_rejection.tracking[0].at,
+        }
+    );
+    let unreachable = server
+        .act(&specialist, &out_of_reach.id, owner_contact(false, false))
+        .await;
+    assert_eq!(
+        escalations(&unreachable),
+        [(
+            EscalationReason::OwnerUnreachable,
+            first_attempt.tracking[0].at
+        )]
+    );
+
+    // Due at once to the customer-service manager, and on the board.
+    for ticket in [&rejecting.id, &out_of_reach.id] {
+        let joint_talk = the_item_of(
+            &server,
+            ticket,
+            RuleId::P5,
+            &["kefu-jingli", "zhuguan"],
+            &["kefu", "zhuanyuan", "huanjing"],
+        )
+        .await;
+        assert_eq!(
+            (joint_talk.duty, joint_talk.state),
+            (Duty::JointTalk, DueState::DueSoon)
+        );
+        assert_eq!(
+            joint_talk.responsible,
+            Responsible::Role {
+                role: Role::CustomerServiceManager
+            }
+        );
+        assert_eq!(at_risk(&server, ticket).await, [joint_talk]);
+    }
+
+    // One case, one escalation, however often it is told.
+    let again = server
+        .act(&specialist, &rejecting.id, owner_contact(true, true))
+        .await;
+    assert_eq!(escalations(&again).len(), 1);
+
+    // The joint talk ends the case; the other one is missed a day later.
+    let manager = server.login("kefu-jingli").await;
+    let talk = OfficeOp::Track {
+        kind: TrackingKind::JointTalk {},
+        note: "客服经理与专员共同约谈业主 met the owner together".to_owned(),
+    };
+    server.act(&manager, &rejecting.id, talk).await;
+    assert!(
+        due_for(&server, "kefu-jingli", &rejecting.id, RuleId::P5)
+            .await
+            .is_empty()
+    );
+    assert!(at_risk(&server, &rejecting.id).await.is_empty());
+    server.let_time_pass(25 * 60);
+    once_the_miss_is_recorded(&server, &out_of_reach.id, RuleId::P5).await;
+    let overdue = due_for(&server, "kefu-jingli", &out_of_reach.id, RuleId::P5).await;
+    assert_eq!(overdue[0].state, DueState::Overdue);
 }
