@@ -4,7 +4,7 @@
 //! Seeds a temporary sled store through the writer, as intake and dispatch
 //! would, with open tickets until they hold `--timers` open deadlines:
 //! dispatched public-area work orders with an appointment booked days ahead
-//! (R-P1 and R-K2), and coordination tickets (two R-P3 and two R-P4
+//! (R-P1, R-K2 and R-C2), and coordination tickets (two R-P3 and two R-P4
 //! deadlines). Then, in the same process:
 //!
 //! 1. Memory: scans the store once as the scheduler will (so that sled's
@@ -46,7 +46,7 @@ const TARGET_EXTRA_BYTES: u64 = 50 * 1024 * 1024;
 const TARGET_MAX_LAG_MS: f64 = 1000.0;
 /// Writer commands in flight while seeding: enough to fill its commit groups.
 const SEEDING_IN_FLIGHT: usize = 512;
-/// Of every ten tickets seeded, this many are work orders (two deadlines
+/// Of every ten tickets seeded, this many are work orders (three deadlines
 /// each) and the rest coordination tickets (four each).
 const WORK_ORDERS_PER_TEN: usize = 7;
 const TECHNICIANS: usize = 50;
@@ -244,8 +244,8 @@ struct Plan {
 
 impl Plan {
     fn for_timers(timers: usize) -> Self {
-        // Ten tickets hold 7 × 2 + 3 × 4 = 26 deadlines.
-        let per_ten = WORK_ORDERS_PER_TEN * 2 + (10 - WORK_ORDERS_PER_TEN) * 4;
+        // Ten tickets hold 7 × 3 + 3 × 4 = 33 deadlines.
+        let per_ten = WORK_ORDERS_PER_TEN * 3 + (10 - WORK_ORDERS_PER_TEN) * 4;
         Self {
             tickets: (timers * 10).div_ceil(per_ten),
         }

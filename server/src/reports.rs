@@ -718,10 +718,12 @@ fn duty_label(duty: Duty) -> &'static str {
     match duty {
         Duty::Arrival => "到场 Arrival",
         Duty::Finish => "完成 Finish",
+        Duty::Convert => "转协调单 Convert",
         Duty::ReturnToDispatcher => "交回 Return to dispatcher",
         Duty::BookSiteInspection => "预约查看 Book site inspection",
         Duty::ReplyToOwner => "回复业主 Reply to owner",
         Duty::Check => "跟进检查 Check",
+        Duty::JointTalk => "联合约谈 Joint talk",
         Duty::FollowUp => "回访 Follow-up",
     }
 }

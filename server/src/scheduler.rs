@@ -2,11 +2,12 @@
 //! deadline of every ticket in a `BTreeSet` ordered by due time, sleeps until
 //! the earliest one has passed by the injected [`Clock`], and then asks the
 //! writer to record `deadline_missed { rule, due_at }` on the ticket (R-P1,
-//! R-K2, R-P3, R-P4, R-F1; for R-P1 the flag that customer service must book
-//! an appointment). The core (`sync_protocol::due`) decides which deadlines a
-//! ticket has, in its estate's working calendar ([`Calendars`]), and records a
-//! miss at most once per (rule, due_at), so a fire that races with the
-//! ticket's own change is harmless.
+//! R-P2, R-K2, R-C2, R-C1, R-P3, R-P4, R-P5, R-F1; for R-P1 the flag that
+//! customer service must book an appointment). The core
+//! (`sync_protocol::due`) decides which deadlines a ticket has, in its
+//! estate's working calendar ([`Calendars`]), and records a miss at most
+//! once per (rule, due_at), so a fire that races with the ticket's own
+//! change is harmless.
 //!
 //! The set is filled at start from every ticket in the store and kept up to
 //! date by the writer, which reports the tickets each flushed group changed

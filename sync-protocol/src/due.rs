@@ -9,14 +9,19 @@
 //! |---|---|---|---|
 //! | R-P1 | arrival | open work order, dispatched, not a booking | first on-time arrival of the assigned technician (device time) |
 //! | R-P2 | arrival | open booked work order (R-S2), dispatched or not | as R-P1 |
-//! | R-K2 (R-C2) | finish | open work order; a booking counts from its service date | first on-time result (device time) |
+//! | R-K2 | finish | open work order; a booking counts from its service date | first on-time result (device time) |
+//! | R-C2 | convert | open work order, due when its R-K2 finish is | as R-K2 (the conversion itself ends the work order) |
+//! | R-C1 | return to dispatcher | completed or closed work order, from its first on-time result | the closure |
 //! | R-P3 | book site inspection | open coordination ticket | first `inspection_booked` since issue |
 //! | R-P3 | reply to owner | open coordination ticket | first `owner_reply` since issue |
 //! | R-P4 | check, reply to owner | open coordination ticket | the next one after the last record |
+//! | R-P5 | joint talk | open coordination ticket with an open escalation ([`r_p5_open_escalation`]) | a `joint_talk` record, which ends the escalation |
 //! | R-F1 | follow-up | closed ticket that needs one ([`needs_follow_up`]) | first follow-up |
 //!
 //! A work order's weekly R-P4 check is not listed: work orders have no check
-//! record yet (see `reports.rs`).
+//! record yet (see `reports.rs`). R-C1 is done by the closure: the return
+//! to the dispatcher has no record of its own, and the dispatcher closes a
+//! returned order at once (SPEC R-C1).
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
@@ -33,9 +38,11 @@ use crate::ticket::{
     Actor, Area, Category, HistoryEvent, Rating, Ticket, TicketKind, TrackingKind, TrackingRecord,
 };
 use crate::time_rules::{
-    Deadline, DeadlineState, Duty, RuleId, assess, needs_follow_up, r_f1_follow_up_deadline,
+    ContactOutcome, Deadline, DeadlineState, Duty, Escalation, OwnerContact, RuleId, assess,
+    needs_follow_up, r_c1_return_deadline, r_c2_conversion_deadline, r_f1_follow_up_deadline,
     r_k2_finish_deadline, r_p1_arrival_deadline, r_p2_arrival_deadline, r_p3_owner_reply_deadline,
-    r_p3_site_inspection_deadline, r_p4_cadences, r_p4_next_due,
+    r_p3_site_inspection_deadline, r_p4_cadences, r_p4_next_due, r_p5_escalation,
+    r_p5_joint_talk_deadline,
 };
 use crate::workflow::Status;
 
@@ -57,13 +64,18 @@ pub struct TicketDeadline {
     pub due_at: DateTime<Utc>,
     pub done_at: Option<DateTime<Utc>>,
     pub responsible: Responsible,
+    /// For a deadline that calls for action from the moment it arises, not
+    /// only as its due time nears (R-P5's escalation): when that was. Due
+    /// lists show it as due soon from then on, whatever their window.
+    pub listed_from: Option<DateTime<Utc>>,
 }
 
 /// Where an open deadline of a due list stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DueState {
-    /// Not done; due within the window (or right now).
+    /// Not done; due within the window (or right now), or listed from the
+    /// moment it arose (R-P5's escalation).
     DueSoon,
     /// Not done and past its deadline.
     Overdue,
@@ -115,6 +127,30 @@ pub fn ticket_deadlines(ticket: &Ticket, calendar: &WorkingCalendar) -> Vec<Tick
             let finish = r_k2_finish(ticket, calendar);
             let finished_at = first_finish(ticket, None);
             deadlines.push(of(finish, finished_at, technician_or(dispatching_role)));
+            // R-C2: `responsible` names the dispatcher; every role that may
+            // convert the order acts on it ([`acts_on`]).
+            let conversion = r_c2_conversion_deadline(finish);
+            let dispatcher = Responsible::Role {
+                role: dispatching_role,
+            };
+            deadlines.push(of(conversion, finished_at, dispatcher));
+        }
+        (TicketKind::WorkOrder, false)
+            if matches!(ticket.status, Status::Completed | Status::Closed) =>
+        {
+            if let Some((deadline, closed_at)) = r_c1_return(ticket, calendar) {
+                // R-P7 first: without the owner's signature it cannot be closed.
+                let responsible = if ticket.status == Status::Completed
+                    && ticket.signature_of_current_result().is_none()
+                {
+                    technician_or(dispatching_role)
+                } else {
+                    Responsible::Role {
+                        role: role_that(|role| role.may_close(ticket.kind, ticket.category)),
+                    }
+                };
+                deadlines.push(of(deadline, closed_at, responsible));
+            }
         }
         (TicketKind::CoordinationTicket, true) => {
             let issued_at = issued_at(ticket);
@@ -142,6 +178,16 @@ pub fn ticket_deadlines(ticket: &Ticket, calendar: &WorkingCalendar) -> Vec<Tick
                     .max();
                 let next = r_p4_next_due(calendar, *cadence, issued_at, last_done_at);
                 deadlines.push(of(next, None, specialist.clone()));
+            }
+            if let Some(escalation) = r_p5_open_escalation(ticket) {
+                let manager = Responsible::Role {
+                    role: Role::CustomerServiceManager,
+                };
+                let joint_talk = r_p5_joint_talk_deadline(&escalation);
+                deadlines.push(TicketDeadline {
+                    listed_from: Some(escalation.at),
+                    ..of(joint_talk, None, manager)
+                });
             }
         }
         _ => {}
@@ -176,6 +222,13 @@ pub fn due_items<'a>(
             let state = match assess(deadline.due_at, deadline.done_at, now, due_soon_window) {
                 DeadlineState::DueSoon => DueState::DueSoon,
                 DeadlineState::Overdue => DueState::Overdue,
+                DeadlineState::Pending
+                    if deadline
+                        .listed_from
+                        .is_some_and(|listed_from| listed_from <= now) =>
+                {
+                    DueState::DueSoon
+                }
                 _ => continue,
             };
             items.push(DueItem {
@@ -314,8 +367,10 @@ fn sort_earliest_first(items: &mut [DueItem]) {
 /// technician on their own items; the role that dispatches a ticket also
 /// watches its technician's arrival and finish (R-D1); customer service calls
 /// the owner once an arrival is overdue (R-P1: to book an appointment; R-P2:
-/// the agreed time was missed); a role on items whose responsible role it is;
-/// a supervisor on everything.
+/// the agreed time was missed); the department lead returns finished orders
+/// (R-C1); every role that may convert a work order sees its conversion due
+/// (R-C2); a role on items whose responsible role it is; a supervisor on
+/// everything.
 pub fn acts_on(role: Role, user: &UserId, item: &DueItem) -> bool {
     match (&item.responsible, role) {
         (_, Role::Supervisor) => true,
@@ -326,6 +381,8 @@ pub fn acts_on(role: Role, user: &UserId, item: &DueItem) -> bool {
         {
             true
         }
+        (_, Role::DepartmentManager) if item.rule == RuleId::C1 => true,
+        (_, _) if item.rule == RuleId::C2 => role.may_convert(item.category),
         (Responsible::Technician { .. }, _) => role.may_dispatch(item.kind, item.category),
         (Responsible::Role { role: responsible }, _) => *responsible == role,
     }
@@ -376,6 +433,68 @@ pub fn r_k2_finish_from(
         None => received_at,
     };
     r_k2_finish_deadline(calendar, counted_from, area)
+}
+
+/// R-C1 for a completed or closed work order: returned to the dispatcher
+/// and closed by the end of the day of its first on-time result (a public
+/// area: three days later), and the closure, if it was.
+pub fn r_c1_return(
+    ticket: &Ticket,
+    calendar: &WorkingCalendar,
+) -> Option<(Deadline, Option<DateTime<Utc>>)> {
+    let finished_at = first_finish(ticket, None)?;
+    let closed_at = ticket.closed.as_ref().map(|closure| closure.at);
+    Some((
+        r_c1_return_deadline(calendar, finished_at, ticket.area),
+        closed_at,
+    ))
+}
+
+/// R-P5: the escalation the ticket's owner contacts call for
+/// ([`r_p5_escalation`]) that no joint talk has ended. A `joint_talk`
+/// record ends the case: only contacts after the last one (and after the
+/// issue) count towards the next. `None` when there is no open case.
+pub fn r_p5_open_escalation(ticket: &Ticket) -> Option<Escalation> {
+    let issued_at = issued_at(ticket);
+    let last_joint_talk = ticket
+        .tracking
+        .iter()
+        .filter(|record| matches!(record.kind, TrackingKind::JointTalk {}))
+        .map(|record| record.at)
+        .max();
+    let contacts: Vec<OwnerContact> = ticket
+        .tracking
+        .iter()
+        .filter(|record| record.at >= issued_at)
+        .filter(|record| last_joint_talk.is_none_or(|talk| record.at > talk))
+        .filter_map(|record| match record.kind {
+            TrackingKind::OwnerContact {
+                reached,
+                proposal_rejected,
+            } => Some(OwnerContact {
+                at: record.at,
+                outcome: match (reached, proposal_rejected) {
+                    (false, _) => ContactOutcome::NotReached,
+                    (true, false) => ContactOutcome::Reached,
+                    (true, true) => ContactOutcome::ProposalRejected,
+                },
+            }),
+            _ => None,
+        })
+        .collect();
+    r_p5_escalation(&contacts)
+}
+
+/// Whether the ticket's history records `escalation` already: once per case,
+/// as a missed deadline is once per (rule, due_at).
+pub fn escalation_recorded(ticket: &Ticket, escalation: &Escalation) -> bool {
+    ticket.history.iter().any(|entry| {
+        matches!(
+            entry.event,
+            HistoryEvent::Escalated { reason, since }
+                if reason == escalation.reason && since == escalation.since
+        )
+    })
 }
 
 /// The first arrival the assigned technician recorded that is not flagged
@@ -490,6 +609,7 @@ fn of(
         due_at: deadline.due_at,
         done_at,
         responsible,
+        listed_from: None,
     }
 }
 
@@ -545,7 +665,10 @@ mod tests {
     use crate::ids::{DeviceId, DeviceSeq};
     use crate::merge::{Recorder, merge};
     use crate::mutation::{DeviceMutation, DeviceOp};
-    use crate::office::tests::{at, booked_ticket, dispatched_booking, dispatched_ticket, user};
+    use crate::office::tests::{
+        at, booked_ticket, coordination_ticket, dispatched_booking, dispatched_ticket,
+        signed_work_order, user,
+    };
     use crate::office::{OfficeOp, apply_office_op};
 
     fn calendar() -> WorkingCalendar {
@@ -834,5 +957,130 @@ mod tests {
         assert_eq!(overdue.state, DueState::Overdue);
         assert!(acts_on(Role::CustomerServiceAgent, &user("kefu"), overdue));
         assert!(acts_on(Role::Technician, &user("li"), overdue));
+    }
+
+    #[test]
+    fn r_c2_an_open_work_order_is_converted_when_its_finish_is_due_by_whoever_may_convert() {
+        let ticket = dispatched_ticket("li");
+        let finish = deadline_of(&ticket, RuleId::K2).unwrap();
+        let conversion = deadline_of(&ticket, RuleId::C2).unwrap();
+        assert_eq!(
+            (conversion.duty, conversion.due_at, conversion.done_at),
+            (Duty::Convert, finish.due_at, None)
+        );
+        let after = finish.due_at + Duration::seconds(1);
+        let items = due_items([&ticket], &calendar(), after, Duration::zero());
+        let overdue = items.iter().find(|item| item.rule == RuleId::C2).unwrap();
+        assert_eq!(overdue.state, DueState::Overdue);
+        let who = |role, name: &str| acts_on(role, &user(name), overdue);
+        assert!(who(Role::Dispatcher, "diaodu"));
+        assert!(who(Role::CustomerServiceAgent, "kefu"));
+        assert!(who(Role::CustomerServiceSpecialist, "zhuanyuan"));
+        assert!(
+            !who(Role::Technician, "li"),
+            "a technician does not convert"
+        );
+        assert!(!who(Role::EnvironmentManager, "huanjing"));
+        let flagged =
+            record_deadline_missed(&ticket, &calendar(), RuleId::C2, finish.due_at, after).unwrap();
+        assert!(deadline_miss_recorded(&flagged, RuleId::C2, finish.due_at));
+        assert_eq!(deadline_of(&signed_work_order(), RuleId::C2), None);
+    }
+
+    #[test]
+    fn r_c1_a_finished_order_is_returned_and_closed_by_the_end_of_its_day() {
+        let completed = signed_work_order();
+        let deadline = deadline_of(&completed, RuleId::C1).expect("completed: R-C1 runs");
+        assert_eq!(deadline.duty, Duty::ReturnToDispatcher);
+        assert_eq!(
+            deadline.due_at,
+            calendar().end_of_local_day(at(9, 20)),
+            "from the result's device time"
+        );
+        assert_eq!(
+            deadline.responsible,
+            Responsible::Role {
+                role: Role::Dispatcher
+            }
+        );
+        let later = deadline.due_at + Duration::days(3);
+        let items = due_items([&completed], &calendar(), later, Duration::zero());
+        assert_eq!(items.len(), 1, "{items:?}");
+        let who = |role, name: &str| acts_on(role, &user(name), &items[0]);
+        assert!(who(Role::Dispatcher, "diaodu"));
+        assert!(who(Role::DepartmentManager, "banzhang"));
+        assert!(!who(Role::CustomerServiceAgent, "kefu"));
+        assert!(!who(Role::Technician, "li"));
+
+        let mut unsigned = completed.clone();
+        unsigned.signatures.clear();
+        assert_eq!(
+            deadline_of(&unsigned, RuleId::C1).unwrap().responsible,
+            Responsible::Technician { user: user("li") },
+            "the owner signs first (R-P7)"
+        );
+
+        let op = crate::office::OfficeOp::Close {};
+        let closed =
+            apply_office_op(&completed, &op, &user("diaodu"), &calendar(), at(10, 0)).unwrap();
+        assert_eq!(
+            deadline_of(&closed, RuleId::C1).unwrap().done_at,
+            Some(at(10, 0))
+        );
+        assert!(due_items([&closed], &calendar(), later, Duration::zero()).is_empty());
+    }
+
+    #[test]
+    fn r_p5_an_escalation_is_due_to_the_customer_service_manager_at_once_until_a_joint_talk() {
+        let track = |ticket: &Ticket, kind, now| {
+            let op = OfficeOp::Track {
+                kind,
+                note: String::new(),
+            };
+            apply_office_op(ticket, &op, &user("zhuanyuan"), &calendar(), now).unwrap()
+        };
+        let rejected = TrackingKind::OwnerContact {
+            reached: true,
+            proposal_rejected: true,
+        };
+        let mut ticket = coordination_ticket();
+        ticket = track(&ticket, rejected.clone(), at(10, 0));
+        assert_eq!(deadline_of(&ticket, RuleId::P5), None);
+        ticket = track(&ticket, rejected, at(11, 0));
+        let deadline = deadline_of(&ticket, RuleId::P5).expect("escalated");
+        assert_eq!(
+            (deadline.duty, deadline.due_at, deadline.listed_from),
+            (
+                Duty::JointTalk,
+                at(11, 0) + Duration::hours(24),
+                Some(at(11, 0))
+            )
+        );
+        // Listed at once, in a window of a minute, to the manager only.
+        let items = due_items([&ticket], &calendar(), at(11, 1), Duration::minutes(1));
+        let escalated = items.iter().find(|item| item.rule == RuleId::P5).unwrap();
+        assert_eq!(escalated.state, DueState::DueSoon);
+        assert!(acts_on(
+            Role::CustomerServiceManager,
+            &user("kefu-jingli"),
+            escalated
+        ));
+        assert!(acts_on(Role::Supervisor, &user("zhuguan"), escalated));
+        assert!(!acts_on(
+            Role::CustomerServiceAgent,
+            &user("kefu"),
+            escalated
+        ));
+        let late = due_items(
+            [&ticket],
+            &calendar(),
+            at(11, 0) + Duration::days(2),
+            Duration::zero(),
+        );
+        let overdue = late.iter().find(|item| item.rule == RuleId::P5).unwrap();
+        assert_eq!(overdue.state, DueState::Overdue);
+
+        ticket = track(&ticket, TrackingKind::JointTalk {}, at(12, 0));
+        assert_eq!(deadline_of(&ticket, RuleId::P5), None);
     }
 }

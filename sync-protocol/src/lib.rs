@@ -35,7 +35,7 @@ pub use dispatch::{
 };
 pub use due::{
     DueItem, DueList, DueListBuilder, DueState, TicketDeadline, acts_on, due_items,
-    record_deadline_missed, ticket_deadlines,
+    r_p5_open_escalation, record_deadline_missed, ticket_deadlines,
 };
 pub use error::{FieldProblem, ParseError, WorkflowError};
 pub use ids::{
@@ -46,8 +46,8 @@ pub use mutation::{
     Applied, DeviceMutation, DeviceOp, MutationOutcome, Outcome, RejectCode, Rejection, Verdict,
 };
 pub use office::{
-    Intake, OfficeOp, apply_office_op, convert_work_order, create_ticket, link_follow_up_report,
-    validate_intake,
+    Intake, IntakeDraft, OfficeOp, ReporterDraft, apply_office_op, convert_work_order,
+    create_ticket, link_follow_up_report, validate_intake,
 };
 pub use push::{BatchError, Ledger, PushEffects, StoredOutcome, apply_batch, check_batch};
 pub use reports::{

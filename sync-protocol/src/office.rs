@@ -2,10 +2,11 @@
 //! returns the changed ticket or says why not; nothing is half-applied.
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::calendar::WorkingCalendar;
 use crate::capacity::{Addition, check_room};
+use crate::due::{escalation_recorded, r_p5_open_escalation};
 use crate::error::{FieldProblem, WorkflowError};
 use crate::ids::{EstateId, TicketId, UserId, Version};
 use crate::ticket::{
@@ -17,6 +18,8 @@ use crate::workflow::{Event, Status, transition};
 
 /// Longest free text accepted (descriptions, notes, reasons).
 pub const MAX_TEXT_CHARS: usize = 4000;
+/// What a missing or blank field of a record is told.
+const REQUIRED: &str = "is required (必填)";
 /// How far in the future a reception time may lie (clock skew of the agent's PC).
 pub const MAX_RECEIVED_AT_SKEW_MINUTES: i64 = 5;
 /// R-S2: how many days ahead of today a service may be booked.
@@ -44,6 +47,124 @@ pub struct Intake {
     /// required for those, refused for anything else.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub booking: Option<BookingRequest>,
+}
+
+/// A report as it arrives (R-I2): an [`Intake`] whose fields may be
+/// missing, so that a missing field is named with every other problem of
+/// the record ([`IntakeDraft::complete`]) instead of refusing the body as
+/// malformed. A field that is there must have its type (`null` included),
+/// and an unknown field is refused, as everywhere.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntakeDraft {
+    #[serde(default, deserialize_with = "present")]
+    pub estate: Option<EstateId>,
+    #[serde(default, deserialize_with = "present")]
+    pub kind: Option<TicketKind>,
+    #[serde(default, deserialize_with = "present")]
+    pub category: Option<Category>,
+    #[serde(default, deserialize_with = "present")]
+    pub area: Option<Area>,
+    #[serde(default, deserialize_with = "present")]
+    pub source: Option<Source>,
+    #[serde(default, deserialize_with = "present")]
+    pub reporter: Option<ReporterDraft>,
+    #[serde(default, deserialize_with = "present")]
+    pub location: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub description: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub received_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub follow_up_of: Option<TicketId>,
+    #[serde(default)]
+    pub booking: Option<BookingRequest>,
+}
+
+/// The reporter of an [`IntakeDraft`], whose name may be missing.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReporterDraft {
+    #[serde(default, deserialize_with = "present")]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub phone: Option<String>,
+}
+
+/// A field that is there holds a value: `null` is a wrong type, not a
+/// missing field.
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<T>, D::Error> {
+    T::deserialize(deserializer).map(Some)
+}
+
+impl IntakeDraft {
+    /// The record, once nothing is missing; it is validated when the ticket
+    /// is created ([`create_ticket`]). With a field missing, every problem
+    /// of the draft (R-I2: all at once): each missing field, and what
+    /// [`validate_intake`] finds in the fields that are there.
+    pub fn complete(
+        self,
+        calendar: &WorkingCalendar,
+        now: DateTime<Utc>,
+    ) -> Result<Intake, WorkflowError> {
+        match self {
+            IntakeDraft {
+                estate: Some(estate),
+                kind: Some(kind),
+                category: Some(category),
+                area: Some(area),
+                source: Some(source),
+                reporter:
+                    Some(ReporterDraft {
+                        name: Some(name),
+                        phone,
+                    }),
+                location: Some(location),
+                description: Some(description),
+                received_at: Some(received_at),
+                follow_up_of,
+                booking,
+            } => Ok(Intake {
+                estate,
+                kind,
+                category,
+                area,
+                source,
+                reporter: Reporter { name, phone },
+                location,
+                description,
+                received_at,
+                follow_up_of,
+                booking,
+            }),
+            draft => Err(WorkflowError::Invalid(intake_problems(
+                &draft, calendar, now,
+            ))),
+        }
+    }
+}
+
+impl From<Intake> for IntakeDraft {
+    fn from(intake: Intake) -> Self {
+        IntakeDraft {
+            estate: Some(intake.estate),
+            kind: Some(intake.kind),
+            category: Some(intake.category),
+            area: Some(intake.area),
+            source: Some(intake.source),
+            reporter: Some(ReporterDraft {
+                name: Some(intake.reporter.name),
+                phone: intake.reporter.phone,
+            }),
+            location: Some(intake.location),
+            description: Some(intake.description),
+            received_at: Some(intake.received_at),
+            follow_up_of: intake.follow_up_of,
+            booking: intake.booking,
+        }
+    }
 }
 
 /// An office action on an existing ticket.
@@ -152,53 +273,7 @@ pub fn validate_intake(
     calendar: &WorkingCalendar,
     now: DateTime<Utc>,
 ) -> Result<(), WorkflowError> {
-    let mut problems = Vec::new();
-    check_text(&mut problems, "reporter.name", &intake.reporter.name, 100);
-    match &intake.reporter.phone {
-        Some(phone) if !is_phone_number(phone) => problems.push(FieldProblem::new(
-            "reporter.phone",
-            "use 5-20 digits, spaces, + or - (电话格式不正确)",
-        )),
-        None if intake.source == Source::Phone => problems.push(FieldProblem::new(
-            "reporter.phone",
-            "a phone report needs the caller's number (电话报事需留电话)",
-        )),
-        _ => {}
-    }
-    check_text(&mut problems, "location", &intake.location, 200);
-    check_text(
-        &mut problems,
-        "description",
-        &intake.description,
-        MAX_TEXT_CHARS,
-    );
-    if intake.description.trim().chars().count() == 1 {
-        problems.push(FieldProblem::new(
-            "description",
-            "too short to say what is wrong (描述不清)",
-        ));
-    }
-    if intake.received_at > now + Duration::minutes(MAX_RECEIVED_AT_SKEW_MINUTES) {
-        problems.push(FieldProblem::new(
-            "received_at",
-            "lies in the future (受理时间晚于当前时间)",
-        ));
-    }
-    match (intake.source, &intake.follow_up_of) {
-        (Source::FollowUp, None) => problems.push(FieldProblem::new(
-            "follow_up_of",
-            "a report from a follow-up names the ticket it came from (R-F3, 需关联原工单)",
-        )),
-        (Source::FollowUp, Some(_)) | (_, None) => {}
-        (_, Some(_)) => problems.push(FieldProblem::new(
-            "follow_up_of",
-            "only a report from a follow-up is linked to an earlier ticket (R-F3)",
-        )),
-    }
-    if let Some(problem) = kind_category_problem(intake.kind, intake.category) {
-        problems.push(FieldProblem::new("kind", problem));
-    }
-    check_booking(&mut problems, intake, calendar, now);
+    let problems = intake_problems(&IntakeDraft::from(intake.clone()), calendar, now);
     if problems.is_empty() {
         Ok(())
     } else {
@@ -206,20 +281,102 @@ pub fn validate_intake(
     }
 }
 
+/// Every problem of a record (R-I2), missing fields included; a check that
+/// needs a missing field is left to the record that has it.
+fn intake_problems(
+    draft: &IntakeDraft,
+    calendar: &WorkingCalendar,
+    now: DateTime<Utc>,
+) -> Vec<FieldProblem> {
+    let mut problems = Vec::new();
+    for (field, missing) in [
+        ("estate", draft.estate.is_none()),
+        ("kind", draft.kind.is_none()),
+        ("category", draft.category.is_none()),
+        ("area", draft.area.is_none()),
+        ("source", draft.source.is_none()),
+    ] {
+        if missing {
+            problems.push(FieldProblem::new(field, REQUIRED));
+        }
+    }
+    let reporter = draft.reporter.as_ref();
+    let name = reporter.and_then(|reporter| reporter.name.as_deref());
+    check_text(
+        &mut problems,
+        "reporter.name",
+        name.unwrap_or_default(),
+        100,
+    );
+    match (
+        reporter.and_then(|reporter| reporter.phone.as_deref()),
+        draft.source,
+    ) {
+        (Some(phone), _) if !is_phone_number(phone) => problems.push(FieldProblem::new(
+            "reporter.phone",
+            "use 5-20 digits, spaces, + or - (电话格式不正确)",
+        )),
+        (None, Some(Source::Phone)) => problems.push(FieldProblem::new(
+            "reporter.phone",
+            "a phone report needs the caller's number (电话报事需留电话)",
+        )),
+        _ => {}
+    }
+    let location = draft.location.as_deref().unwrap_or_default();
+    check_text(&mut problems, "location", location, 200);
+    let description = draft.description.as_deref().unwrap_or_default();
+    check_text(&mut problems, "description", description, MAX_TEXT_CHARS);
+    if description.trim().chars().count() == 1 {
+        problems.push(FieldProblem::new(
+            "description",
+            "too short to say what is wrong (描述不清)",
+        ));
+    }
+    match draft.received_at {
+        None => problems.push(FieldProblem::new("received_at", REQUIRED)),
+        Some(received_at)
+            if received_at > now + Duration::minutes(MAX_RECEIVED_AT_SKEW_MINUTES) =>
+        {
+            problems.push(FieldProblem::new(
+                "received_at",
+                "lies in the future (受理时间晚于当前时间)",
+            ))
+        }
+        Some(_) => {}
+    }
+    match (draft.source, &draft.follow_up_of) {
+        (Some(Source::FollowUp), None) => problems.push(FieldProblem::new(
+            "follow_up_of",
+            "a report from a follow-up names the ticket it came from (R-F3, 需关联原工单)",
+        )),
+        (None | Some(Source::FollowUp), _) | (_, None) => {}
+        (Some(_), Some(_)) => problems.push(FieldProblem::new(
+            "follow_up_of",
+            "only a report from a follow-up is linked to an earlier ticket (R-F3)",
+        )),
+    }
+    if let (Some(kind), Some(category)) = (draft.kind, draft.category)
+        && let Some(problem) = kind_category_problem(kind, category)
+    {
+        problems.push(FieldProblem::new("kind", problem));
+    }
+    check_booking(&mut problems, draft, calendar, now);
+    problems
+}
+
 /// R-S2: a home-service or private-garden work order is a booking for a
 /// later date; nothing else is booked.
 fn check_booking(
     problems: &mut Vec<FieldProblem>,
-    intake: &Intake,
+    draft: &IntakeDraft,
     calendar: &WorkingCalendar,
     now: DateTime<Utc>,
 ) {
-    let booked_category = matches!(
-        intake.category,
-        Category::HomeService | Category::PrivateGarden
-    );
-    let Some(booking) = &intake.booking else {
-        if intake.kind == TicketKind::WorkOrder && booked_category {
+    let booked_category = draft
+        .category
+        .map(|category| matches!(category, Category::HomeService | Category::PrivateGarden));
+    let Some(booking) = &draft.booking else {
+        if draft.kind == Some(TicketKind::WorkOrder) && booked_category == Some(true) {
             problems.push(FieldProblem::new(
                 "booking",
                 "a home-service or private-garden work order is booked for a later date with its fee, staff and time; a same-day home-service request is recorded as a verbal dispatch (R-S2, 需预约登记；当日家政按口头派工)",
@@ -227,13 +384,13 @@ fn check_booking(
         }
         return;
     };
-    if intake.kind != TicketKind::WorkOrder {
+    if draft.kind.is_some_and(|kind| kind != TicketKind::WorkOrder) {
         problems.push(FieldProblem::new(
             "booking",
             "a booking is entered as a work order (R-S2, 预约服务登记为派工单)",
         ));
     }
-    if !booked_category {
+    if booked_category == Some(false) {
         problems.push(FieldProblem::new(
             "booking",
             "only home-service and private-garden jobs are booked (R-S2, 仅家政、私家花园养护可预约)",
@@ -555,6 +712,16 @@ pub fn apply_office_op(
             require_kind(ticket, TicketKind::CoordinationTicket)?;
             let status = transition(ticket.status, Event::Track)?;
             check_optional_text("note", note, MAX_TEXT_CHARS)?;
+            if let TrackingKind::OwnerContact {
+                reached: false,
+                proposal_rejected: true,
+            } = kind
+            {
+                return Err(invalid(
+                    "kind.proposal_rejected",
+                    "an owner who was not reached rejected no proposal (未联系上业主)",
+                ));
+            }
             next.tracking.push(TrackingRecord {
                 by: by.clone(),
                 at: now,
@@ -562,7 +729,20 @@ pub fn apply_office_op(
                 note: note.trim().to_owned(),
             });
             let event = HistoryEvent::Tracked { kind: kind.clone() };
-            next.record(now, actor, event, status);
+            next.record(now, actor.clone(), event, status);
+            // R-P5: the contact that makes the case escalates the open
+            // ticket, in the same change and once per case.
+            if let TrackingKind::OwnerContact { .. } = kind
+                && status.is_open()
+                && let Some(escalation) = r_p5_open_escalation(&next)
+                && !escalation_recorded(&next, &escalation)
+            {
+                let event = HistoryEvent::Escalated {
+                    reason: escalation.reason,
+                    since: escalation.since,
+                };
+                next.record(now, actor, event, status);
+            }
         }
         OfficeOp::RescheduleBooking {
             service_date,
@@ -721,7 +901,7 @@ fn check_optional_text(field: &str, value: &str, max_chars: usize) -> Result<(),
 
 fn check_text(problems: &mut Vec<FieldProblem>, field: &str, value: &str, max_chars: usize) {
     if value.trim().is_empty() {
-        problems.push(FieldProblem::new(field, "is required (必填)"));
+        problems.push(FieldProblem::new(field, REQUIRED));
     } else if value.chars().count() > max_chars {
         problems.push(FieldProblem::new(field, "is too long (超出长度)"));
     }
@@ -885,6 +1065,66 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn r_i2_a_report_missing_fields_names_each_with_every_other_problem() {
+        let body = serde_json::json!({
+            "estate": "E01",
+            "kind": "work_order",
+            "source": "phone",
+            "reporter": {},
+            "location": " ",
+        });
+        let draft: IntakeDraft = serde_json::from_value(body).unwrap();
+        let refused = draft.complete(&calendar(), at(9, 0)).unwrap_err();
+        assert_eq!(
+            problem_fields(refused),
+            [
+                "category",
+                "area",
+                "reporter.name",
+                "reporter.phone",
+                "location",
+                "description",
+                "received_at"
+            ]
+        );
+        let nothing: IntakeDraft = serde_json::from_value(serde_json::json!({})).unwrap();
+        let refused = nothing.complete(&calendar(), at(9, 0)).unwrap_err();
+        assert_eq!(
+            problem_fields(refused),
+            [
+                "estate",
+                "kind",
+                "category",
+                "area",
+                "source",
+                "reporter.name",
+                "location",
+                "description",
+                "received_at"
+            ]
+        );
+    }
+
+    #[test]
+    fn r_i2_a_complete_draft_is_the_record_and_a_null_or_unknown_field_is_malformed() {
+        let body = serde_json::to_value(intake()).unwrap();
+        let draft: IntakeDraft = serde_json::from_value(body.clone()).unwrap();
+        assert_eq!(draft.complete(&calendar(), at(9, 0)), Ok(intake()));
+        for (field, value) in [
+            ("location", serde_json::Value::Null),
+            ("kind", serde_json::json!("email")),
+            ("priority", serde_json::json!("high")),
+        ] {
+            let mut malformed = body.clone();
+            malformed[field] = value;
+            assert!(
+                serde_json::from_value::<IntakeDraft>(malformed).is_err(),
+                "{field}"
+            );
+        }
+    }
+
+    #[test]
     fn r_k1_a_verbal_dispatch_is_only_for_quick_jobs() {
         let mut record = intake();
         record.kind = TicketKind::VerbalDispatch;
@@ -932,7 +1172,7 @@ pub(crate) mod tests {
     }
 
     /// A dispatched work order that li completed and the owner signed.
-    fn signed_work_order() -> Ticket {
+    pub fn signed_work_order() -> Ticket {
         use crate::ids::{DeviceId, DeviceSeq, Sha256Hex};
         use crate::merge::{Recorder, merge};
         use crate::mutation::{DeviceMutation, DeviceOp};
@@ -975,7 +1215,7 @@ pub(crate) mod tests {
         ticket
     }
 
-    fn coordination_ticket() -> Ticket {
+    pub fn coordination_ticket() -> Ticket {
         let mut record = intake();
         record.kind = TicketKind::CoordinationTicket;
         create_ticket(
@@ -1167,6 +1407,109 @@ pub(crate) mod tests {
         assert_eq!(tracked.tracking.len(), 1);
         let refused = act(&dispatched_ticket("li"), &track, "specialist", at(10, 0));
         assert_eq!(problem_fields(refused.unwrap_err()), ["kind"]);
+    }
+
+    fn owner_contact(reached: bool, proposal_rejected: bool) -> OfficeOp {
+        OfficeOp::Track {
+            kind: TrackingKind::OwnerContact {
+                reached,
+                proposal_rejected,
+            },
+            note: String::new(),
+        }
+    }
+
+    fn escalations(ticket: &Ticket) -> usize {
+        ticket
+            .history
+            .iter()
+            .filter(|entry| matches!(entry.event, HistoryEvent::Escalated { .. }))
+            .count()
+    }
+
+    #[test]
+    fn r_p5_the_second_rejection_within_a_week_escalates_once_in_the_same_change() {
+        let ticket = coordination_ticket();
+        let rejected = owner_contact(true, true);
+        let once = act(&ticket, &rejected, "specialist", at(10, 0)).unwrap();
+        assert_eq!(once.version, ticket.version.next());
+        assert_eq!(escalations(&once), 0);
+        let twice = act(
+            &once,
+            &rejected,
+            "specialist",
+            at(10, 0) + Duration::days(6),
+        )
+        .unwrap();
+        assert_eq!(twice.version, once.version.next().next());
+        let last = twice.history.last().unwrap();
+        assert_eq!(
+            last.event,
+            HistoryEvent::Escalated {
+                reason: crate::time_rules::EscalationReason::ProposalsRejected,
+                since: at(10, 0),
+            }
+        );
+        assert_eq!(
+            last.actor,
+            Actor::User {
+                user: user("specialist")
+            }
+        );
+        let thrice = act(
+            &twice,
+            &rejected,
+            "specialist",
+            at(10, 0) + Duration::days(6),
+        )
+        .unwrap();
+        assert_eq!(escalations(&thrice), 1, "one case, one escalation");
+    }
+
+    #[test]
+    fn r_p5_a_joint_talk_ends_the_case_and_later_contacts_make_a_new_one() {
+        let rejected = owner_contact(true, true);
+        let mut ticket = coordination_ticket();
+        for hour in [10, 11] {
+            ticket = act(&ticket, &rejected, "specialist", at(hour, 0)).unwrap();
+        }
+        assert!(r_p5_open_escalation(&ticket).is_some());
+        let talk = OfficeOp::Track {
+            kind: TrackingKind::JointTalk {},
+            note: "与业主面谈 met the owner together".into(),
+        };
+        ticket = act(&ticket, &talk, "kf-manager", at(12, 0)).unwrap();
+        assert_eq!(r_p5_open_escalation(&ticket), None);
+        ticket = act(&ticket, &rejected, "specialist", at(13, 0)).unwrap();
+        assert_eq!(escalations(&ticket), 1);
+        ticket = act(&ticket, &rejected, "specialist", at(14, 0)).unwrap();
+        assert_eq!(escalations(&ticket), 2);
+        assert_eq!(r_p5_open_escalation(&ticket).unwrap().since, at(13, 0));
+    }
+
+    #[test]
+    fn r_p5_an_owner_not_reached_rejected_no_proposal_and_a_closed_case_is_not_escalated() {
+        let refused = act(
+            &coordination_ticket(),
+            &owner_contact(false, true),
+            "specialist",
+            at(10, 0),
+        );
+        assert_eq!(
+            problem_fields(refused.unwrap_err()),
+            ["kind.proposal_rejected"]
+        );
+        let mut completed = coordination_ticket();
+        completed.status = Status::Completed;
+        let rejected = owner_contact(true, true);
+        for hour in [10, 11] {
+            completed = act(&completed, &rejected, "specialist", at(hour, 0)).unwrap();
+        }
+        assert_eq!(
+            escalations(&completed),
+            0,
+            "the work is done: nobody to escalate to"
+        );
     }
 
     /// [`booked_ticket`], dispatched to li at 09:00 on its issue day, 11-28.

@@ -161,11 +161,14 @@ impl Role {
         self.may_take_reports()
     }
 
-    /// R-P3/R-P4/R-P5/R-D2: the tracking specialist and the department.
+    /// R-P3/R-P4/R-P5/R-D2: the tracking specialist and the department;
+    /// and the customer-service manager, who talks to an escalated ticket's
+    /// owner with the coordinator and records it (R-P5).
     pub fn may_track(self) -> bool {
         matches!(
             self,
             Role::CustomerServiceSpecialist
+                | Role::CustomerServiceManager
                 | Role::DepartmentManager
                 | Role::EnvironmentManager
                 | Role::Dispatcher

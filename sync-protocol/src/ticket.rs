@@ -345,6 +345,9 @@ pub enum TrackingKind {
         #[serde(default)]
         proposal_rejected: bool,
     },
+    /// R-P5: the coordinator and customer service talked to the owner
+    /// together; it ends an escalation (`due::r_p5_open_escalation`).
+    JointTalk {},
 }
 
 /// One tracking record on a coordination ticket.
@@ -455,6 +458,13 @@ pub enum HistoryEvent {
     },
     Tracked {
         kind: TrackingKind,
+    },
+    /// R-P5: the owner contact just tracked made the case for escalation;
+    /// recorded once per case (`due::r_p5_open_escalation`), right after
+    /// that contact's `tracked` entry. `since` is the case's first contact.
+    Escalated {
+        reason: crate::time_rules::EscalationReason,
+        since: DateTime<Utc>,
     },
     /// A device fact was stored; `late` says it could not move the ticket.
     FactRecorded {

@@ -11,11 +11,12 @@
 //! | R-P1 | arrival | appointment, once booked | the appointment itself |
 //! | R-P2 | arrival | a booking's agreed time (R-S2) | the agreed time; a window's end |
 //! | R-K2 | finish | receipt; a booking: its service date | end of the local day of receipt; public area: end of the local day 3 calendar days later |
-//! | R-C2 | (convert) | receipt | unfinished after the R-K2 window: convert |
+//! | R-C2 | convert | as R-K2 | R-K2's due time: a work order not finished by then is converted |
 //! | R-C1 | return to dispatcher | completion | end of the local day of completion; public area: end of the local day 3 calendar days later |
 //! | R-P3 | book site inspection | issue | issue + 0.5 working day (working calendar) |
 //! | R-P3 | reply to owner | issue | issue + 24 h (elapsed, not working hours) |
 //! | R-P4 | check / reply to owner | last such record, else issue | end of the local day N calendar days later |
+//! | R-P5 | joint talk with the owner | escalation | escalation + 24 h (elapsed) |
 //! | R-F1 | follow-up | closure | closure + 24 h (elapsed) |
 //!
 //! "Issue" is when the ticket became a coordination ticket: its receipt when
@@ -48,6 +49,8 @@ pub const R_P5_REJECTED_PROPOSALS: usize = 2;
 pub const R_P5_REJECTION_WINDOW_DAYS: i64 = 7;
 /// R-P5: how long failed attempts to reach the owner must span.
 pub const R_P5_UNREACHED_SPAN_HOURS: i64 = 24;
+/// R-P5: hours from an escalation to the joint talk with the owner.
+pub const R_P5_JOINT_TALK_WINDOW_HOURS: i64 = 24;
 /// R-F1: hours from closure to the follow-up.
 pub const R_F1_FOLLOW_UP_WINDOW_HOURS: i64 = 24;
 /// Largest measured device clock offset that is still trusted.
@@ -108,6 +111,9 @@ pub enum Duty {
     Arrival,
     /// 完成: the work order is finished (R-K2).
     Finish,
+    /// 转协调单: a work order not finished in its window becomes a
+    /// coordination ticket (R-C2).
+    Convert,
     /// 交回: the finished order goes back to the dispatcher (R-C1).
     ReturnToDispatcher,
     /// 预约查看: the department books a site inspection with the owner (R-P3).
@@ -116,6 +122,9 @@ pub enum Duty {
     ReplyToOwner,
     /// 跟进检查: the ticket's progress is checked and recorded (R-P4).
     Check,
+    /// 联合约谈: the coordinator and customer service talk to the owner
+    /// together (R-P5).
+    JointTalk,
     /// 回访 (R-F1).
     FollowUp,
 }
@@ -133,6 +142,8 @@ pub enum Basis {
     Issue,
     /// The last recorded check or reply of the same duty.
     LastRecord,
+    /// The owner contact that escalated the ticket (R-P5).
+    Escalation,
     Closure,
 }
 
@@ -272,17 +283,16 @@ pub fn r_k2_finish_deadline(
     }
 }
 
-/// R-C2: a work order still unfinished once its R-K2 window has passed
-/// (strictly after `due_at`) must be converted into a coordination ticket.
-/// `finished_at` is when the technician recorded the result.
-pub fn r_c2_must_convert(
-    calendar: &WorkingCalendar,
-    received_at: DateTime<Utc>,
-    area: Area,
-    finished_at: Option<DateTime<Utc>>,
-    now: DateTime<Utc>,
-) -> bool {
-    finished_at.is_none() && now > r_k2_finish_deadline(calendar, received_at, area).due_at
+/// R-C2: a work order that cannot be finished in its R-K2 window is
+/// converted into a coordination ticket by the window's end: pass the
+/// order's R-K2 deadline. Overdue (strictly after `due_at`) and not
+/// finished, it must be converted now.
+pub fn r_c2_conversion_deadline(finish: Deadline) -> Deadline {
+    Deadline {
+        rule: RuleId::C2,
+        duty: Duty::Convert,
+        ..finish
+    }
 }
 
 /// R-C1: the department lead returns a finished order to the dispatcher by
@@ -501,6 +511,19 @@ pub fn r_p5_escalation(contacts: &[OwnerContact]) -> Option<Escalation> {
         }
     }
     None
+}
+
+/// R-P5: the joint talk with the owner is due within 24 hours of the
+/// escalation, by the clock. SPEC sets no window; this is R-P3's for a reply
+/// to the owner, who is waiting either way.
+pub fn r_p5_joint_talk_deadline(escalation: &Escalation) -> Deadline {
+    Deadline {
+        rule: RuleId::P5,
+        duty: Duty::JointTalk,
+        due_at: escalation.at + Duration::hours(R_P5_JOINT_TALK_WINDOW_HOURS),
+        basis: Basis::Escalation,
+        counted_from: escalation.at,
+    }
 }
 
 /// R-F1: the follow-up is due within 24 hours of closure, by the clock.
@@ -722,44 +745,24 @@ mod tests {
     fn r_c2_an_unfinished_work_order_must_be_converted_once_its_window_has_passed() {
         let calendar = WorkingCalendar::default();
         let received_at = shanghai(11, 27, 9, 0);
+        let conversion =
+            |area| r_c2_conversion_deadline(r_k2_finish_deadline(&calendar, received_at, area));
+        let must_convert = |area, finished_at, now| {
+            conversion(area).assess(finished_at, now, Duration::zero()) == DeadlineState::Overdue
+        };
         let private = Area::PrivateUnit;
-        assert!(!r_c2_must_convert(
-            &calendar,
-            received_at,
-            private,
-            None,
-            end_of(11, 27)
-        ));
-        assert!(r_c2_must_convert(
-            &calendar,
-            received_at,
-            private,
-            None,
-            shanghai(11, 28, 0, 0)
-        ));
+        let deadline = conversion(private);
+        assert_eq!(
+            (deadline.rule, deadline.duty, deadline.due_at),
+            (RuleId::C2, Duty::Convert, end_of(11, 27))
+        );
+        assert!(!must_convert(private, None, end_of(11, 27)));
+        assert!(must_convert(private, None, shanghai(11, 28, 0, 0)));
         let finished = Some(shanghai(11, 27, 16, 0));
-        assert!(!r_c2_must_convert(
-            &calendar,
-            received_at,
-            private,
-            finished,
-            shanghai(11, 28, 9, 0)
-        ));
+        assert!(!must_convert(private, finished, shanghai(11, 28, 9, 0)));
         let public = Area::PublicArea;
-        assert!(!r_c2_must_convert(
-            &calendar,
-            received_at,
-            public,
-            None,
-            shanghai(11, 30, 12, 0)
-        ));
-        assert!(r_c2_must_convert(
-            &calendar,
-            received_at,
-            public,
-            None,
-            shanghai(12, 1, 0, 0)
-        ));
+        assert!(!must_convert(public, None, shanghai(11, 30, 12, 0)));
+        assert!(must_convert(public, None, shanghai(12, 1, 0, 0)));
     }
 
     #[test]
@@ -912,6 +915,22 @@ mod tests {
             contact(shanghai(11, 27, 10, 0), ContactOutcome::NotReached),
         ];
         assert_eq!(r_p5_escalation(&reached_between), None);
+    }
+
+    #[test]
+    fn r_p5_the_joint_talk_is_due_24_hours_after_the_escalation() {
+        let contacts = [
+            contact(shanghai(11, 26, 10, 0), ContactOutcome::ProposalRejected),
+            contact(shanghai(11, 27, 16, 0), ContactOutcome::ProposalRejected),
+        ];
+        let escalation = r_p5_escalation(&contacts).unwrap();
+        let deadline = r_p5_joint_talk_deadline(&escalation);
+        assert_eq!(
+            (deadline.rule, deadline.duty, deadline.basis),
+            (RuleId::P5, Duty::JointTalk, Basis::Escalation)
+        );
+        assert_eq!(deadline.due_at, shanghai(11, 28, 16, 0));
+        assert_eq!(deadline.counted_from, escalation.at);
     }
 
     #[test]

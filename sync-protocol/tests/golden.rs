@@ -730,6 +730,64 @@ fn a_converted_work_order_and_its_closed_followed_up_coordination_ticket_are_fro
     check_golden("ticket_closed_coordination", &coordination);
 }
 
+/// R-P5: a coordination ticket whose owner rejected two proposals within
+/// a week (escalated), then the joint talk with the owner that ended it.
+#[test]
+fn r_p5_an_escalated_coordination_ticket_and_its_joint_talk_are_frozen() {
+    let coordination = Intake {
+        kind: TicketKind::CoordinationTicket,
+        ..intake()
+    };
+    let mut ticket = create_ticket(
+        ticket_id("t-4"),
+        coordination,
+        user("agent"),
+        &WorkingCalendar::default(),
+        at(9, 0),
+    )
+    .unwrap();
+    ticket.serial_number = Some(sync_protocol::SerialNumber::parse("E01-CT-202611-00008").unwrap());
+    let rejected = TrackingKind::OwnerContact {
+        reached: true,
+        proposal_rejected: true,
+    };
+    let tracking = [
+        (
+            "specialist",
+            rejected.clone(),
+            "业主不同意局部修补 no partial repair",
+            at(10, 0),
+        ),
+        (
+            "specialist",
+            rejected,
+            "业主不同意更换方案 no replacement either",
+            at(11, 0),
+        ),
+        (
+            "cs-manager",
+            TrackingKind::JointTalk {},
+            "客服经理与专员共同约谈业主 met the owner together",
+            at(15, 0),
+        ),
+    ];
+    for (by, kind, note, now) in tracking {
+        let op = OfficeOp::Track {
+            kind,
+            note: note.into(),
+        };
+        ticket =
+            apply_office_op(&ticket, &op, &user(by), &WorkingCalendar::default(), now).unwrap();
+    }
+    assert!(
+        ticket
+            .history
+            .iter()
+            .any(|entry| matches!(entry.event, sync_protocol::HistoryEvent::Escalated { .. }))
+    );
+    check_golden("ticket_escalated_coordination", &ticket);
+}
+
 #[test]
 fn an_intake_is_frozen() {
     check_golden("intake", &intake());

@@ -20,12 +20,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{DEMO_PASSWORD, Handheld, TestServer, device_id, device_report, note};
+use common::{DEMO_PASSWORD, Handheld, TestServer, device_id, device_report, intake, note};
 use fantoccini::wd::Capabilities;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 use sync_protocol::{
-    Applied, Cursor, DeviceReport, OfficeOp, Outcome, PROTOCOL_VERSION, PullRequest, UserId,
+    Applied, Category, Cursor, DeviceReport, HistoryEvent, Intake, OfficeOp, Outcome,
+    PROTOCOL_VERSION, PullRequest, TicketId, TicketKind, TrackingKind, UserId,
 };
 
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -98,13 +99,7 @@ async fn a_supervisor_watches_a_device_go_from_three_pending_to_in_sync_without_
     wait_for_text(&browser, &row, "3 待上传").await;
 
     // The supervisor switches to English; the row keeps its state.
-    browser
-        .find(Locator::Css("#language"))
-        .await
-        .expect("the language switch")
-        .select_by_value("en")
-        .await
-        .expect("English is offered");
+    switch_to_english(&browser).await;
     wait_for_text(&browser, &row, "3 pending").await;
 
     // The device reconnects and uploads its outbox.
@@ -140,6 +135,52 @@ async fn a_supervisor_watches_a_device_go_from_three_pending_to_in_sync_without_
     browser.close().await.expect("the browser closes");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r_p5_an_escalated_ticket_is_on_the_supervisors_board_in_chinese_and_in_english() {
+    let driver = ChromeDriver::start();
+    let browser = driver.open_browser().await;
+    let server = TestServer::start();
+    let escalated = an_escalated_coordination_ticket(&server).await;
+
+    browser
+        .goto(&server.url("/dashboard"))
+        .await
+        .expect("the dashboard opens");
+    log_in(&browser, "zhuguan").await;
+    let row = format!("#risk-table tr[data-ticket=\"{escalated}\"][data-rule=\"R-P5\"]");
+    wait_for_text(&browser, &row, "R-P5 升级：联合约谈业主").await;
+    wait_for_text(&browser, &row, "即将到期").await;
+    switch_to_english(&browser).await;
+    wait_for_text(&browser, &row, "R-P5 Escalated: joint talk with the owner").await;
+    browser.close().await.expect("the browser closes");
+}
+
+/// A coordination ticket whose owner rejected two proposals: escalated (R-P5).
+async fn an_escalated_coordination_ticket(server: &TestServer) -> TicketId {
+    let agent = server.login("kefu").await;
+    let report = Intake {
+        kind: TicketKind::CoordinationTicket,
+        category: Category::Repair,
+        ..intake()
+    };
+    let ticket = server.create_ticket(&agent, &report).await;
+    let specialist = server.login("zhuanyuan").await;
+    let rejected = || OfficeOp::Track {
+        kind: TrackingKind::OwnerContact {
+            reached: true,
+            proposal_rejected: true,
+        },
+        note: "业主不接受方案 the owner rejects the proposal".to_owned(),
+    };
+    server.act(&specialist, &ticket.id, rejected()).await;
+    let escalated = server.act(&specialist, &ticket.id, rejected()).await;
+    assert!(matches!(
+        escalated.history.last().map(|entry| &entry.event),
+        Some(HistoryEvent::Escalated { .. })
+    ));
+    ticket.id
+}
+
 /// Another technician's device uploads a note recorded on a ticket that was
 /// reassigned while the device was offline: the note is kept, flagged late,
 /// and awaits a supervisor's review. Its mutation id, as the wire writes it.
@@ -163,6 +204,16 @@ async fn a_late_fact_awaiting_review(server: &TestServer) -> String {
         "the note is kept but late: {pushed:?}"
     );
     format!("{}#1", handheld.id)
+}
+
+async fn switch_to_english(browser: &Client) {
+    browser
+        .find(Locator::Css("#language"))
+        .await
+        .expect("the language switch")
+        .select_by_value("en")
+        .await
+        .expect("English is offered");
 }
 
 async fn log_in(browser: &Client, username: &str) {

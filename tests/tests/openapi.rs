@@ -190,6 +190,7 @@ const GOLDEN_SCHEMAS: &[(&str, &str)] = &[
     ("ticket_booked_work_order", "Ticket"),
     ("ticket_closed_coordination", "Ticket"),
     ("ticket_converted_work_order", "Ticket"),
+    ("ticket_escalated_coordination", "Ticket"),
 ];
 
 /// docs/openapi.json as it is on disk (the server compiles in the same file).

@@ -614,8 +614,24 @@ async fn r_i2_an_incomplete_report_is_refused_with_every_problem_and_uses_no_ser
     incomplete.received_at = chrono::Utc::now() + chrono::Duration::hours(2);
     let refused = server.post_json(TICKETS, Some(&agent), &incomplete).await;
     let error = refused.error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_record");
-    let details = error.details.expect("the problems are listed");
-    let fields: Vec<&str> = details["problems"]
+    assert_eq!(
+        problem_fields(&error),
+        [
+            "reporter.name",
+            "reporter.phone",
+            "location",
+            "description",
+            "received_at"
+        ]
+    );
+    assert_eq!(server.estate_snapshot().await, before);
+    the_next_report_follows_on(&server, &agent, &before).await;
+}
+
+/// The fields an `invalid_record` refusal names, in order; each says what is wrong.
+fn problem_fields(error: &sync_protocol::ErrorBody) -> Vec<String> {
+    let details = error.details.as_ref().expect("the problems are listed");
+    details["problems"]
         .as_array()
         .expect("a list of problems")
         .iter()
@@ -627,27 +643,70 @@ async fn r_i2_an_incomplete_report_is_refused_with_every_problem_and_uses_no_ser
             problem["field"]
                 .as_str()
                 .expect("each problem names its field")
+                .to_owned()
         })
-        .collect();
+        .collect()
+}
+
+/// R-A1: refusals used up no ticket id and no serial number: the next
+/// report recorded after `before` follows on from it.
+async fn the_next_report_follows_on(server: &TestServer, agent: &str, before: &[Ticket]) {
+    let created = server.create_ticket(agent, &intake()).await;
+    let number = |id: &sync_protocol::TicketId| -> u64 {
+        id.as_str().trim_start_matches("tk").parse().unwrap()
+    };
+    let highest = before
+        .iter()
+        .map(|ticket| number(&ticket.id))
+        .max()
+        .unwrap();
+    assert_eq!(number(&created.id), highest + 1);
+    let serial = |ticket: &Ticket| ticket.serial_number.as_ref().map(|n| n.sequence());
+    let last_serial = before.iter().filter_map(serial).max().unwrap();
+    assert_eq!(serial(&created), Some(last_serial + 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r_i2_a_report_missing_fields_is_refused_with_a_problem_per_field_and_uses_no_number() {
+    let server = TestServer::start();
+    let agent = server.login("kefu").await;
+    let before = server.estate_snapshot().await;
+
+    // Missing, not blank: the same answer, every problem at once.
+    let mut incomplete = serde_json::to_value(intake()).unwrap();
+    let body = incomplete.as_object_mut().unwrap();
+    for field in ["area", "location", "received_at"] {
+        body.remove(field);
+    }
+    body["reporter"].as_object_mut().unwrap().remove("name");
+    body["description"] = json!("  ");
+    let refused = server.post_json(TICKETS, Some(&agent), &incomplete).await;
+    let error = refused.error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_record");
     assert_eq!(
-        fields,
+        problem_fields(&error),
         [
+            "area",
             "reporter.name",
-            "reporter.phone",
             "location",
             "description",
             "received_at"
         ]
     );
-    assert_eq!(server.estate_snapshot().await, before);
+    let empty = server.post_json(TICKETS, Some(&agent), &json!({})).await;
+    let error = empty.error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_record");
+    assert_eq!(problem_fields(&error).len(), 9, "{error:?}");
 
-    // R-A1: the refusal did not use up a number; the next ticket follows on.
-    let highest = before.iter().map(|ticket| ticket.id.clone()).max().unwrap();
-    let created = server.create_ticket(&agent, &intake()).await;
-    let number = |id: &sync_protocol::TicketId| -> u64 {
-        id.as_str().trim_start_matches("tk").parse().unwrap()
-    };
-    assert_eq!(number(&created.id), number(&highest) + 1);
+    // A wrong type, null included, is a malformed body, as before.
+    for (field, value) in [("received_at", json!(5)), ("location", Value::Null)] {
+        let mut malformed = serde_json::to_value(intake()).unwrap();
+        malformed[field] = value;
+        server
+            .post_json(TICKETS, Some(&agent), &malformed)
+            .await
+            .error(StatusCode::BAD_REQUEST, "invalid_body");
+    }
+    assert_eq!(server.estate_snapshot().await, before);
+    the_next_report_follows_on(&server, &agent, &before).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,7 +7,7 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use sync_protocol::{
-    Intake, OfficeActionRequest, OfficeOp, Role, Ticket, TicketAccess, TicketId, TicketKind,
+    IntakeDraft, OfficeActionRequest, OfficeOp, Role, Ticket, TicketAccess, TicketId, TicketKind,
     TicketPage, TicketScope, UserId,
 };
 
@@ -16,16 +16,22 @@ use super::{
 };
 use crate::writer::{Command, Reply};
 
-/// R-I1/R-I2: record a report; R-S2: a booking with it.
+/// R-I1/R-I2: record a report; R-S2: a booking with it. A missing field is
+/// named with every other problem of the record (422), like a blank one.
 pub async fn create(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    ApiJson(intake): ApiJson<Intake>,
+    ApiJson(draft): ApiJson<IntakeDraft>,
 ) -> Result<(StatusCode, Json<Ticket>), ApiError> {
     caller.require(caller.role.may_take_reports(), "record reports")?;
-    if intake.estate != caller.estate {
+    if draft
+        .estate
+        .as_ref()
+        .is_some_and(|estate| *estate != caller.estate)
+    {
         return Err(ApiError::forbidden("you work for another estate"));
     }
+    let intake = draft.complete(state.calendars.of(&caller.estate), state.clock.now())?;
     // R-S2: the staff agreed with the owner is someone who can be dispatched.
     if let Some(staff) = intake
         .booking
