@@ -15,7 +15,8 @@
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Execution {
     /// The single writer on its own thread with group commit; store scans
-    /// and password checks on tokio's blocking pool.
+    /// on tokio's blocking pool; password checks on their own bounded pool
+    /// (`auth::passwords`).
     #[default]
     Threads,
     /// Everything on the calling task; one command per commit. For the
