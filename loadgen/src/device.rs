@@ -80,8 +80,16 @@ pub struct PushTally {
     pub duplicates: usize,
     pub rejected: usize,
     pub missing_blobs: usize,
-    pub blobs_created: usize,
+    pub blobs_stored: usize,
     pub errors: Vec<String>,
+}
+
+/// When a technician's offline morning starts, and the time between two
+/// of its steps (five per ticket).
+#[derive(Clone, Copy, Debug)]
+pub struct Morning {
+    pub starts_at: DateTime<Utc>,
+    pub step: chrono::Duration,
 }
 
 /// The cheap part of a pull page the device needs to follow the pages.
@@ -89,11 +97,6 @@ pub struct PushTally {
 struct PageHead {
     next_cursor: Cursor,
     has_more: bool,
-}
-
-#[derive(Deserialize)]
-struct BlobAnswer {
-    created: bool,
 }
 
 impl Device {
@@ -211,18 +214,12 @@ impl Device {
     /// The technician's morning: on every ticket an arrival, two notes, the
     /// result and the owner's signature over it, recorded offline, then split
     /// into pushes of `batch` mutations.
-    pub fn record_offline(
-        &self,
-        pulled: &Pulled,
-        batch: usize,
-        morning_starts_at: DateTime<Utc>,
-    ) -> Outbox {
+    pub fn record_offline(&self, pulled: &Pulled, batch: usize, morning: Morning) -> Outbox {
         let mut mutations = Vec::new();
         let mut blobs = Vec::new();
         let mut expected = Vec::new();
         for (ticket_number, (ticket_id, version)) in pulled.tickets.iter().enumerate() {
-            let arrived_at =
-                morning_starts_at + chrono::Duration::minutes(10 * ticket_number as i64);
+            let arrived_at = morning.starts_at + morning.step * (5 * ticket_number as i32);
             let result = completion_record(ticket_id);
             let signed_record = result.record_hash();
             let image = signature_image(self.index, ticket_number);
@@ -249,7 +246,7 @@ impl Device {
                     ticket_id: ticket_id.clone(),
                     // Offline: the device has seen nothing newer than its pull.
                     base_version: *version,
-                    recorded_at: arrived_at + chrono::Duration::minutes(step as i64),
+                    recorded_at: arrived_at + morning.step * step as i32,
                     op,
                 });
             }
@@ -321,11 +318,12 @@ impl Device {
                 .map_err(|error| format!("blob upload: {error}"))?;
             let body = expect_success(response, "blob upload").await?;
             tally.blob_latencies.push(started.elapsed());
-            let answer: BlobAnswer = serde_json::from_slice(&body)
+            let receipt: sync_protocol::BlobReceipt = serde_json::from_slice(&body)
                 .map_err(|error| format!("blob upload: unreadable receipt: {error}"))?;
-            if answer.created {
-                tally.blobs_created += 1;
+            if receipt.sha256.as_str() != hash.as_str() {
+                return Err(format!("blob upload: a receipt for {}", receipt.sha256));
             }
+            tally.blobs_stored += 1;
         }
 
         let started = Instant::now();
@@ -452,6 +450,13 @@ pub fn signature_image(device: usize, ticket_number: usize) -> Vec<u8> {
 mod tests {
     use super::*;
 
+    fn morning() -> Morning {
+        Morning {
+            starts_at: Utc::now() - chrono::Duration::hours(8),
+            step: chrono::Duration::minutes(2),
+        }
+    }
+
     fn device() -> Device {
         Device::new(
             3,
@@ -473,7 +478,7 @@ mod tests {
 
     #[test]
     fn the_outbox_holds_five_mutations_per_ticket_in_order_with_consecutive_seqs() {
-        let outbox = device().record_offline(&pulled(3), 5, Utc::now());
+        let outbox = device().record_offline(&pulled(3), 5, morning());
         assert_eq!(outbox.pushes.len(), 3);
         let mut seq = 0;
         for push in &outbox.pushes {
@@ -501,7 +506,7 @@ mod tests {
 
     #[test]
     fn the_signature_binds_to_the_hash_of_the_result_it_follows() {
-        let outbox = device().record_offline(&pulled(1), 5, Utc::now());
+        let outbox = device().record_offline(&pulled(1), 5, morning());
         let request: PushRequest = serde_json::from_slice(&outbox.pushes[0].body).unwrap();
         let DeviceOp::Complete { result } = &request.mutations[3].op else {
             panic!("the fourth mutation completes");
@@ -515,12 +520,12 @@ mod tests {
 
     #[test]
     fn larger_batches_carry_every_signature_image_they_refer_to() {
-        let outbox = device().record_offline(&pulled(40), 50, Utc::now());
+        let outbox = device().record_offline(&pulled(40), 50, morning());
         assert_eq!(outbox.pushes.len(), 4);
         assert_eq!(outbox.pushes[0].blobs.len(), 10);
         let mutations: usize = outbox.pushes.iter().map(|p| p.n_mutations).sum();
         assert_eq!(mutations, 200);
-        let small = device().record_offline(&pulled(2), 3, Utc::now());
+        let small = device().record_offline(&pulled(2), 3, morning());
         let blobs: Vec<usize> = small.pushes.iter().map(|p| p.blobs.len()).collect();
         assert_eq!(blobs, [0, 1, 0, 1]);
     }

@@ -183,10 +183,7 @@ pub fn run(args: &LiveBenchArgs) -> Result<bool, String> {
         measured,
     };
     print_summary(&report);
-    if let Some(path) = &args.json {
-        let text = serde_json::to_string_pretty(&report).expect("the report serializes");
-        std::fs::write(path, text + "\n").map_err(|e| format!("{}: {e}", path.display()))?;
-    }
+    crate::report::write_json(args.json.as_ref(), &report)?;
     Ok(report.measured.sync_errors == 0 && report.measured.dropped_subscribers == 0)
 }
 

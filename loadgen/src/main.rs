@@ -8,14 +8,17 @@
 //! performance targets are reported, not turned into an exit code.
 
 mod device;
+mod idle_connections;
 mod latency;
 mod live_bench;
+mod login_flood;
 mod phases;
 mod report;
 mod report_bench;
 mod scheduler_bench;
 mod seed;
 mod server_process;
+mod writer_stall;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -109,6 +112,16 @@ enum Bench {
     /// the server's memory per dashboard.
     #[command(name = "live-bench")]
     Live(live_bench::LiveBenchArgs),
+    /// A flood of logins from 128 connections: the server's peak memory,
+    /// and the time of a login for a known and an unknown user.
+    #[command(name = "login-flood")]
+    LoginFlood(login_flood::LoginFloodArgs),
+    /// How long one ticket filled to its bounds holds the single writer.
+    #[command(name = "writer-stall")]
+    WriterStall(writer_stall::WriterStallArgs),
+    /// Idle connections from many client addresses until the server refuses.
+    #[command(name = "idle-connections")]
+    IdleConnections(idle_connections::IdleConnectionsArgs),
 }
 
 /// How long the server may take to open its store and bind.
@@ -122,6 +135,9 @@ fn main() -> ExitCode {
         Some(Bench::Report(args)) => report_bench::run(args),
         Some(Bench::Scheduler(args)) => scheduler_bench::run(args),
         Some(Bench::Live(args)) => live_bench::run(args),
+        Some(Bench::LoginFlood(args)) => login_flood::run(args),
+        Some(Bench::WriterStall(args)) => writer_stall::run(args),
+        Some(Bench::IdleConnections(args)) => idle_connections::run(args),
         None => run(&cli),
     };
     match outcome {
@@ -261,11 +277,7 @@ fn run(cli: &Cli) -> Result<bool, String> {
         scaling,
     };
     report::print_summary(&report);
-    if let Some(path) = &cli.json {
-        let text = serde_json::to_string_pretty(&report).expect("the report serializes");
-        std::fs::write(path, text + "\n")
-            .map_err(|error| format!("cannot write {}: {error}", path.display()))?;
-    }
+    crate::report::write_json(cli.json.as_ref(), &report)?;
 
     if cli.keep {
         eprintln!("kept the data directory {}", data_dir.display());

@@ -5,14 +5,16 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use server::auth::Authority;
 use server::store::UserRecord;
 use sync_protocol::{Cursor, DevicePage, MAX_PAGE_SIZE, Role, Status, UserId, Version};
 use tokio::sync::Barrier;
 
-use crate::device::{Device, ExpectedTicket, MUTATIONS_PER_TICKET, Outbox, PushTally, RawPull};
+use crate::device::{
+    Device, ExpectedTicket, MUTATIONS_PER_TICKET, Morning, Outbox, PushTally, RawPull,
+};
 use crate::latency::{Percentiles, milliseconds};
 use crate::seed::{SUPERVISOR, technician_id, user_record};
 use crate::server_process::{cpu_by_thread, machine_busy_seconds, process_usage, wait_for_quiet};
@@ -83,7 +85,7 @@ pub struct PushPhase {
     pub duplicates: usize,
     pub rejected: usize,
     pub missing_blobs: usize,
-    pub blobs_created: usize,
+    pub blobs_stored: usize,
     pub errors: Vec<String>,
     pub cpu: CpuSpent,
     /// The server's CPU seconds in the phase by thread name; threads that
@@ -138,12 +140,14 @@ pub async fn run(settings: &Settings, authority: &Authority) -> Result<Measured,
         cpu: pull_cpu,
     };
 
-    // The offline morning: nothing reaches the server.
-    let morning_starts_at = Utc::now() - chrono::Duration::hours(8);
+    // The offline morning: nothing reaches the server. It lies within the
+    // estate's day (Shanghai, +08:00), so that the push finds every order
+    // finished today and none past its R-C1 return.
+    let morning = offline_morning(Utc::now(), settings.tickets_per_technician);
     let outboxes: Vec<Outbox> = devices
         .iter()
         .zip(&pulled)
-        .map(|(device, state)| device.record_offline(state, settings.batch, morning_starts_at))
+        .map(|(device, state)| device.record_offline(state, settings.batch, morning))
         .collect();
     let expected: Vec<Vec<ExpectedTicket>> = outboxes.iter().map(|o| o.expected.clone()).collect();
     let mutations_sent: usize = outboxes
@@ -372,7 +376,7 @@ fn summarize_push(
         duplicates: sum(|t| t.duplicates),
         rejected: sum(|t| t.rejected),
         missing_blobs: sum(|t| t.missing_blobs),
-        blobs_created: sum(|t| t.blobs_created),
+        blobs_stored: sum(|t| t.blobs_stored),
         errors: errors.into_iter().take(10).collect(),
         cpu,
         server_cpu_by_thread: Vec::new(),
@@ -601,4 +605,29 @@ async fn download_blob(
         .await
         .map_err(|error| format!("blob download: {error}"))?;
     crate::device::expect_success(response, "blob download").await
+}
+
+/// When the offline morning starts and how far apart its steps are: from
+/// eight hours ago, or from the estate's local midnight if that is later (a
+/// run just after midnight), to a minute ago, every ticket's work in turn.
+fn offline_morning(now: DateTime<Utc>, tickets: usize) -> Morning {
+    let steps = i32::try_from(tickets * MUTATIONS_PER_TICKET)
+        .unwrap_or(i32::MAX)
+        .max(1);
+    let shanghai = chrono::FixedOffset::east_opt(8 * 3600).expect("a valid offset");
+    let local_midnight = now
+        .with_timezone(&shanghai)
+        .date_naive()
+        .and_hms_opt(0, 0, 0)
+        .expect("midnight exists")
+        .and_local_timezone(shanghai)
+        .single()
+        .expect("a fixed offset has one midnight")
+        .with_timezone(&Utc);
+    let starts_at = (now - chrono::Duration::hours(8)).max(local_midnight);
+    let room = (now - chrono::Duration::minutes(1)) - starts_at;
+    Morning {
+        starts_at,
+        step: (room / steps).min(chrono::Duration::minutes(2)),
+    }
 }

@@ -41,6 +41,31 @@ pub struct Machine {
     pub memory_bytes: u64,
 }
 
+impl std::fmt::Display for Machine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} cores, {}, {:.1} GiB",
+            self.cores,
+            self.cpu_model,
+            self.memory_bytes as f64 / f64::from(1u32 << 30)
+        )
+    }
+}
+
+/// Write a benchmark's report as pretty JSON to `path`, when one is given.
+pub fn write_json(
+    path: Option<&std::path::PathBuf>,
+    report: &impl Serialize,
+) -> Result<(), String> {
+    let Some(path) = path else {
+        return Ok(());
+    };
+    let text = serde_json::to_string_pretty(report).expect("the report serializes");
+    std::fs::write(path, text + "\n")
+        .map_err(|error| format!("cannot write {}: {error}", path.display()))
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct Seeding {
     pub tickets: usize,

@@ -205,10 +205,7 @@ pub fn run(args: &ReportBenchArgs) -> Result<bool, String> {
         target_seconds: TARGET_SECONDS,
     };
     print_summary(&report, &statistics);
-    if let Some(path) = &args.json {
-        let text = serde_json::to_string_pretty(&report).expect("the report serializes");
-        std::fs::write(path, text + "\n").map_err(|e| format!("{}: {e}", path.display()))?;
-    }
+    crate::report::write_json(args.json.as_ref(), &report)?;
     Ok(true)
 }
 

@@ -134,10 +134,7 @@ pub fn run(args: &SchedulerBenchArgs) -> Result<bool, String> {
     let store = Store::open(directory.path()).map_err(|e| e.to_string())?;
     let report = runtime.block_on(measure(args, &plan, store))?;
     print_summary(&report);
-    if let Some(path) = &args.json {
-        let text = serde_json::to_string_pretty(&report).expect("the report serializes");
-        std::fs::write(path, text + "\n").map_err(|e| format!("{}: {e}", path.display()))?;
-    }
+    crate::report::write_json(args.json.as_ref(), &report)?;
     Ok(report.not_recorded == 0)
 }
 

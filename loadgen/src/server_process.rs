@@ -40,6 +40,17 @@ impl ServerProcess {
         jwt_secret: &str,
         startup_timeout: Duration,
     ) -> Result<Self, String> {
+        Self::start_with(server_bin, data_dir, jwt_secret, startup_timeout, &[])
+    }
+
+    /// [`ServerProcess::start`] with extra `ESTATE_SYNC_*` settings.
+    pub fn start_with(
+        server_bin: &Path,
+        data_dir: &Path,
+        jwt_secret: &str,
+        startup_timeout: Duration,
+        settings: &[(&str, &str)],
+    ) -> Result<Self, String> {
         let mut child = Command::new(server_bin)
             .arg("--data-dir")
             .arg(data_dir)
@@ -48,6 +59,7 @@ impl ServerProcess {
             // Info level, as in production: the benchmark pays for what
             // operators would run with.
             .env("RUST_LOG", "info")
+            .envs(settings.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -7,16 +7,19 @@
 //! ([`Busy`]). The threads are few and long-lived, so the memory allocator
 //! keeps at most their few working sets.
 //!
-//! An unknown (or disabled) user's login is checked against a stand-in hash
-//! with the same parameters, so it takes as long as a wrong password and
-//! reveals nothing about which usernames exist.
+//! Each worker keeps the argon2 memory of its checks and reuses it: no
+//! allocation (and no page faults) per check, so the memory is bounded by
+//! the number of workers and every check of the same parameters takes as
+//! long as any other. An unknown (or disabled) user's login is checked
+//! against a stand-in hash with the same parameters, so it takes as long as
+//! a wrong password and reveals nothing about which usernames exist.
 
 use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::sync::{Arc, OnceLock};
 
-use argon2::Argon2;
 use argon2::password_hash::rand_core::{OsRng, RngCore};
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{Output, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use tokio::sync::oneshot;
 
 use super::AuthError;
@@ -32,6 +35,7 @@ pub fn hash_password(password: &str) -> Result<String, AuthError> {
 }
 
 /// Whether `password` matches the stored hash; a malformed hash never matches.
+/// Allocates the check's memory: the workers use [`Checker::verify`].
 pub fn verify_password(password: &str, hash: &str) -> bool {
     PasswordHash::new(hash)
         .map(|parsed| {
@@ -66,31 +70,78 @@ enum Job {
     },
 }
 
-impl Job {
-    fn run(self) {
-        match self {
+/// The largest argon2 memory a stored hash may ask for, in KiB: one above it
+/// never matches (every hash the server makes asks for 19 MiB).
+const MAX_MEMORY_KIB: u32 = 64 * 1024;
+
+/// One worker's reusable argon2 memory.
+#[derive(Default)]
+struct Checker {
+    blocks: Vec<Block>,
+}
+
+impl Checker {
+    fn run(&mut self, job: Job) {
+        match job {
             Job::Verify {
                 password,
                 hash,
                 answer,
             } => {
-                let _ = answer.send(check(&password, hash.as_deref()));
+                let _ = answer.send(self.check(&password, hash.as_deref()));
             }
             Job::Hash { password, answer } => {
                 let _ = answer.send(hash_password(&password));
             }
         }
     }
-}
 
-/// Checks against `hash`, or against the stand-in when there is none.
-fn check(password: &str, hash: Option<&str>) -> bool {
-    match hash {
-        Some(hash) => verify_password(password, hash),
-        None => {
-            verify_password(password, stand_in_hash());
-            false
+    /// Checks against `hash`, or against the stand-in when there is none.
+    fn check(&mut self, password: &str, hash: Option<&str>) -> bool {
+        match hash {
+            Some(hash) => self.verify(password, hash),
+            None => {
+                self.verify(password, stand_in_hash());
+                false
+            }
         }
+    }
+
+    /// [`verify_password`] in this worker's memory; the comparison of the
+    /// outputs takes constant time.
+    fn verify(&mut self, password: &str, hash: &str) -> bool {
+        let Ok(parsed) = PasswordHash::new(hash) else {
+            return false;
+        };
+        let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+            return false;
+        };
+        let Ok(algorithm) = Algorithm::try_from(parsed.algorithm) else {
+            return false;
+        };
+        let version = parsed
+            .version
+            .map_or(Ok(Version::default()), Version::try_from);
+        let (Ok(version), Ok(params)) = (version, Params::try_from(&parsed)) else {
+            return false;
+        };
+        if params.m_cost() > MAX_MEMORY_KIB {
+            return false;
+        }
+        let mut salt_bytes = [0u8; 64];
+        let Ok(salt) = salt.decode_b64(&mut salt_bytes) else {
+            return false;
+        };
+        if self.blocks.len() < params.block_count() {
+            self.blocks.resize(params.block_count(), Block::default());
+        }
+        let argon2 = Argon2::new(algorithm, version, params);
+        let computed = Output::init_with(expected.len(), |out| {
+            argon2
+                .hash_password_into_with_memory(password.as_bytes(), salt, out, &mut self.blocks)
+                .map_err(|_| argon2::password_hash::Error::Crypto)
+        });
+        computed.is_ok_and(|computed| computed == expected)
     }
 }
 
@@ -124,6 +175,12 @@ impl PasswordChecker {
             std::thread::Builder::new()
                 .name(format!("password-{index}"))
                 .spawn(move || {
+                    if index == 0 {
+                        // Made before the first unknown user asks, so that
+                        // no first answer takes longer than the others.
+                        stand_in_hash();
+                    }
+                    let mut checker = Checker::default();
                     loop {
                         // The lock is held only while waiting for the next job.
                         let next = receiver
@@ -131,7 +188,7 @@ impl PasswordChecker {
                             .unwrap_or_else(std::sync::PoisonError::into_inner)
                             .recv();
                         match next {
-                            Ok(job) => job.run(),
+                            Ok(job) => checker.run(job),
                             Err(_) => return,
                         }
                     }
@@ -147,7 +204,7 @@ impl PasswordChecker {
     /// the same work is done and the answer is no.
     pub async fn verify(&self, password: String, hash: Option<String>) -> Result<bool, Busy> {
         let Some(jobs) = &self.jobs else {
-            return Ok(check(&password, hash.as_deref()));
+            return Ok(Checker::default().check(&password, hash.as_deref()));
         };
         let (answer, answered) = oneshot::channel();
         submit(
@@ -193,6 +250,35 @@ mod tests {
         assert!(verify_password("correct horse", &hash));
         assert!(!verify_password("wrong", &hash));
         assert!(!verify_password("correct horse", "not-a-hash"));
+    }
+
+    #[test]
+    fn a_worker_checks_in_its_own_memory_as_the_library_does() {
+        let mut checker = Checker::default();
+        let hash = hash_password("correct horse").unwrap();
+        for _ in 0..2 {
+            assert!(checker.verify("correct horse", &hash));
+            assert!(!checker.verify("wrong", &hash));
+        }
+        // Other parameters (a cheap hash) check the same way.
+        let cheap = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(8, 1, 1, None).unwrap(),
+        );
+        let salt = SaltString::generate(&mut OsRng);
+        let cheap_hash = cheap.hash_password(b"tiny", &salt).unwrap().to_string();
+        assert!(checker.verify("tiny", &cheap_hash));
+        assert!(!checker.verify("huge", &cheap_hash));
+        assert!(!checker.verify("correct horse", "not-a-hash"));
+        // A hash that asks for more memory than any the server makes never matches.
+        let greedy = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(MAX_MEMORY_KIB + 8, 1, 1, None).unwrap(),
+        );
+        let greedy_hash = greedy.hash_password(b"pw", &salt).unwrap().to_string();
+        assert!(!checker.verify("pw", &greedy_hash));
     }
 
     #[tokio::test]
