@@ -216,6 +216,49 @@ async fn r_c1_r_p7_the_dispatcher_closes_a_signed_work_order_once_the_signature_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r_p6_a_second_result_replaces_the_first_and_the_ticket_says_which_counts() {
+    let server = TestServer::start();
+    let li = server.login("li").await;
+    let dispatcher = server.login("diaodu").await;
+    let mut handheld = Handheld::new("hh-li-twice");
+    let ticket = server.tickets_of("li").await.remove(0);
+    let first = paid_result();
+    let corrected = free_result();
+    let now = chrono::Utc::now();
+    let mutations = vec![
+        handheld.record_at(
+            &ticket,
+            DeviceOp::Complete { result: first },
+            now - chrono::Duration::minutes(10),
+        ),
+        handheld.record_at(
+            &ticket,
+            DeviceOp::Complete {
+                result: corrected.clone(),
+            },
+            now - chrono::Duration::minutes(2),
+        ),
+    ];
+    let ids: Vec<String> = mutations
+        .iter()
+        .map(|mutation| format!("{}#{}", handheld.id, mutation.seq.0))
+        .collect();
+    server.push(&li, &handheld.id, mutations).await;
+
+    let stored = server.ticket(&dispatcher, &ticket.id).await;
+    assert_eq!(stored.results.len(), 2, "the first result is kept");
+    let current = stored
+        .current_result
+        .as_ref()
+        .expect("the ticket names its current result");
+    assert_eq!(current.to_string(), ids[1]);
+    assert_eq!(stored.current_result().unwrap().body, corrected);
+    // The technician's own view says the same.
+    let shown = server.ticket(&li, &ticket.id).await;
+    assert_eq!(shown.current_result, stored.current_result);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r_c1_r_p7_an_unfinished_or_unsigned_work_order_is_not_closed() {
     let server = TestServer::start();
     let li = server.login("li").await;
