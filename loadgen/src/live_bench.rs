@@ -38,7 +38,7 @@ use tokio::task::JoinSet;
 use crate::device::{Device, expect_success};
 use crate::latency::Percentiles;
 use crate::report::Machine;
-use crate::seed::{self, Plan, SUPERVISOR, technician_id, user_record};
+use crate::seed::{self, Plan, technician_id, user_record};
 use crate::server_process::process_usage;
 
 /// The target for the delivery delay.
@@ -144,6 +144,7 @@ pub fn run(args: &LiveBenchArgs) -> Result<bool, String> {
         tickets_total: args.devices * TICKETS_PER_TECHNICIAN,
     };
     seed::seed(&data_dir, &plan, Utc::now()).map_err(|e| e.to_string())?;
+    seed::add_supervisors(&data_dir, args.subscribers).map_err(|e| e.to_string())?;
     let (server, auth) = crate::start_server(&server_bin, &data_dir)?;
     eprintln!("server {} listening on {} …", server.pid(), server.address);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -217,11 +218,6 @@ async fn measure(
     authority: &Authority,
 ) -> Result<Measured, String> {
     let client = client()?;
-    let supervisor = token_for(
-        authority,
-        UserId::parse(SUPERVISOR).expect("valid"),
-        Role::Supervisor,
-    )?;
 
     // The devices' first pull, before anything is measured: each learns its
     // tickets and its cursor.
@@ -255,7 +251,9 @@ async fn measure(
     let (stop, stopped) = watch::channel(false);
     let delivered = Arc::new(AtomicUsize::new(0));
     let mut streams = JoinSet::new();
-    for _ in 0..args.subscribers {
+    for index in 0..args.subscribers {
+        // A dashboard each, of a supervisor each.
+        let supervisor = token_for(authority, seed::supervisor_id(index), Role::Supervisor)?;
         let response = client
             .get(format!("{base_url}/api/v1/live"))
             .bearer_auth(&supervisor)

@@ -174,6 +174,25 @@ pub fn seed(data_dir: &Path, plan: &Plan, now: DateTime<Utc>) -> Result<Seeded, 
     })
 }
 
+/// Supervisor `index` of [`add_supervisors`].
+pub fn supervisor_id(index: usize) -> UserId {
+    UserId::parse(&format!("zhuguan-{index:04}")).expect("a valid id")
+}
+
+/// Add `count` supervisors (`zhuguan-0000` …) to a seeded directory: one per
+/// dashboard, as a supervisor keeps only a few streams open.
+pub fn add_supervisors(data_dir: &Path, count: usize) -> Result<(), SeedError> {
+    let store = Store::open(data_dir)?;
+    let mut changes = Changes::default();
+    for index in 0..count {
+        let name = format!("主管 {index}");
+        changes.put_user(&user_record(supervisor_id(index), Role::Supervisor, name));
+    }
+    store.apply(changes)?;
+    store.flush()?;
+    Ok(())
+}
+
 fn seed_users(store: &Store, plan: &Plan) -> Result<usize, SeedError> {
     let office = [
         (AGENT, Role::CustomerServiceAgent, "客服 陈静 Chen Jing"),

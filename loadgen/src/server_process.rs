@@ -33,14 +33,23 @@ pub struct ProcessUsage {
 
 impl ServerProcess {
     /// Start `server_bin serve` on `data_dir`, bound to 127.0.0.1 on a free
-    /// port, and wait until it says where it listens.
+    /// port, and wait until it says where it listens. Every simulated client
+    /// connects from 127.0.0.1, where in the field each handheld and
+    /// dashboard has an address of its own: the cap per client address is
+    /// lifted to the cap in all.
     pub fn start(
         server_bin: &Path,
         data_dir: &Path,
         jwt_secret: &str,
         startup_timeout: Duration,
     ) -> Result<Self, String> {
-        Self::start_with(server_bin, data_dir, jwt_secret, startup_timeout, &[])
+        Self::start_with(
+            server_bin,
+            data_dir,
+            jwt_secret,
+            startup_timeout,
+            &[("ESTATE_SYNC_MAX_CONNECTIONS_PER_ADDRESS", "4096")],
+        )
     }
 
     /// [`ServerProcess::start`] with extra `ESTATE_SYNC_*` settings.

@@ -71,6 +71,11 @@ enum Commands {
         estate: String,
         #[arg(long)]
         name: String,
+        /// Replace a technician with another role or estate even though they
+        /// still hold open tickets or have changes waiting on a handheld
+        /// (those changes will be refused).
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -135,6 +140,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             role,
             estate,
             name,
+            force,
         } => {
             let role = Role::parse(&role).ok_or_else(|| format!("unknown role {role:?}"))?;
             let mut password = String::new();
@@ -149,6 +155,17 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             let store = Store::open(&config.data_dir)?;
             // A replaced user's tokens name the old generation: they stop working.
             if let Some(old) = store.user(&user.id)? {
+                let moved = old.role != user.role || old.estate != user.estate;
+                if old.role == Role::Technician && moved && !force {
+                    let work = store.open_work(&old)?;
+                    if !work.is_empty() {
+                        return Err(format!(
+                            "{username} still holds {} open tickets and has {} handhelds with changes to upload: reassign the tickets and let the handhelds sync first, or pass --force",
+                            work.held_tickets, work.devices_with_pending_changes
+                        )
+                        .into());
+                    }
+                }
                 user.generation = old.generation + 1;
             }
             let mut changes = Changes::default();

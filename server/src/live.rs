@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use chrono::{DateTime, Utc};
-use sync_protocol::{EstateId, LiveEvent, LiveEventBody};
+use sync_protocol::{EstateId, LiveEvent, LiveEventBody, UserId};
 use tokio::sync::mpsc;
 
 /// Events kept for reconnects, across all estates.
@@ -20,6 +20,8 @@ pub const RING_CAPACITY: usize = 4096;
 pub const SUBSCRIBER_BUFFER: usize = 1024;
 /// Streams open at once (about 40 KiB each); one more is refused.
 pub const MAX_SUBSCRIBERS: u64 = 1024;
+/// Streams one user keeps open at once: a few dashboards, not all of them.
+pub const MAX_SUBSCRIBERS_PER_USER: usize = 16;
 
 /// The handle publishers and subscribers share; cheap to clone.
 #[derive(Clone)]
@@ -45,6 +47,7 @@ struct Hub {
 
 struct Subscriber {
     estate: EstateId,
+    user: UserId,
     sender: mpsc::Sender<Arc<Published>>,
 }
 
@@ -76,7 +79,8 @@ pub enum Refused {
     /// The hub was closed: the server is shutting down.
     #[error("the live feed is closed")]
     Closed,
-    /// [`MAX_SUBSCRIBERS`] streams are open.
+    /// [`MAX_SUBSCRIBERS`] streams are open, or this user's
+    /// [`MAX_SUBSCRIBERS_PER_USER`].
     #[error("the live feed has as many subscribers as it takes")]
     Full,
 }
@@ -160,17 +164,26 @@ impl LiveHub {
         event.id
     }
 
-    /// Subscribe to `estate`'s events after `last_event_id` (none: from now on).
+    /// Subscribe `user` to `estate`'s events after `last_event_id` (none:
+    /// from now on).
     pub fn subscribe(
         &self,
         estate: &EstateId,
+        user: &UserId,
         last_event_id: Option<u64>,
     ) -> Result<Subscription, Refused> {
         let mut hub = self.lock();
         if hub.closed {
             return Err(Refused::Closed);
         }
-        if self.counters.connected.load(Ordering::Acquire) >= MAX_SUBSCRIBERS {
+        let users_open = hub
+            .subscribers
+            .iter()
+            .filter(|subscriber| &subscriber.user == user && !subscriber.sender.is_closed())
+            .count();
+        if self.counters.connected.load(Ordering::Acquire) >= MAX_SUBSCRIBERS
+            || users_open >= MAX_SUBSCRIBERS_PER_USER
+        {
             return Err(Refused::Full);
         }
         let oldest_kept = hub
@@ -180,7 +193,9 @@ impl LiveHub {
         let (reset, backlog) = match last_event_id {
             None => (false, Vec::new()),
             // Events after it were evicted, or it comes from another run.
-            Some(last) if last + 1 < oldest_kept || last > hub.last_id => (true, Vec::new()),
+            Some(last) if last.saturating_add(1) < oldest_kept || last > hub.last_id => {
+                (true, Vec::new())
+            }
             Some(last) => {
                 let backlog = hub
                     .ring
@@ -194,6 +209,7 @@ impl LiveHub {
         let (sender, receiver) = mpsc::channel(SUBSCRIBER_BUFFER);
         hub.subscribers.push(Subscriber {
             estate: estate.clone(),
+            user: user.clone(),
             sender,
         });
         self.counters.connected.fetch_add(1, Ordering::AcqRel);
@@ -257,6 +273,10 @@ impl Subscription {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn supervisor() -> UserId {
+        UserId::parse("zhuguan").unwrap()
+    }
     use chrono::TimeZone;
     use sync_protocol::TicketId;
 
@@ -280,7 +300,7 @@ mod tests {
     #[tokio::test]
     async fn a_subscriber_gets_its_estates_events_in_id_order() {
         let hub = LiveHub::new(start());
-        let mut subscription = hub.subscribe(&estate("E01"), None).unwrap();
+        let mut subscription = hub.subscribe(&estate("E01"), &supervisor(), None).unwrap();
         let first = hub.publish(&estate("E01"), start(), missed("tk00000001"));
         hub.publish(&estate("E02"), start(), missed("tk00000002"));
         let third = hub.publish(&estate("E01"), start(), missed("tk00000003"));
@@ -301,7 +321,9 @@ mod tests {
         let ids: Vec<u64> = (0..5)
             .map(|_| hub.publish(&estate("E01"), start(), missed("tk00000001")))
             .collect();
-        let subscription = hub.subscribe(&estate("E01"), Some(ids[1])).unwrap();
+        let subscription = hub
+            .subscribe(&estate("E01"), &supervisor(), Some(ids[1]))
+            .unwrap();
         assert!(!subscription.reset);
         let backlog: Vec<u64> = subscription.backlog.iter().map(|event| event.id).collect();
         assert_eq!(backlog, ids[2..]);
@@ -315,20 +337,28 @@ mod tests {
         for _ in 0..=RING_CAPACITY {
             hub.publish(&estate("E01"), start(), missed("tk00000001"));
         }
-        assert!(hub.subscribe(&estate("E01"), Some(first)).unwrap().reset);
         assert!(
-            !hub.subscribe(&estate("E01"), Some(first + 1))
+            hub.subscribe(&estate("E01"), &supervisor(), Some(first))
+                .unwrap()
+                .reset
+        );
+        assert!(
+            !hub.subscribe(&estate("E01"), &supervisor(), Some(first + 1))
                 .unwrap()
                 .reset
         );
         let ahead = hub.last_id() + 1;
-        assert!(hub.subscribe(&estate("E01"), Some(ahead)).unwrap().reset);
+        assert!(
+            hub.subscribe(&estate("E01"), &supervisor(), Some(ahead))
+                .unwrap()
+                .reset
+        );
     }
 
     #[tokio::test]
     async fn a_subscriber_that_falls_behind_is_dropped_and_told_to_reset() {
         let hub = LiveHub::new(start());
-        let mut subscription = hub.subscribe(&estate("E01"), None).unwrap();
+        let mut subscription = hub.subscribe(&estate("E01"), &supervisor(), None).unwrap();
         for _ in 0..=SUBSCRIBER_BUFFER {
             hub.publish(&estate("E01"), start(), missed("tk00000001"));
         }
@@ -342,9 +372,9 @@ mod tests {
     #[tokio::test]
     async fn closing_the_hub_ends_every_stream_and_refuses_new_ones() {
         let hub = LiveHub::new(start());
-        let mut subscription = hub.subscribe(&estate("E01"), None).unwrap();
+        let mut subscription = hub.subscribe(&estate("E01"), &supervisor(), None).unwrap();
         hub.close();
         assert!(subscription.next().await.is_none());
-        assert!(hub.subscribe(&estate("E01"), None).is_err());
+        assert!(hub.subscribe(&estate("E01"), &supervisor(), None).is_err());
     }
 }

@@ -460,7 +460,7 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
-    use crate::test_support::{at, intake, user};
+    use crate::test_support::{at, intake, store_with_crew, user};
     use crate::writer::AfterCommit;
     use chrono::Duration;
     use std::thread::JoinHandle as ThreadHandle;
@@ -482,7 +482,7 @@ mod tests {
     }
 
     async fn start_with(calendars: Calendars) -> Fixture {
-        let store = Store::in_memory();
+        let store = store_with_crew();
         let clock = Arc::new(ManualClock::new(at(9, 0)));
         let scheduler = Scheduler::new();
         let (writer, writer_thread) = Writer::start_with_notices(

@@ -3,7 +3,7 @@
 use chrono::{DateTime, TimeZone, Utc};
 use sync_protocol::{Area, Category, EstateId, Intake, Reporter, Role, Source, TicketKind, UserId};
 
-use crate::store::UserRecord;
+use crate::store::{Changes, Store, UserRecord};
 
 /// A time on the test day, 27 November 2026, in UTC.
 pub fn at(hour: u32, minute: u32) -> DateTime<Utc> {
@@ -25,6 +25,21 @@ pub fn technician_li(generation: u64) -> UserRecord {
         disabled: false,
         generation,
     }
+}
+
+/// An in-memory store with E01's technicians li and zhang, whom dispatch
+/// and reassignment can name.
+pub fn store_with_crew() -> Store {
+    let store = Store::in_memory();
+    let mut changes = Changes::default();
+    changes.put_user(&technician_li(0));
+    changes.put_user(&UserRecord {
+        id: user("zhang"),
+        display_name: "张师傅".into(),
+        ..technician_li(0)
+    });
+    store.apply(changes).unwrap();
+    store
 }
 
 /// A complete walk-in report of a leak in estate E01 (R-I2).

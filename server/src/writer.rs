@@ -38,8 +38,8 @@ use crate::clock::Clock;
 use crate::flush_watchdog::{FlushError, FlushWatchdog};
 use crate::scheduler::TicketChanges;
 use crate::store::{
-    Changes, Counters, DeviceRecord, MAX_PENDING_BLOBS_PER_USER, SessionRecord, Store, StoreError,
-    UserRecord,
+    Changes, Counters, DeviceRecord, MAX_PENDING_BLOBS_PER_USER, OpenWork, SessionRecord, Store,
+    StoreError, UserRecord,
 };
 use crate::users::UserDirectory;
 
@@ -168,14 +168,20 @@ pub enum WriteError {
     TooManyDevices { limit: usize },
     #[error("{limit} uploaded blobs are waiting for the changes that use them")]
     TooManyPendingBlobs { limit: usize },
+    #[error("{0} is not an enabled technician of this estate")]
+    UnknownTechnician(UserId),
     #[error("no such user")]
     UserNotFound,
     #[error("a user with this name exists already")]
     UserExists,
     #[error("the last enabled administrator cannot be disabled or given another role")]
     LastAdministrator,
-    #[error("the technician still holds {held} open tickets")]
-    TechnicianHoldsTickets { held: usize },
+    #[error(
+        "the technician still holds {} open tickets and has {} handhelds with changes to upload",
+        .0.held_tickets,
+        .0.devices_with_pending_changes
+    )]
+    TechnicianHoldsWork(OpenWork),
     #[error("the writer has stopped")]
     Stopped,
     #[error("applying the command panicked")]
@@ -548,22 +554,27 @@ impl WriterState {
                 // Validate the record first, so that R-I2 lists every problem.
                 let calendar = self.calendars.of(&intake.estate);
                 let mut ticket = create_ticket(id, intake, by.clone(), calendar, now)?;
-                let original = match &ticket.follow_up_of {
-                    Some(original) => Some(
-                        self.store
-                            .ticket(original)?
-                            // Another estate's ticket is as unknown as a missing one.
-                            .filter(|original| original.estate == ticket.estate)
-                            .ok_or(WriteError::TicketNotFound)?,
-                    ),
+                // R-S2: the staff agreed with the owner can be dispatched.
+                if let Some(staff) = ticket.booking.as_ref().and_then(|b| b.staff.as_ref()) {
+                    self.require_technician(staff, &ticket.estate)?;
+                }
+                // R-F3: the report and the ticket it came from name each
+                // other; another estate's ticket is as unknown as a missing one.
+                let link = match &ticket.follow_up_of {
+                    Some(original) => {
+                        let original = self
+                            .store
+                            .estate_ticket(&ticket.estate, original)?
+                            .ok_or(WriteError::TicketNotFound)?;
+                        let linked = link_follow_up_report(&original, &ticket, &by, now)?;
+                        Some((original, linked))
+                    }
                     None => None,
                 };
                 self.assign_serial_number(&mut changes, &mut ticket, now)?;
                 self.store
                     .stage_ticket(&mut changes, &mut counters, None, &ticket)?;
-                // R-F3: the report and the ticket it came from name each other.
-                if let Some(original) = original {
-                    let linked = link_follow_up_report(&original, &ticket, &by, now);
+                if let Some((original, linked)) = link {
                     self.store.stage_ticket(
                         &mut changes,
                         &mut counters,
@@ -587,6 +598,11 @@ impl WriterState {
                         expected,
                         actual: ticket.version,
                     });
+                }
+                if let OfficeOp::Dispatch { technician } | OfficeOp::Reassign { technician, .. } =
+                    &request.op
+                {
+                    self.require_technician(technician, &ticket.estate)?;
                 }
                 let next = match &request.op {
                     OfficeOp::Convert { reason } => {
@@ -638,6 +654,7 @@ impl WriterState {
                 if !self.store.has_blob(&hash)? {
                     changes.put_blob(&hash, bytes);
                 }
+                changes.put_blob_upload(&hash, &by);
                 Reply::Blob(BlobReceipt {
                     sha256: hash,
                     size_bytes,
@@ -777,8 +794,7 @@ impl WriterState {
         let mut tickets = BTreeMap::new();
         for mutation in &mutations {
             if !tickets.contains_key(&mutation.ticket_id)
-                && let Some(ticket) = self.store.ticket(&mutation.ticket_id)?
-                && access(&ticket) != TicketAccess::Hidden
+                && let Some(ticket) = self.store.estate_ticket(&estate, &mutation.ticket_id)?
             {
                 tickets.insert(mutation.ticket_id.clone(), ticket);
             }
@@ -804,13 +820,14 @@ impl WriterState {
 
         // The answer describes only what the technician may know: the
         // versions of the tickets they hold, and the images of their own
-        // signatures the server still needs.
+        // signatures they have not uploaded themselves (whether anybody
+        // else's bytes are the same is not told).
         let mut missing_blobs = Vec::new();
         for ticket in tickets.values() {
             for (blob, recorder) in ticket.blob_references() {
                 if recorder == &user
                     && !missing_blobs.contains(blob)
-                    && !self.store.has_blob(blob)?
+                    && !self.store.uploaded_by(blob, &user)?
                 {
                     missing_blobs.push(blob.clone());
                 }
@@ -835,6 +852,19 @@ impl WriterState {
             },
             device: Box::new(device),
         })
+    }
+
+    /// Only an enabled technician of the ticket's estate can be given it,
+    /// as the user records are at the moment it is given.
+    fn require_technician(&self, id: &UserId, estate: &EstateId) -> Result<(), WriteError> {
+        let fits = self.store.user(id)?.is_some_and(|user| {
+            user.role == Role::Technician && &user.estate == estate && !user.disabled
+        });
+        if fits {
+            Ok(())
+        } else {
+            Err(WriteError::UnknownTechnician(id.clone()))
+        }
     }
 
     fn existing_user(&self, id: &UserId) -> Result<UserRecord, WriteError> {
@@ -868,9 +898,9 @@ impl WriterState {
         }
         let moved = user.role != before.role || user.estate != before.estate;
         if before.role == Role::Technician && moved {
-            let held = self.open_tickets_held(&before.id)?;
-            if held > 0 {
-                return Err(WriteError::TechnicianHoldsTickets { held });
+            let work = self.store.open_work(&before)?;
+            if !work.is_empty() {
+                return Err(WriteError::TechnicianHoldsWork(work));
             }
         }
         let was_administrator = before.role == Role::Administrator && !before.disabled;
@@ -884,16 +914,6 @@ impl WriterState {
             changes.put_user(&user);
         }
         Ok(user)
-    }
-
-    /// Open tickets assigned to `technician` (counted up to a bound).
-    fn open_tickets_held(&self, technician: &UserId) -> Result<usize, WriteError> {
-        const COUNTED: usize = 1000;
-        let assigned = self.store.assigned_tickets(technician, None, COUNTED)?;
-        Ok(assigned
-            .iter()
-            .filter(|ticket| ticket.holder() == Some(technician))
-            .count())
     }
 
     fn enabled_administrators(&self) -> Result<usize, WriteError> {
@@ -986,7 +1006,9 @@ impl WriterState {
     /// just its hash, is on the server.
     fn check_signature_image(&self, ticket: &Ticket) -> Result<(), WriteError> {
         if let Some(signature) = ticket.signature_of_current_result()
-            && !self.store.has_blob(&signature.body.blob)?
+            && !self
+                .store
+                .uploaded_by(&signature.body.blob, &signature.recorded_by)?
         {
             return Err(WriteError::Workflow(WorkflowError::Invalid(vec![
                 sync_protocol::FieldProblem::new(
@@ -1155,10 +1177,10 @@ mod tests {
     use super::*;
     use crate::clock::ManualClock;
     use crate::store::{Kv, MemoryKv, Space, Write};
-    use crate::test_support::{at, intake, user};
+    use crate::test_support::{at, intake, store_with_crew, technician_li, user};
 
     fn start() -> (Store, Writer, JoinHandle<()>) {
-        let store = Store::in_memory();
+        let store = store_with_crew();
         let clock = Arc::new(ManualClock::new(at(9, 0)));
         let (writer, thread) = Writer::start(store.clone(), clock, 16).unwrap();
         (store, writer, thread)
@@ -1208,6 +1230,42 @@ mod tests {
                 text: "阀门已关 valve closed".into(),
             },
         }
+    }
+
+    #[tokio::test]
+    async fn r_d1_only_an_enabled_technician_of_the_estate_can_be_given_a_ticket() {
+        let (store, writer, _thread) = start();
+        let mut changes = Changes::default();
+        for (id, estate, role, disabled) in [
+            ("wu", "E02", Role::Technician, false),
+            ("zhao", "E01", Role::Technician, true),
+            ("kefu", "E01", Role::CustomerServiceAgent, false),
+        ] {
+            changes.put_user(&UserRecord {
+                id: user(id),
+                estate: EstateId::parse(estate).unwrap(),
+                role,
+                disabled,
+                ..technician_li(0)
+            });
+        }
+        store.apply(changes).unwrap();
+        let ticket = create(&writer).await;
+        for name in ["wu", "zhao", "kefu", "nobody"] {
+            let dispatch = OfficeOp::Dispatch {
+                technician: user(name),
+            };
+            match office(&writer, &ticket.id, dispatch).await {
+                Err(WriteError::UnknownTechnician(id)) => assert_eq!(id, user(name)),
+                Err(other) => panic!("{name}: {other:?}"),
+                Ok(_) => panic!("{name} was given the ticket"),
+            }
+        }
+        assert_eq!(store.ticket(&ticket.id).unwrap(), Some(ticket.clone()));
+        let dispatch = OfficeOp::Dispatch {
+            technician: user("li"),
+        };
+        office(&writer, &ticket.id, dispatch).await.unwrap();
     }
 
     #[tokio::test]
@@ -1731,7 +1789,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_server_rebuilt_over_the_same_store_continues_from_what_the_inline_writer_flushed() {
-        let store = Store::in_memory();
+        let store = store_with_crew();
         let clock = Arc::new(ManualClock::new(at(9, 0)));
         let first = Writer::start_inline(
             store.clone(),

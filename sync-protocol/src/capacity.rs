@@ -1,15 +1,21 @@
 //! How much one ticket holds. Every change rewrites the whole ticket, on one
 //! writer, so an unbounded ticket would hold every other device up while it
-//! is read and written: a ticket takes new content (a device fact, an
-//! office note, a tracking record, a follow-up, a sign-off) while it is
-//! below the content bounds, and workflow changes (dispatch, reassignment,
-//! appointment, cancel, close, conversion, a review) a while longer, so
-//! that a full ticket can still be finished. What was accepted stays; only
-//! the change that does not fit is refused (`ticket_full`). The scheduler's
-//! own records (`deadline_missed`) are never refused, and not counted.
+//! is read and written. A ticket takes free notes (a technician's, the
+//! office's) while it is below the content bounds, and everything the
+//! workflow needs (arrival, result and signature, dispatch, reassignment,
+//! appointments, tracking, sign-off, closure, follow-up, conversion) a while
+//! longer, so that a ticket full of notes can still be finished. Results and
+//! signatures are few per ticket ([`MAX_RESULTS`], [`MAX_SIGNATURES`]). What
+//! was accepted stays; only the change that does not fit is refused
+//! (`ticket_full`). The scheduler's own records (`deadline_missed`) are never
+//! refused, and not counted.
 
 use crate::ticket::{Actor, HistoryEvent, Ticket};
 
+/// Results one ticket keeps (the first and its corrections).
+pub const MAX_RESULTS: usize = 20;
+/// Owner's signatures one ticket keeps.
+pub const MAX_SIGNATURES: usize = 20;
 /// Changes by people and devices after which a ticket takes no new content.
 pub const MAX_CONTENT_CHANGES: usize = 500;
 /// Bytes of free text after which a ticket takes no new content.
@@ -25,9 +31,9 @@ const _: () = assert!(MAX_CHANGES > MAX_CONTENT_CHANGES && MAX_TEXT_BYTES > MAX_
 /// What a change adds to a ticket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Addition {
-    /// New content: a fact, a note, a record.
+    /// A free note, which nothing in the workflow waits for.
     Content,
-    /// A move of the workflow: status, holder, times.
+    /// What the workflow needs to go on: a fact, a move, a record.
     Workflow,
 }
 

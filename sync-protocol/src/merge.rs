@@ -10,7 +10,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::capacity::{Addition, check_room};
+use crate::capacity::{MAX_RESULTS, MAX_SIGNATURES, check_room};
 use crate::ids::{DeviceId, MutationId, UserId};
 use crate::mutation::{Applied, DeviceMutation, DeviceOp, RejectCode, Rejection, Verdict};
 use crate::office::MAX_TEXT_CHARS;
@@ -81,8 +81,20 @@ pub fn merge_into(
     if let Err(rejection) = validate_op(ticket, &mutation.op) {
         return Verdict::Rejected(rejection);
     }
-    if let Err(full) = check_room(ticket, Addition::Content, mutation.op.text_bytes()) {
+    if let Err(full) = check_room(ticket, mutation.op.addition(), mutation.op.text_bytes()) {
         return rejected(RejectCode::TicketFull, &full.to_string());
+    }
+    let (results, signatures) = (ticket.results.len(), ticket.signatures.len());
+    let too_many = match &mutation.op {
+        DeviceOp::Complete { .. } => results >= MAX_RESULTS,
+        DeviceOp::AttachSignature { .. } => signatures >= MAX_SIGNATURES,
+        DeviceOp::RecordArrival {} | DeviceOp::AddNote { .. } => false,
+    };
+    if too_many {
+        return rejected(
+            RejectCode::TicketFull,
+            "the ticket holds as many results and signatures as one ticket may (结果或签字已达上限)",
+        );
     }
 
     let late = lateness(ticket, &recorder.user);
@@ -180,17 +192,28 @@ fn validate_op(ticket: &Ticket, op: &DeviceOp) -> Result<(), Rejection> {
     }
 }
 
+/// Most materials one result lists.
+const MAX_MATERIALS: usize = 50;
+/// Longest material name or quantity, in characters.
+const MAX_MATERIAL_CHARS: usize = 100;
+
 /// R-P6: a result says what was done and whether it was paid, with the fee.
 fn validate_result(result: &CompletionRecord) -> Result<(), &'static str> {
     if result.work_done.trim().is_empty() || result.work_done.chars().count() > MAX_TEXT_CHARS {
         return Err("say what was done, in 1-4000 characters (处理结果必填)");
     }
-    if result
-        .materials
-        .iter()
-        .any(|m| m.name.trim().is_empty() || m.quantity.trim().is_empty())
-    {
-        return Err("every material needs a name and a quantity (材料名称和数量必填)");
+    if result.materials.len() > MAX_MATERIALS {
+        return Err("a result lists at most 50 materials (材料最多 50 项)");
+    }
+    if result.materials.iter().any(|m| {
+        m.name.trim().is_empty()
+            || m.quantity.trim().is_empty()
+            || m.name.chars().count() > MAX_MATERIAL_CHARS
+            || m.quantity.chars().count() > MAX_MATERIAL_CHARS
+    }) {
+        return Err(
+            "every material needs a name and a quantity, of 1-100 characters each (材料名称和数量必填)",
+        );
     }
     if let Charge::Paid { fee_fen } = result.charge
         && !(1..=MAX_FEE_FEN).contains(&fee_fen)
@@ -934,7 +957,33 @@ mod tests {
     }
 
     #[test]
-    fn a_full_ticket_refuses_a_new_fact_with_ticket_full_and_keeps_what_it_accepted() {
+    fn results_and_signatures_are_few_per_ticket() {
+        let mut ticket = dispatched_ticket("li");
+        for seq in 1..=MAX_RESULTS as u64 {
+            let verdict = merge_into(
+                &mut ticket,
+                &recorder("li"),
+                &mutation(seq, complete(paid_result())),
+                at(11, 0),
+            );
+            assert!(matches!(verdict, Verdict::Applied(_)), "{verdict:?}");
+        }
+        let next = MAX_RESULTS as u64 + 1;
+        assert_eq!(
+            refuse(&ticket, "li", &mutation(next, complete(paid_result()))),
+            RejectCode::TicketFull
+        );
+        let mut result = paid_result();
+        result.materials = vec![result.materials[0].clone(); MAX_MATERIALS + 1];
+        let fresh = dispatched_ticket("li");
+        assert_eq!(
+            refuse(&fresh, "li", &mutation(1, complete(result))),
+            RejectCode::InvalidContent
+        );
+    }
+
+    #[test]
+    fn a_full_ticket_refuses_a_new_note_with_ticket_full_and_keeps_what_it_accepted() {
         let mut ticket = dispatched_ticket("li");
         let mut seq = 0;
         while crate::capacity::check_room(&ticket, crate::capacity::Addition::Content, 4).is_ok() {
@@ -953,12 +1002,17 @@ mod tests {
             refuse(&full, "li", &mutation(seq, note("one more"))),
             RejectCode::TicketFull
         );
-        assert_eq!(
-            refuse(&full, "li", &mutation(seq, DeviceOp::RecordArrival {})),
-            RejectCode::TicketFull
-        );
         assert!(full.notes.len() >= 490, "{} notes kept", full.notes.len());
-        // The workflow still moves: the office can reassign or cancel it.
+        // What the workflow needs still fits: the arrival, the result and
+        // the owner's signature; and the office can still cancel it.
+        let arrived = apply(&full, "li", &mutation(seq, DeviceOp::RecordArrival {})).1;
+        let result = paid_result();
+        let completed = apply(&arrived, "li", &mutation(seq + 1, complete(result.clone()))).1;
+        apply(
+            &completed,
+            "li",
+            &mutation(seq + 2, signature_over(result.record_hash())),
+        );
         cancelled(&full);
     }
 }

@@ -22,6 +22,17 @@ pub struct DeviceMutation {
 }
 
 impl DeviceOp {
+    /// A note is content; an arrival, a result and a signature are what the
+    /// workflow needs (`capacity`).
+    pub fn addition(&self) -> crate::capacity::Addition {
+        match self {
+            DeviceOp::AddNote { .. } => crate::capacity::Addition::Content,
+            DeviceOp::RecordArrival {}
+            | DeviceOp::Complete { .. }
+            | DeviceOp::AttachSignature { .. } => crate::capacity::Addition::Workflow,
+        }
+    }
+
     /// Bytes of free text the op adds to a ticket (`capacity`).
     pub fn text_bytes(&self) -> usize {
         match self {

@@ -231,15 +231,15 @@ pub enum OfficeOp {
 }
 
 impl OfficeOp {
-    /// Whether the op adds content to the ticket or moves its workflow:
-    /// a full ticket takes no more content, but can still be finished.
+    /// Whether the op adds a free note or is what the workflow needs: a
+    /// ticket full of notes takes no more of them, but can still be finished.
     pub fn addition(&self) -> Addition {
         match self {
-            OfficeOp::AddNote { .. }
-            | OfficeOp::SignOff { .. }
+            OfficeOp::AddNote { .. } => Addition::Content,
+            OfficeOp::SignOff { .. }
             | OfficeOp::RecordFollowUp { .. }
-            | OfficeOp::Track { .. } => Addition::Content,
-            OfficeOp::Dispatch { .. }
+            | OfficeOp::Track { .. }
+            | OfficeOp::Dispatch { .. }
             | OfficeOp::Reassign { .. }
             | OfficeOp::SetAppointment { .. }
             | OfficeOp::Cancel { .. }
@@ -862,7 +862,9 @@ pub fn link_follow_up_report(
     report: &Ticket,
     by: &UserId,
     now: DateTime<Utc>,
-) -> Ticket {
+) -> Result<Ticket, WorkflowError> {
+    // A change of the original like any other: it needs room on it.
+    check_room(original, Addition::Workflow, 0)?;
     let mut next = original.clone();
     next.follow_up_reports.push(report.id.clone());
     let event = HistoryEvent::FollowUpReportRaised {
@@ -874,7 +876,7 @@ pub fn link_follow_up_report(
         event,
         original.status,
     );
-    next
+    Ok(next)
 }
 
 fn invalid(field: &str, problem: &str) -> WorkflowError {
@@ -1389,7 +1391,7 @@ pub(crate) mod tests {
             at(9, 0),
         )
         .unwrap();
-        let linked = link_follow_up_report(&original, &report, &user("agent"), at(9, 0));
+        let linked = link_follow_up_report(&original, &report, &user("agent"), at(9, 0)).unwrap();
         assert_eq!(linked.follow_up_reports, vec![report.id.clone()]);
         assert_eq!(report.follow_up_of, Some(original.id));
     }

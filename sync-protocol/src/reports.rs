@@ -66,7 +66,9 @@ use crate::error::ParseError;
 use crate::ids::{EstateId, TicketId, UserId};
 use crate::roles::Role;
 use crate::serial::{SerialKind, SerialMonth, SerialNumber, SerialSeries};
-use crate::ticket::{Area, Category, Charge, HistoryEvent, Ticket, TicketKind, TrackingKind};
+use crate::ticket::{
+    Area, Category, Charge, HistoryEvent, MAX_FEE_FEN, Ticket, TicketKind, TrackingKind,
+};
 use crate::time_rules::{
     Cadence, Deadline, DeadlineState, Duty, RuleId, assess, r_p3_owner_reply_deadline,
     r_p3_site_inspection_deadline, r_p4_cadences, r_p4_next_due,
@@ -1096,12 +1098,15 @@ impl SectionBuilder {
         };
         for entry in self.entries {
             match (entry.status, &entry.charge) {
-                (Status::Closed, Some(Charge::Paid { fee_fen })) => {
+                (Status::Closed, Some(Charge::Paid { fee_fen })) if *fee_fen <= MAX_FEE_FEN => {
                     add_fee(&mut section.paid_fee_fen, *fee_fen)?;
                     section.paid.push(entry);
                 }
                 (Status::Closed, Some(Charge::Free {})) => section.free.push(entry),
-                (Status::Closed, None) => section.not_recorded.push(entry),
+                // A fee beyond any real one is as good as unrecorded.
+                (Status::Closed, Some(Charge::Paid { .. }) | None) => {
+                    section.not_recorded.push(entry)
+                }
                 _ => section.not_closed.push(entry),
             }
         }
@@ -1516,19 +1521,22 @@ fn count_charge(
     charge: Option<&Charge>,
 ) -> Result<(), FeeTotalOverflow> {
     match charge {
-        Some(Charge::Paid { fee_fen }) => {
+        Some(Charge::Paid { fee_fen }) if *fee_fen <= MAX_FEE_FEN => {
             counts.paid += 1;
             add_fee(&mut counts.paid_fee_fen, *fee_fen)?;
         }
         Some(Charge::Free {}) => counts.free += 1,
-        None => counts.not_recorded += 1,
+        // A fee beyond any real one (stored before fees were bounded)
+        // cannot be counted as money: the charge is as good as unrecorded.
+        Some(Charge::Paid { .. }) | None => counts.not_recorded += 1,
     }
     Ok(())
 }
 
 /// A fee total of a report does not fit in 64 bits. Fees are bounded where
-/// they come in (`MAX_FEE_FEN`), so only a stored fee from before the bound
-/// can cause it; the report is refused rather than wrong.
+/// they come in, and a stored one beyond the bound is not counted as money
+/// (`MAX_FEE_FEN`), so this cannot happen below four billion paid tickets;
+/// the report is refused rather than wrong if it ever does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("a fee total of the report does not fit in 64 bits: a stored fee is beyond any real one")]
 pub struct FeeTotalOverflow;
@@ -2813,6 +2821,22 @@ mod tests {
         );
         assert!(december_archive.work_orders.not_closed.is_empty());
         assert!(december_archive.coordination_tickets.numbering.complete);
+    }
+
+    #[test]
+    fn r_c5_a_stored_fee_beyond_any_real_one_counts_as_not_recorded() {
+        let mut counts = ChargeCounts::default();
+        let beyond = Charge::Paid {
+            fee_fen: u64::MAX / 2 + 1,
+        };
+        for _ in 0..2 {
+            count_charge(&mut counts, Some(&beyond)).unwrap();
+        }
+        count_charge(&mut counts, Some(&Charge::Paid { fee_fen: 500 })).unwrap();
+        assert_eq!(
+            (counts.paid, counts.not_recorded, counts.paid_fee_fen),
+            (1, 2, 500)
+        );
     }
 
     #[test]

@@ -717,7 +717,7 @@ fn lifecycle_tickets() -> (Ticket, Ticket) {
     )
     .unwrap();
     let coordination =
-        link_follow_up_report(&coordination, &report, &user("specialist"), at(19, 2));
+        link_follow_up_report(&coordination, &report, &user("specialist"), at(19, 2)).unwrap();
     (work_order, coordination)
 }
 

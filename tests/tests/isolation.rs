@@ -174,9 +174,20 @@ async fn a_technician_moved_to_another_estate_neither_pulls_nor_writes_the_old_e
         .ticket(&server.login("diaodu").await, &lis_ticket.id)
         .await;
 
-    // With the server stopped, the command line moves li to E02.
+    // With the server stopped, the command line moves li to E02: it refuses
+    // while he holds open tickets, unless told to all the same.
     assert!(server.stop_gracefully());
-    common::add_user(server.data_dir(), "li", "technician", "E02");
+    let refused = common::run_add_user(
+        server.data_dir(),
+        "li",
+        "technician",
+        "E02",
+        "维修 李师傅 Li",
+        &format!("{}\n", common::DEMO_PASSWORD),
+    );
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("open tickets"));
+    common::add_user_with(server.data_dir(), "li", "technician", "E02", &["--force"]);
     server.start_again();
     server.forget_token("li");
 
@@ -231,4 +242,72 @@ async fn an_administrator_cannot_move_a_technician_who_still_holds_open_tickets(
     // Nothing changed: his token still works.
     let li = server.login("li").await;
     assert_eq!(server.list_tickets(&li).await.len(), held);
+
+    // A technician without tickets whose handheld still has changes to
+    // upload stays too, until it has synced.
+    server.add_user_by_api("tian", "technician", "E01").await;
+    let tian = server.login("tian").await;
+    let device = common::device_id("hh-tian");
+    let mut waiting = common::device_report(&device);
+    waiting.outbox_depth = 2;
+    let pull = |report: sync_protocol::DeviceReport| PullRequest {
+        protocol_version: PROTOCOL_VERSION,
+        device: report,
+        cursor: Cursor(0),
+        limit: None,
+    };
+    server
+        .pull_raw(&tian, &pull(waiting))
+        .await
+        .ok::<PullResponse>();
+    let refused = server
+        .change_user("tian", &json!({ "estate": "E02" }))
+        .await;
+    let body = refused.error(StatusCode::CONFLICT, "technician_has_pending_changes");
+    assert_eq!(body.details.unwrap()["devices"], json!(1));
+    server
+        .pull_raw(&tian, &pull(common::device_report(&device)))
+        .await
+        .ok::<PullResponse>();
+    let moved = server
+        .change_user("tian", &json!({ "estate": "E02" }))
+        .await;
+    assert_eq!(moved.status, StatusCode::OK, "{moved:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn naming_someone_elses_image_in_a_signature_opens_nothing_and_tells_nothing() {
+    let server = TestServer::start();
+    let (_, image) = signed_ticket(&server, true).await;
+    let hash = Sha256Hex::of(&image);
+    // zhang completes one of his own tickets and has a "signature" name the
+    // hash of li's owner's signature, whose bytes he never had.
+    let zhang = server.login("zhang").await;
+    let his = server.tickets_of("zhang").await.remove(0);
+    let mut handheld = Handheld::new("hh-zhang-names");
+    let result = paid_result();
+    let naming = sync_protocol::DeviceOp::AttachSignature {
+        blob: hash.clone(),
+        signed_record: result.record_hash(),
+        signer_name: "业主 Owner".into(),
+        rating: None,
+    };
+    let batch = vec![
+        handheld.record(&his, DeviceOp::Complete { result }),
+        handheld.record(&his, naming),
+    ];
+    let pushed = server.push(&zhang, &handheld.id, batch).await;
+    assert_eq!(
+        pushed.missing_blobs,
+        vec![hash.clone()],
+        "still his to upload"
+    );
+    let path = format!("/api/v1/blobs/{hash}");
+    server
+        .get(&path, Some(&zhang))
+        .await
+        .error(StatusCode::NOT_FOUND, "blob_not_found");
+    // The office reads it through li's ticket, as before.
+    let dispatcher = server.login("diaodu").await;
+    assert_eq!(server.get(&path, Some(&dispatcher)).await.body, image);
 }

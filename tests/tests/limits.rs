@@ -152,6 +152,14 @@ async fn idle_connections_are_closed_and_connections_beyond_the_cap_are_refused_
         .unwrap();
     let answer = read_until_closed(&mut fresh).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+    // A keep-alive connection left idle after its answer is closed too.
+    let mut kept = TcpStream::connect(server.address()).await.unwrap();
+    kept.write_all(b"GET /healthz HTTP/1.1\r\nhost: test\r\n\r\n")
+        .await
+        .unwrap();
+    let answered = read_until_closed(&mut kept).await;
+    assert!(answered.starts_with("HTTP/1.1 200"), "{answered}");
 }
 
 fn pull_from(device: &str, outbox_depth: u32) -> PullRequest {
@@ -183,10 +191,13 @@ async fn a_technician_keeps_a_bounded_number_of_devices_and_one_with_work_to_upl
             .map(|row| row.device_id.to_string())
             .collect::<Vec<_>>()
     };
-    server
-        .pull_raw(&li, &pull_from("hh-li-old", 0))
-        .await
-        .ok::<serde_json::Value>();
+    // The first handheld uploads a note, then sits idle.
+    let ticket = server.tickets_of("li").await.remove(0);
+    let mut old = Handheld::new("hh-li-old");
+    let written = vec![old.record(&ticket, note("written before retirement"))];
+    let before_retirement = common::push_request(&old.id, written);
+    let first: sync_protocol::PushResponse = server.push_raw(&li, &before_retirement).await.ok();
+    assert!(matches!(first.outcomes[0].outcome, Outcome::Applied(_)));
     server
         .pull_raw(&li, &pull_from("hh-li-busy", 3))
         .await
@@ -208,22 +219,23 @@ async fn a_technician_keeps_a_bounded_number_of_devices_and_one_with_work_to_upl
     refused.error(StatusCode::CONFLICT, "too_many_devices");
     assert_eq!(crew().await.len(), 2);
 
-    // A retired device that comes back keeps its numbering: nothing of it
-    // is lost or applied twice.
+    // The retired handheld comes back (taking the place of the idle one) and
+    // keeps its numbering: its note again is a duplicate with its first
+    // answer, and its next note is its second.
     server
         .pull_raw(&li, &pull_from("hh-li-new", 0))
         .await
         .ok::<serde_json::Value>();
-    let ticket = server.tickets_of("li").await.remove(0);
-    let mut old = Handheld::new("hh-li-old");
-    let batch = vec![old.record(&ticket, note("written before retirement"))];
-    let request = common::push_request(&old.id, batch);
-    let first: sync_protocol::PushResponse = server.push_raw(&li, &request).await.ok();
-    let again: sync_protocol::PushResponse = server.push_raw(&li, &request).await.ok();
+    let again: sync_protocol::PushResponse = server.push_raw(&li, &before_retirement).await.ok();
     assert!(
         matches!(again.outcomes[0].outcome, Outcome::Duplicate { .. }),
-        "{first:?} {again:?}"
+        "{again:?}"
     );
+    let after = vec![old.record(&ticket, note("after"))];
+    let next = server.push(&li, &old.id, after).await;
+    assert_eq!(next.last_seq, sync_protocol::DeviceSeq(2));
+    let kept = server.ticket(&li, &ticket.id).await;
+    assert_eq!(kept.notes.len(), 2, "each note once");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

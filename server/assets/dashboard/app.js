@@ -13,7 +13,8 @@ const API = {
 };
 const SESSION_KEY = "estate-sync.dashboard.session";
 const LANGUAGE_KEY = "estate-sync.dashboard.language";
-/// This browser's id: the refresh token is bound to it.
+/// This tab's id: its refresh token is bound to it. Per tab (session
+/// storage), so that two tabs never share, or end, each other's session.
 const DEVICE_KEY = "estate-sync.dashboard.device";
 /// The access token is renewed this long before it expires.
 const RENEW_AHEAD_MS = 60000;
@@ -595,14 +596,14 @@ function send(path, options) {
   });
 }
 
-/// This browser's device id, made once.
+/// This tab's device id, made once.
 function deviceId() {
-  let id = localStorage.getItem(DEVICE_KEY);
+  let id = sessionStorage.getItem(DEVICE_KEY);
   if (!id) {
     const random = new Uint8Array(8);
     crypto.getRandomValues(random);
     id = "dashboard-" + Array.from(random, (byte) => byte.toString(16).padStart(2, "0")).join("");
-    localStorage.setItem(DEVICE_KEY, id);
+    sessionStorage.setItem(DEVICE_KEY, id);
   }
   return id;
 }

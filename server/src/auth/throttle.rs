@@ -83,23 +83,12 @@ impl LoginThrottle {
         }
     }
 
-    /// Whether `username` may try its password now.
-    pub fn check_username(&self, username: &str, now: Instant) -> Result<(), Throttled> {
-        let usernames = lock(&self.usernames);
-        let Some(failures) = usernames.get(&username_key(username)) else {
-            return Ok(());
-        };
-        match failures.locked_until(self.free_failures) {
-            Some(until) if until > now => Err(Throttled {
-                retry_after: until - now,
-            }),
-            _ => Ok(()),
-        }
-    }
-
-    /// A wrong password (or an unknown username) for `username`.
-    pub fn failed(&self, username: &str, now: Instant) {
+    /// Whether `username` may try its password now; if so, the attempt is
+    /// counted as a failure at once (forgiven by [`LoginThrottle::succeeded`]),
+    /// so that attempts made at the same moment cannot all pass together.
+    pub fn attempt_username(&self, username: &str, now: Instant) -> Result<(), Throttled> {
         let mut usernames = lock(&self.usernames);
+        let free_failures = self.free_failures;
         let failures = usernames.touch(
             username_key(username),
             now,
@@ -112,8 +101,16 @@ impl LoginThrottle {
         if now.duration_since(failures.last) >= FAILURES_FORGOTTEN_AFTER {
             failures.count = 0;
         }
+        if let Some(until) = failures.locked_until(free_failures)
+            && until > now
+        {
+            return Err(Throttled {
+                retry_after: until - now,
+            });
+        }
         failures.count = failures.count.saturating_add(1);
         failures.last = now;
+        Ok(())
     }
 
     /// The right password: the username's failures are forgiven.
@@ -192,10 +189,6 @@ impl<K, V> Default for Table<K, V> {
 }
 
 impl<K: Eq + Hash + Clone, V> Table<K, V> {
-    fn get(&self, key: &K) -> Option<&V> {
-        self.entries.get(key).map(|(value, _)| value)
-    }
-
     fn remove(&mut self, key: &K) {
         self.entries.remove(key);
     }
@@ -277,43 +270,51 @@ mod tests {
     #[test]
     fn a_username_waits_longer_after_each_failure_past_the_free_ones() {
         let throttle = LoginThrottle::new(1000, 3);
-        let start = Instant::now();
-        for _ in 0..3 {
-            throttle.check_username("li", start).unwrap();
-            throttle.failed("li", start);
+        let mut now = Instant::now();
+        for _ in 0..4 {
+            throttle.attempt_username("li", now).unwrap();
         }
-        assert!(
-            throttle.check_username("li", start).is_ok(),
-            "3 failures are free"
-        );
-        throttle.failed("li", start);
-        let waits: Vec<u64> = (0..4)
-            .map(|_| {
-                let wait = throttle.check_username("li", start).unwrap_err();
-                throttle.failed("li", start);
-                wait.retry_after_seconds()
-            })
-            .collect();
+        // Each wait is taken, then the attempt fails again.
+        let mut waits = Vec::new();
+        for _ in 0..4 {
+            let wait = throttle.attempt_username("li", now).unwrap_err();
+            waits.push(wait.retry_after_seconds());
+            now += wait.retry_after;
+            throttle.attempt_username("li", now).unwrap();
+        }
         assert_eq!(waits, [1, 2, 4, 8]);
-        assert!(throttle.check_username("zhang", start).is_ok());
+        assert!(throttle.attempt_username("zhang", now).is_ok());
         throttle.succeeded("li");
-        assert!(throttle.check_username("li", start).is_ok());
+        assert!(throttle.attempt_username("li", now).is_ok());
+    }
+
+    #[test]
+    fn attempts_at_the_same_moment_count_before_their_answers() {
+        let throttle = LoginThrottle::new(1000, 3);
+        let now = Instant::now();
+        let passed = (0..10)
+            .filter(|_| throttle.attempt_username("li", now).is_ok())
+            .count();
+        assert_eq!(passed, 4, "the free failures and one more, not all ten");
     }
 
     #[test]
     fn failures_are_forgotten_after_an_hour_and_the_lockout_is_capped() {
         let throttle = LoginThrottle::new(1000, 0);
-        let start = Instant::now();
+        let mut now = Instant::now();
         for _ in 0..40 {
-            throttle.failed("li", start);
+            if let Err(wait) = throttle.attempt_username("li", now) {
+                now += wait.retry_after;
+                throttle.attempt_username("li", now).unwrap();
+            }
         }
-        let wait = throttle.check_username("li", start).unwrap_err();
+        let wait = throttle.attempt_username("li", now).unwrap_err();
         assert_eq!(wait.retry_after, MAX_LOCKOUT);
-        let later = start + FAILURES_FORGOTTEN_AFTER;
-        throttle.failed("li", later);
+        let later = now + FAILURES_FORGOTTEN_AFTER;
+        throttle.attempt_username("li", later).unwrap();
         assert_eq!(
             throttle
-                .check_username("li", later)
+                .attempt_username("li", later)
                 .unwrap_err()
                 .retry_after_seconds(),
             1
@@ -325,11 +326,15 @@ mod tests {
         let throttle = LoginThrottle::new(1000, 5);
         let start = Instant::now();
         for n in 0..MAX_ENTRIES {
-            throttle.failed(&format!("user{n}"), start);
+            throttle
+                .attempt_username(&format!("user{n}"), start)
+                .unwrap();
         }
-        throttle.failed("newcomer", start + Duration::from_secs(1));
+        throttle
+            .attempt_username("newcomer", start + Duration::from_secs(1))
+            .unwrap();
         let usernames = lock(&throttle.usernames);
         assert_eq!(usernames.entries.len(), MAX_ENTRIES);
-        assert!(usernames.get(&"newcomer".to_owned()).is_some());
+        assert!(usernames.entries.contains_key("newcomer"));
     }
 }

@@ -67,13 +67,22 @@ pub async fn download(
     // Missing, unreferenced, or only another estate's: the same answer.
     let not_found = || ApiError::not_found("blob_not_found", "no blob with that hash");
     let hash = parse_hash(&hash)?;
+    // Readable through a ticket the caller may read whose fact refers to
+    // the blob, and only if the fact's recorder uploaded these bytes: naming
+    // a hash in a fact does not open someone else's image.
     let mut readable = false;
-    for ticket_id in state.store.blob_referrers(&hash, REFERRERS_CHECKED)? {
-        if let Some(ticket) = state.store.ticket(&ticket_id)?
-            && caller.access(&ticket) == TicketAccess::Readable
-        {
-            readable = true;
-            break;
+    'referrers: for ticket_id in state.store.blob_referrers(&hash, REFERRERS_CHECKED)? {
+        let Some(ticket) = state.store.ticket(&ticket_id)? else {
+            continue;
+        };
+        if caller.access(&ticket) != TicketAccess::Readable {
+            continue;
+        }
+        for (blob, recorder) in ticket.blob_references() {
+            if blob == &hash && state.store.uploaded_by(&hash, recorder)? {
+                readable = true;
+                break 'referrers;
+            }
         }
     }
     if !readable {

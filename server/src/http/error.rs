@@ -7,6 +7,7 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
+use serde::de::DeserializeSeed;
 use serde_json::json;
 use serde_json::value::RawValue;
 use sync_protocol::{BatchError, ErrorBody, ReviewError, WorkflowError};
@@ -242,6 +243,11 @@ impl From<WriteError> for ApiError {
                 ),
             )
             .with_details(json!({ "limit": limit })),
+            WriteError::UnknownTechnician(technician) => ApiError::client(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown_technician",
+                format!("{technician} is not a technician of this estate"),
+            ),
             WriteError::UserNotFound => ApiError::not_found("user_not_found", "no such user"),
             WriteError::UserExists => ApiError::conflict(
                 "user_exists",
@@ -251,13 +257,22 @@ impl From<WriteError> for ApiError {
                 "last_administrator",
                 "the last enabled administrator cannot be disabled or given another role (至少保留一名管理员)",
             ),
-            WriteError::TechnicianHoldsTickets { held } => ApiError::conflict(
+            WriteError::TechnicianHoldsWork(work) if work.held_tickets > 0 => ApiError::conflict(
                 "technician_holds_tickets",
                 format!(
-                    "the technician still holds {held} open tickets: reassign them first, so that what their handhelds recorded still reaches them (请先改派其工单)"
+                    "the technician still holds {} open tickets: reassign them first, so that what their handhelds recorded still reaches them (请先改派其工单)",
+                    work.held_tickets
                 ),
             )
-            .with_details(json!({ "held": held })),
+            .with_details(json!({ "held": work.held_tickets })),
+            WriteError::TechnicianHoldsWork(work) => ApiError::conflict(
+                "technician_has_pending_changes",
+                format!(
+                    "{} of the technician's handhelds last reported changes waiting to upload: let them sync first (请先同步其设备)",
+                    work.devices_with_pending_changes
+                ),
+            )
+            .with_details(json!({ "devices": work.devices_with_pending_changes })),
             WriteError::TooManyDevices { limit } => ApiError::conflict(
                 "too_many_devices",
                 format!(
@@ -318,37 +333,124 @@ where
 
 /// Where the first `null` in a JSON text is, written as the body errors
 /// write a member (`device.outbox_depth`, `mutations[0].op`), or `None`.
+/// The text is walked, not built: whatever the body, this takes memory in
+/// proportion to its nesting, not to its size.
 fn first_null(text: &str) -> Option<String> {
-    // Most bodies have no `null` anywhere; only those are parsed again.
+    // Most bodies have no `null` anywhere; only those are walked.
     if !text.contains("null") {
         return None;
     }
-    fn find(value: &serde_json::Value, at: String) -> Option<String> {
-        match value {
-            serde_json::Value::Null => Some(at),
-            serde_json::Value::Array(items) => items
-                .iter()
-                .enumerate()
-                .find_map(|(index, item)| find(item, format!("{at}[{index}]"))),
-            serde_json::Value::Object(members) => members.iter().find_map(|(name, member)| {
-                let path = if at.is_empty() {
-                    name.clone()
-                } else {
-                    format!("{at}.{name}")
-                };
-                find(member, path)
-            }),
-            _ => None,
+    let mut found = None;
+    let mut at = Vec::new();
+    let seed = FindNull {
+        at: &mut at,
+        found: &mut found,
+    };
+    let _ = seed.deserialize(&mut serde_json::Deserializer::from_str(text));
+    found
+}
+
+/// One step of the way to a member.
+enum Step {
+    Member(String),
+    Index(usize),
+}
+
+/// A visitor that walks a JSON value, keeping only the way to where it is,
+/// and stops at the first null.
+struct FindNull<'a> {
+    at: &'a mut Vec<Step>,
+    found: &'a mut Option<String>,
+}
+
+impl FindNull<'_> {
+    fn path(&self) -> String {
+        let mut path = String::new();
+        for step in self.at.iter() {
+            match step {
+                Step::Member(name) if path.is_empty() => path.push_str(name),
+                Step::Member(name) => {
+                    path.push('.');
+                    path.push_str(name);
+                }
+                Step::Index(index) => path.push_str(&format!("[{index}]")),
+            }
         }
-    }
-    let value: serde_json::Value = serde_json::from_str(text).ok()?;
-    find(&value, String::new()).map(|at| {
-        if at.is_empty() {
+        if path.is_empty() {
             "the body".to_owned()
         } else {
-            at
+            path
         }
-    })
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for FindNull<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for FindNull<'_> {
+    type Value = ();
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("any JSON value")
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
+        *self.found = Some(self.path());
+        Err(E::custom("a null"))
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut items: A) -> Result<(), A::Error> {
+        for index in 0.. {
+            self.at.push(Step::Index(index));
+            let item = items.next_element_seed(FindNull {
+                at: &mut *self.at,
+                found: &mut *self.found,
+            });
+            self.at.pop();
+            if item?.is_none() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut members: A) -> Result<(), A::Error> {
+        while let Some(name) = members.next_key::<String>()? {
+            self.at.push(Step::Member(name));
+            let member = members.next_value_seed(FindNull {
+                at: &mut *self.at,
+                found: &mut *self.found,
+            });
+            self.at.pop();
+            member?;
+        }
+        Ok(())
+    }
 }
 
 impl From<JsonRejection> for ApiError {
@@ -377,5 +479,28 @@ pub struct ApiPath<T>(pub T);
 impl From<PathRejection> for ApiError {
     fn from(rejection: PathRejection) -> Self {
         ApiError::bad_request("invalid_path", rejection.body_text())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_null_is_named_by_its_way_and_a_null_in_a_string_is_none() {
+        assert_eq!(first_null(r#"{"a":1,"b":"null"}"#), None);
+        assert_eq!(first_null("null").as_deref(), Some("the body"));
+        assert_eq!(
+            first_null(r#"{"device":{"id":"x","outbox_depth":null}}"#).as_deref(),
+            Some("device.outbox_depth")
+        );
+        assert_eq!(
+            first_null(r#"{"mutations":[{"op":{}},{"op":null}],"later":null}"#).as_deref(),
+            Some("mutations[1].op")
+        );
+        assert_eq!(
+            first_null(r#"{"n\u0075ll":"null","x":[1,[2,null]]}"#).as_deref(),
+            Some("x[1][1]")
+        );
     }
 }

@@ -63,7 +63,7 @@ pub async fn live(
     };
     let subscription = state
         .live
-        .subscribe(&caller.estate, last_event_id)
+        .subscribe(&caller.estate, &caller.user, last_event_id)
         .map_err(|refused| match refused {
             Refused::Closed => ApiError::client(
                 StatusCode::SERVICE_UNAVAILABLE,

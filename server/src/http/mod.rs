@@ -81,9 +81,18 @@ pub struct AppState {
 
 pub fn router(state: Arc<AppState>) -> Router {
     let limits = state.limits.clone();
-    let api = Router::new()
+    // Logins and refreshes: counted against the client address before the
+    // body is even read, and with a body of at most 16 KiB.
+    let sessions = Router::new()
         .route(openapi::LOGIN, post(session::login))
         .route(openapi::REFRESH, post(session::refresh))
+        .layer(DefaultBodyLimit::max(session::AUTH_BODY_LIMIT_BYTES))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            session::throttle_by_address,
+        ));
+    let api = Router::new()
+        .merge(sessions)
         .route(openapi::ADMIN_USERS, get(admin::list).post(admin::add))
         .route(openapi::ADMIN_USER, patch(admin::change))
         .route(openapi::ADMIN_USER_PASSWORD, post(admin::reset_password))

@@ -1,13 +1,16 @@
 //! Logging in: a username and password for an access token and a refresh
 //! token (`POST /api/v1/auth/login`), and a refresh token for a new pair
-//! (`POST /api/v1/auth/refresh`). Both are throttled per client address;
-//! password logins also per username (`auth::throttle`).
+//! (`POST /api/v1/auth/refresh`). Both are throttled per client address
+//! before their body is read, with a small body limit; password logins also
+//! per username (`auth::throttle`).
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use sync_protocol::{LoginRequest, LoginResponse, RefreshRequest, UserId};
 
 use super::{ApiError, ApiJson, AppState, ClientAddress};
@@ -17,19 +20,33 @@ use crate::auth::throttle::Throttled;
 use crate::store::{SessionRecord, UserRecord};
 use crate::writer::{Command, Reply};
 
-pub async fn login(
+/// The largest login or refresh body: a username, a password of at most 256
+/// characters, a device id and a refresh token fit many times over.
+pub const AUTH_BODY_LIMIT_BYTES: usize = 16 * 1024;
+
+/// Take one attempt from the client address's allowance before anything
+/// else, the body's reading included, is spent on a login or refresh.
+pub async fn throttle_by_address(
     State(state): State<Arc<AppState>>,
     ClientAddress(address): ClientAddress,
+    request: Request,
+    next: Next,
+) -> Response {
+    match state.throttle.attempt_from(address, Instant::now()) {
+        Ok(()) => next.run(request).await,
+        Err(limit) => throttled(limit).into_response(),
+    }
+}
+
+pub async fn login(
+    State(state): State<Arc<AppState>>,
     ApiJson(request): ApiJson<LoginRequest>,
 ) -> Result<Json<LoginResponse>, ApiError> {
-    let now = Instant::now();
+    // Counted as a failure until the password is found right, so that
+    // attempts made at once cannot pass the username's limit together.
     state
         .throttle
-        .attempt_from(address, now)
-        .map_err(throttled)?;
-    state
-        .throttle
-        .check_username(&request.username, now)
+        .attempt_username(&request.username, Instant::now())
         .map_err(throttled)?;
     // One answer, after the same work, for unknown users, disabled users
     // and wrong passwords: no user enumeration, by the answer or its time.
@@ -45,7 +62,6 @@ pub async fn login(
         .await
         .map_err(busy)?;
     let Some(user) = user.filter(|_| matches) else {
-        state.throttle.failed(&request.username, Instant::now());
         return Err(refused());
     };
     state.throttle.succeeded(&request.username);
@@ -66,13 +82,8 @@ pub async fn login(
 
 pub async fn refresh(
     State(state): State<Arc<AppState>>,
-    ClientAddress(address): ClientAddress,
     ApiJson(request): ApiJson<RefreshRequest>,
 ) -> Result<Json<LoginResponse>, ApiError> {
-    state
-        .throttle
-        .attempt_from(address, Instant::now())
-        .map_err(throttled)?;
     // Whatever the reason (unknown, expired, used up, another device, the
     // account changed), the client does the same: log in again.
     let refused = || {

@@ -27,6 +27,9 @@ pub enum Space {
     BlobRefs,
     /// Index: blobs each user uploaded that no ticket refers to yet.
     PendingBlobs,
+    /// Index: who uploaded each blob. A reference to a blob grants access
+    /// to it only through the bytes its recorder uploaded.
+    BlobUploads,
 }
 
 impl Space {

@@ -81,6 +81,21 @@ pub struct SessionRecord {
     pub expires_at: DateTime<Utc>,
 }
 
+/// What a technician still has in hand ([`Store::open_work`]): while they
+/// hold any, their role and estate stay, so that what their handhelds
+/// recorded still reaches the tickets.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OpenWork {
+    pub held_tickets: usize,
+    pub devices_with_pending_changes: usize,
+}
+
+impl OpenWork {
+    pub fn is_empty(&self) -> bool {
+        self.held_tickets == 0 && self.devices_with_pending_changes == 0
+    }
+}
+
 /// One entry of a technician's change feed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FeedEntry {
@@ -112,6 +127,8 @@ const META_REPORT_DIGESTS: &[u8] = b"report_digests";
 const REPORT_DIGESTS_VERSION: u64 = 1;
 /// Which layout of `Space::BlobRefs` the store holds.
 const META_BLOB_REFS: &[u8] = b"blob_refs";
+/// Set once the uploaders of a store's existing blobs are recorded.
+const META_BLOB_UPLOADERS: &[u8] = b"blob_uploaders";
 
 /// An index derived from the tickets alone, kept with every ticket write
 /// and built for a store that lacks it.
@@ -167,6 +184,7 @@ impl Store {
             kv: Arc::new(SledKv::open(path)?),
         };
         store.ensure_derived_indexes()?;
+        store.ensure_blob_uploaders()?;
         Ok(store)
     }
 
@@ -194,6 +212,20 @@ impl Store {
 
     pub fn ticket(&self, id: &TicketId) -> Result<Option<Ticket>, StoreError> {
         self.get_json(Space::Tickets, id.as_str().as_bytes())
+    }
+
+    /// The ticket if it is one of `estate`'s: another estate's is not even
+    /// read (its index entry says whose it is).
+    pub fn estate_ticket(
+        &self,
+        estate: &EstateId,
+        id: &TicketId,
+    ) -> Result<Option<Ticket>, StoreError> {
+        let key = key2(estate.as_str(), id.as_str());
+        if !self.kv.contains(Space::EstateTickets, &key)? {
+            return Ok(None);
+        }
+        self.ticket(id)
     }
 
     /// An estate's tickets in id order, after `after`.
@@ -341,6 +373,54 @@ impl Store {
         Ok(())
     }
 
+    /// A store written before uploads were recorded: each blob a ticket's
+    /// fact refers to, and that is there, counts as uploaded by the fact's
+    /// recorder. Only adds; marked once done.
+    fn ensure_blob_uploaders(&self) -> Result<(), StoreError> {
+        if self.kv.get(Space::Meta, META_BLOB_UPLOADERS)?.is_some() {
+            return Ok(());
+        }
+        self.stage_every_ticket(|changes, ticket| {
+            for (blob, recorder) in ticket.blob_references() {
+                if self.has_blob(blob)? {
+                    changes.put_blob_upload(blob, recorder);
+                }
+            }
+            Ok(())
+        })?;
+        let mut marker = Changes::default();
+        marker.put(
+            Space::Meta,
+            META_BLOB_UPLOADERS.to_vec(),
+            1u64.to_be_bytes().to_vec(),
+        );
+        self.apply(marker)?;
+        self.flush()
+    }
+
+    /// Walks every ticket a page at a time, applying what `stage` makes of
+    /// each page before reading the next; answers how many it saw.
+    fn stage_every_ticket(
+        &self,
+        mut stage: impl FnMut(&mut Changes, &Ticket) -> Result<(), StoreError>,
+    ) -> Result<usize, StoreError> {
+        let mut after: Option<TicketId> = None;
+        let mut tickets = 0;
+        loop {
+            let page = self.all_tickets(after.as_ref(), DIGEST_PAGE_SIZE)?;
+            let mut changes = Changes::default();
+            for ticket in &page {
+                stage(&mut changes, ticket)?;
+            }
+            self.apply(changes)?;
+            tickets += page.len();
+            match page.last() {
+                Some(last) if page.len() == DIGEST_PAGE_SIZE => after = Some(last.id.clone()),
+                _ => return Ok(tickets),
+            }
+        }
+    }
+
     fn ensure_derived(&self, derived: &Derived) -> Result<(), StoreError> {
         let built = self.kv.get(Space::Meta, derived.marker)?;
         if built.is_some_and(|value| decode_u64(&value) == derived.version) {
@@ -362,21 +442,10 @@ impl Store {
                 .collect();
             self.kv.apply(deletes)?;
         }
-        let mut after: Option<TicketId> = None;
-        let mut tickets = 0;
-        loop {
-            let page = self.all_tickets(after.as_ref(), DIGEST_PAGE_SIZE)?;
-            let mut changes = Changes::default();
-            for ticket in &page {
-                (derived.stage)(&mut changes, ticket);
-            }
-            self.apply(changes)?;
-            tickets += page.len();
-            match page.last() {
-                Some(last) if page.len() == DIGEST_PAGE_SIZE => after = Some(last.id.clone()),
-                _ => break,
-            }
-        }
+        let tickets = self.stage_every_ticket(|changes, ticket| {
+            (derived.stage)(changes, ticket);
+            Ok(())
+        })?;
         let mut marker = Changes::default();
         marker.put(
             Space::Meta,
@@ -404,6 +473,39 @@ impl Store {
             after,
             limit,
         )
+    }
+
+    /// What a technician still has in hand: the open tickets assigned to
+    /// them (the index keeps their closed ones too: every page is read) and
+    /// their devices that last reported changes waiting to upload.
+    pub fn open_work(&self, user: &UserRecord) -> Result<OpenWork, StoreError> {
+        const PAGE: usize = 500;
+        let mut work = OpenWork::default();
+        let mut after: Option<TicketId> = None;
+        loop {
+            let page = self.assigned_tickets(&user.id, after.as_ref(), PAGE)?;
+            work.held_tickets += page
+                .iter()
+                .filter(|ticket| ticket.holder() == Some(&user.id))
+                .count();
+            match page.last() {
+                Some(last) if page.len() == PAGE => after = Some(last.id.clone()),
+                _ => break,
+            }
+        }
+        let mut after: Option<DeviceId> = None;
+        loop {
+            let page = self.estate_devices(&user.estate, after.as_ref(), PAGE)?;
+            work.devices_with_pending_changes += page
+                .iter()
+                .filter(|device| device.user == user.id && device.outbox_depth > 0)
+                .count();
+            match page.last() {
+                Some(last) if page.len() == PAGE => after = Some(last.device_id.clone()),
+                _ => break,
+            }
+        }
+        Ok(work)
     }
 
     /// Records listed in an `owner\0id` index, in id order, after `after`.
@@ -544,6 +646,12 @@ impl Store {
             .collect()
     }
 
+    /// Whether `user` uploaded these bytes (the blob is then on the server).
+    pub fn uploaded_by(&self, hash: &Sha256Hex, user: &UserId) -> Result<bool, StoreError> {
+        self.kv
+            .contains(Space::BlobUploads, &key2(hash.as_str(), user.as_str()))
+    }
+
     /// Whether `user` uploaded the blob and no ticket refers to it yet.
     pub fn is_pending_blob(&self, user: &UserId, hash: &Sha256Hex) -> Result<bool, StoreError> {
         self.kv
@@ -594,7 +702,7 @@ impl Store {
         )
     }
 
-    /// The users of `estate` with `role`, in id order. A scan of every user:
+    /// The enabled users of `estate` with `role`, in id order. A scan of every user:
     /// users are few (tens per estate), so they have no estate index, and
     /// one that `add-user` could leave stale when it changes a user's estate
     /// or role is not worth keeping.
@@ -612,7 +720,7 @@ impl Store {
             let page = self.kv.range(Space::Users, &from, &end, SCAN_PAGE)?;
             for (_, value) in &page {
                 let user: UserRecord = decode(Space::Users, value)?;
-                if user.role == role && &user.estate == estate {
+                if user.role == role && &user.estate == estate && !user.disabled {
                     found.push(user);
                 }
             }
@@ -831,6 +939,15 @@ impl Changes {
         self.put(Space::Blobs, hash.as_str().as_bytes().to_vec(), bytes);
     }
 
+    /// `user` uploaded these bytes.
+    pub fn put_blob_upload(&mut self, hash: &Sha256Hex, user: &UserId) {
+        self.put(
+            Space::BlobUploads,
+            key2(hash.as_str(), user.as_str()),
+            Vec::new(),
+        );
+    }
+
     /// `user` uploaded a blob no ticket refers to yet.
     pub fn put_pending_blob(&mut self, user: &UserId, hash: &Sha256Hex) {
         self.put(
@@ -957,6 +1074,7 @@ fn outcome_key(device: &DeviceId, seq: DeviceSeq) -> Vec<u8> {
 mod tests {
     use super::*;
     use crate::test_support::at;
+    use sync_protocol::{Fact, MutationId, Signature};
 
     fn user(id: &str, role: Role, estate: &str) -> UserRecord {
         UserRecord {
@@ -1165,5 +1283,53 @@ mod tests {
         store.apply(changes).unwrap();
         store.ensure_derived_indexes().unwrap();
         assert_eq!(received(&store, midnight, next_midnight).len(), 1);
+    }
+
+    #[test]
+    fn an_older_store_counts_each_held_signature_image_as_uploaded_by_its_recorder() {
+        let store = Store::in_memory();
+        // Written before uploads were recorded: li's signature on a ticket,
+        // its image held; and wang's signature naming an image never sent.
+        let held = Sha256Hex::of(b"li's signature image");
+        let never_sent = Sha256Hex::of(b"an image that never arrived");
+        let mut ticket = work_order_received_at(1, at(9, 0));
+        for (seq, recorder, blob) in [(1, "li", &held), (2, "wang", &never_sent)] {
+            let device = DeviceId::parse(&format!("hh-{recorder}")).unwrap();
+            let fact = Fact {
+                recorded_by: UserId::parse(recorder).unwrap(),
+                device: device.clone(),
+                recorded_at: at(9, 30),
+                received_at: at(9, 31),
+                event_time: None,
+                base_version: ticket.version,
+                late: None,
+                body: Signature {
+                    blob: blob.clone(),
+                    signed_record: Sha256Hex::of(b"the result"),
+                    signer_name: "王女士".to_owned(),
+                    rating: None,
+                },
+            };
+            ticket
+                .signatures
+                .insert(MutationId::new(device, DeviceSeq(seq)), fact);
+        }
+        let mut changes = Changes::default();
+        changes.put_json(Space::Tickets, b"tk00000001".to_vec(), &ticket);
+        changes.put_blob(&held, b"png".to_vec());
+        store.apply(changes).unwrap();
+
+        store.ensure_blob_uploaders().unwrap();
+
+        let (li, wang) = (UserId::parse("li").unwrap(), UserId::parse("wang").unwrap());
+        assert!(store.uploaded_by(&held, &li).unwrap());
+        assert!(!store.uploaded_by(&held, &wang).unwrap());
+        assert!(!store.uploaded_by(&never_sent, &wang).unwrap());
+        // Built once: what is written later is the writer's to record.
+        let mut changes = Changes::default();
+        changes.put_blob(&never_sent, b"png".to_vec());
+        store.apply(changes).unwrap();
+        store.ensure_blob_uploaders().unwrap();
+        assert!(!store.uploaded_by(&never_sent, &wang).unwrap());
     }
 }

@@ -853,6 +853,16 @@ pub fn run_add_user(
     name: &str,
     stdin: &str,
 ) -> std::process::Output {
+    run_add_user_with(data_dir, [username, role, estate, name], stdin, &[])
+}
+
+/// [`run_add_user`] with more arguments (`--force`).
+fn run_add_user_with(
+    data_dir: &Path,
+    [username, role, estate, name]: [&str; 4],
+    stdin: &str,
+    more: &[&str],
+) -> std::process::Output {
     use std::io::Write;
     let mut command = Command::new(server_binary());
     let mut child = clean_env(&mut command)
@@ -869,6 +879,7 @@ pub fn run_add_user(
             "--name",
             name,
         ])
+        .args(more)
         .env("RUST_LOG", "warn")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -890,13 +901,16 @@ pub fn run_add_user(
 
 /// Add a user with the demo password before a server starts on `data_dir`.
 pub fn add_user(data_dir: &Path, username: &str, role: &str, estate: &str) {
-    let output = run_add_user(
+    add_user_with(data_dir, username, role, estate, &[]);
+}
+
+/// [`add_user`] with more arguments of `add-user` (`--force`).
+pub fn add_user_with(data_dir: &Path, username: &str, role: &str, estate: &str, more: &[&str]) {
+    let output = run_add_user_with(
         data_dir,
-        username,
-        role,
-        estate,
-        "客服 何丽 He Li",
+        [username, role, estate, "客服 何丽 He Li"],
         &format!("{DEMO_PASSWORD}\n"),
+        more,
     );
     assert!(
         output.status.success(),
