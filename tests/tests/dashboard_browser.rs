@@ -129,6 +129,11 @@ async fn a_supervisor_watches_a_device_go_from_three_pending_to_in_sync_without_
     wait_for_text(&browser, "#detail:not([hidden])", HANDHELD).await;
     wait_for_text(&browser, "#detail-heading", "Technician li").await;
 
+    // Back to Chinese, the default, which the screenshot shows.
+    switch_language(&browser, "zh-CN").await;
+    wait_for_text(&browser, "#detail-heading", "技术员 li").await;
+    wait_for_text(&browser, &row, "已同步").await;
+
     if let Some(path) = std::env::var_os("DASHBOARD_SCREENSHOT") {
         save_screenshot(&browser, &workspace().join(path)).await;
     }
@@ -207,13 +212,17 @@ async fn a_late_fact_awaiting_review(server: &TestServer) -> String {
 }
 
 async fn switch_to_english(browser: &Client) {
+    switch_language(browser, "en").await;
+}
+
+async fn switch_language(browser: &Client, language: &str) {
     browser
         .find(Locator::Css("#language"))
         .await
         .expect("the language switch")
-        .select_by_value("en")
+        .select_by_value(language)
         .await
-        .expect("English is offered");
+        .unwrap_or_else(|error| panic!("{language} is offered: {error}"));
 }
 
 async fn log_in(browser: &Client, username: &str) {
