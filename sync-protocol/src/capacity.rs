@@ -47,34 +47,58 @@ pub struct TicketFull {
     pub text_bytes: usize,
 }
 
+/// How full a ticket is. Counting walks the whole ticket, so a batch counts
+/// once per ticket and then adds what each applied change brought.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// History entries by people and devices.
+    pub changes: usize,
+    /// Bytes of free text people and devices wrote.
+    pub text_bytes: usize,
+}
+
+impl Usage {
+    pub fn of(ticket: &Ticket) -> Self {
+        Usage {
+            changes: ticket
+                .history
+                .iter()
+                .filter(|entry| !matches!(entry.actor, Actor::Scheduler {}))
+                .count(),
+            text_bytes: text_bytes(ticket),
+        }
+    }
+
+    /// Whether a ticket this full takes a change of this kind carrying
+    /// `added_text_bytes`.
+    pub fn check(&self, addition: Addition, added_text_bytes: usize) -> Result<(), TicketFull> {
+        let (max_changes, max_text_bytes) = match addition {
+            Addition::Content => (MAX_CONTENT_CHANGES, MAX_CONTENT_TEXT_BYTES),
+            Addition::Workflow => (MAX_CHANGES, MAX_TEXT_BYTES),
+        };
+        if self.changes >= max_changes || self.text_bytes + added_text_bytes > max_text_bytes {
+            return Err(TicketFull {
+                changes: self.changes,
+                text_bytes: self.text_bytes,
+            });
+        }
+        Ok(())
+    }
+
+    /// One change applied: one history entry and its text.
+    pub fn add(&mut self, added_text_bytes: usize) {
+        self.changes += 1;
+        self.text_bytes += added_text_bytes;
+    }
+}
+
 /// Whether `ticket` takes a change of this kind carrying `added_text_bytes`.
 pub fn check_room(
     ticket: &Ticket,
     addition: Addition,
     added_text_bytes: usize,
 ) -> Result<(), TicketFull> {
-    let (max_changes, max_text_bytes) = match addition {
-        Addition::Content => (MAX_CONTENT_CHANGES, MAX_CONTENT_TEXT_BYTES),
-        Addition::Workflow => (MAX_CHANGES, MAX_TEXT_BYTES),
-    };
-    let changes = changes(ticket);
-    let text_bytes = text_bytes(ticket);
-    if changes >= max_changes || text_bytes + added_text_bytes > max_text_bytes {
-        return Err(TicketFull {
-            changes,
-            text_bytes,
-        });
-    }
-    Ok(())
-}
-
-/// History entries by people and devices.
-fn changes(ticket: &Ticket) -> usize {
-    ticket
-        .history
-        .iter()
-        .filter(|entry| !matches!(entry.actor, Actor::Scheduler {}))
-        .count()
+    Usage::of(ticket).check(addition, added_text_bytes)
 }
 
 /// Bytes of free text on the ticket: what people and devices wrote.

@@ -10,7 +10,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::capacity::{MAX_RESULTS, MAX_SIGNATURES, check_room};
+use crate::capacity::{MAX_RESULTS, MAX_SIGNATURES, Usage};
 use crate::ids::{DeviceId, MutationId, UserId};
 use crate::mutation::{Applied, DeviceMutation, DeviceOp, RejectCode, Rejection, Verdict};
 use crate::office::MAX_TEXT_CHARS;
@@ -64,6 +64,19 @@ pub fn merge_into(
     mutation: &DeviceMutation,
     received_at: DateTime<Utc>,
 ) -> Verdict {
+    let mut usage = Usage::of(ticket);
+    merge_counted(ticket, &mut usage, recorder, mutation, received_at)
+}
+
+/// [`merge_into`] with the ticket's [`Usage`] counted by the caller and kept
+/// up to date here, so a batch of many mutations on one ticket counts it once.
+pub fn merge_counted(
+    ticket: &mut Ticket,
+    usage: &mut Usage,
+    recorder: &Recorder,
+    mutation: &DeviceMutation,
+    received_at: DateTime<Utc>,
+) -> Verdict {
     let id = MutationId::new(recorder.device.clone(), mutation.seq);
     if let Some(late) = fact_lateness(ticket, &id) {
         // Already here (the ledger normally answers first): same answer again.
@@ -81,7 +94,7 @@ pub fn merge_into(
     if let Err(rejection) = validate_op(ticket, &mutation.op) {
         return Verdict::Rejected(rejection);
     }
-    if let Err(full) = check_room(ticket, mutation.op.addition(), mutation.op.text_bytes()) {
+    if let Err(full) = usage.check(mutation.op.addition(), mutation.op.text_bytes()) {
         return rejected(RejectCode::TicketFull, &full.to_string());
     }
     let (results, signatures) = (ticket.results.len(), ticket.signatures.len());
@@ -128,6 +141,7 @@ pub fn merge_into(
         },
         new_status,
     );
+    usage.add(mutation.op.text_bytes());
     Verdict::Applied(Applied {
         ticket_version: ticket.version,
         late,
@@ -1014,5 +1028,33 @@ mod tests {
             &mutation(seq + 2, signature_over(result.record_hash())),
         );
         cancelled(&full);
+    }
+
+    #[test]
+    fn a_running_count_of_the_ticket_is_what_a_recount_says() {
+        let mut ticket = dispatched_ticket("li");
+        let mut usage = Usage::of(&ticket);
+        let result = paid_result();
+        let ops = [
+            DeviceOp::RecordArrival {},
+            note("pump replaced"),
+            complete(result.clone()),
+            signature_over(result.record_hash()),
+            note("   "),
+            note("x".repeat(4_000).as_str()),
+        ];
+        for (seq, op) in (1..).zip(ops.iter().cycle().take(60)) {
+            for recorder in [recorder("li"), recorder("wang")] {
+                merge_counted(
+                    &mut ticket,
+                    &mut usage,
+                    &recorder,
+                    &mutation(seq, op.clone()),
+                    at(11, 0),
+                );
+                assert_eq!(usage, Usage::of(&ticket), "after seq {seq}");
+            }
+        }
+        assert!(usage.text_bytes > crate::capacity::MAX_CONTENT_TEXT_BYTES / 2);
     }
 }

@@ -10,8 +10,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::capacity::Usage;
 use crate::ids::{DeviceSeq, Sha256Hex, TicketId};
-use crate::merge::{Recorder, merge_into};
+use crate::merge::{Recorder, merge_counted};
 use crate::mutation::{DeviceMutation, MutationOutcome, Outcome, RejectCode, Rejection, Verdict};
 use crate::ticket::Ticket;
 
@@ -109,6 +110,7 @@ pub fn apply_batch(
         ..PushEffects::default()
     };
     let mut changed = BTreeSet::new();
+    let mut usages: BTreeMap<TicketId, Usage> = BTreeMap::new();
     for mutation in batch {
         let digest = mutation.digest();
         let outcome = if replays.contains(&mutation.seq.0) {
@@ -127,7 +129,10 @@ pub fn apply_batch(
                 }),
                 Some(ticket) => {
                     let version = ticket.version;
-                    let verdict = merge_into(ticket, recorder, mutation, received_at);
+                    let usage = usages
+                        .entry(mutation.ticket_id.clone())
+                        .or_insert_with(|| Usage::of(ticket));
+                    let verdict = merge_counted(ticket, usage, recorder, mutation, received_at);
                     if ticket.version != version {
                         changed.insert(mutation.ticket_id.clone());
                     }
