@@ -87,7 +87,7 @@ fn main() {
     for run in 0..RECORD_WARM_UP + RECORD_RUNS {
         let ticket = &tickets[run % tickets.len()];
         let op = if run % 2 == 0 {
-            DeviceOp::RecordArrival {}
+            DeviceOp::RecordArrival { position: None }
         } else {
             DeviceOp::AddNote {
                 text: format!("检查第 {run} 次 check number {run}: 阀门正常 the valve is fine"),

@@ -219,6 +219,7 @@ impl Device {
                 signed_record: result.body.record_hash(),
                 signer_name,
                 rating,
+                strokes: None,
             })
         };
         self.record_with(ticket_id, sign, Some(image))
@@ -560,10 +561,11 @@ impl TicketState {
 /// Which input a refusal of `op` is about.
 fn field_of(op: &DeviceOp) -> &'static str {
     match op {
-        DeviceOp::RecordArrival {} => "ticket",
+        DeviceOp::RecordArrival { .. } => "ticket",
         DeviceOp::AddNote { .. } => "text",
         DeviceOp::Complete { .. } => "result",
         DeviceOp::AttachSignature { .. } => "signature",
+        DeviceOp::AttachPhoto { .. } => "photo",
     }
 }
 
@@ -654,7 +656,10 @@ mod tests {
         {
             let device = device_with(&dir, &["tk00000001"]);
             let first = device
-                .record(&id("tk00000001"), DeviceOp::RecordArrival {})
+                .record(
+                    &id("tk00000001"),
+                    DeviceOp::RecordArrival { position: None },
+                )
                 .unwrap();
             let note = DeviceOp::AddNote {
                 text: "阀门锈死".to_owned(),
@@ -704,7 +709,10 @@ mod tests {
             };
             device.apply_page(page(vec![upsert], 0)).unwrap();
             device
-                .record(&id("tk00000001"), DeviceOp::RecordArrival {})
+                .record(
+                    &id("tk00000001"),
+                    DeviceOp::RecordArrival { position: None },
+                )
                 .unwrap()
         };
         let restarted = open();
@@ -725,13 +733,19 @@ mod tests {
         let device = device_with(&dir, &["tk00000001"]);
         device.apply_page(page(Vec::new(), 7)).unwrap();
         let next = device
-            .record(&id("tk00000001"), DeviceOp::RecordArrival {})
+            .record(
+                &id("tk00000001"),
+                DeviceOp::RecordArrival { position: None },
+            )
             .unwrap();
         assert_eq!(next.seq, DeviceSeq(8));
         // With changes pending, their numbers stand.
         device.apply_page(page(Vec::new(), 20)).unwrap();
         let after = device
-            .record(&id("tk00000001"), DeviceOp::RecordArrival {})
+            .record(
+                &id("tk00000001"),
+                DeviceOp::RecordArrival { position: None },
+            )
             .unwrap();
         assert_eq!(after.seq, DeviceSeq(9));
     }
@@ -749,7 +763,10 @@ mod tests {
             .record_signature(&id("tk00000001"), b"strokes", "王女士".to_owned(), None)
             .unwrap_err();
         assert_eq!(unsigned.code(), "nothing_to_sign");
-        let unknown = device.record(&id("tk00000099"), DeviceOp::RecordArrival {});
+        let unknown = device.record(
+            &id("tk00000099"),
+            DeviceOp::RecordArrival { position: None },
+        );
         assert_eq!(unknown.unwrap_err().code(), "ticket_not_found");
         assert!(device.pending().unwrap().is_empty());
     }
@@ -759,7 +776,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let device = device_with(&dir, &["tk00000001"]);
         let ticket = id("tk00000001");
-        let arrival = device.record(&ticket, DeviceOp::RecordArrival {}).unwrap();
+        let arrival = device
+            .record(&ticket, DeviceOp::RecordArrival { position: None })
+            .unwrap();
         let copy = dispatched_ticket("tk00000001");
         let produced = copy.version.0 + 1;
         device
@@ -828,8 +847,12 @@ mod tests {
         let device = device_with(&dir, &["tk00000001"]);
         device.apply_page(page(Vec::new(), 4)).unwrap();
         let ticket = id("tk00000001");
-        device.record(&ticket, DeviceOp::RecordArrival {}).unwrap();
-        device.record(&ticket, DeviceOp::RecordArrival {}).unwrap();
+        device
+            .record(&ticket, DeviceOp::RecordArrival { position: None })
+            .unwrap();
+        device
+            .record(&ticket, DeviceOp::RecordArrival { position: None })
+            .unwrap();
         let moved = device
             .renumber(|pending| crate::outbox::renumber_after_gap(pending, DeviceSeq(2)))
             .unwrap();
@@ -839,7 +862,9 @@ mod tests {
         };
         assert_eq!(seqs(device.pending().unwrap()), vec![2, 3]);
         assert_eq!(seqs(device.ticket(&ticket).unwrap().pending), vec![2, 3]);
-        let next = device.record(&ticket, DeviceOp::RecordArrival {}).unwrap();
+        let next = device
+            .record(&ticket, DeviceOp::RecordArrival { position: None })
+            .unwrap();
         assert_eq!(next.seq, DeviceSeq(4));
     }
 
@@ -850,7 +875,10 @@ mod tests {
         let empty = device.report().unwrap();
         assert_eq!((empty.outbox_depth, empty.oldest_pending_age_ms), (0, None));
         device
-            .record(&id("tk00000001"), DeviceOp::RecordArrival {})
+            .record(
+                &id("tk00000001"),
+                DeviceOp::RecordArrival { position: None },
+            )
             .unwrap();
         let report = device.report().unwrap();
         assert_eq!(report.outbox_depth, 1);

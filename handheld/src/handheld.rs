@@ -154,7 +154,10 @@ impl Handheld {
     /// R-P1, R-P2: the technician is on site.
     pub fn arrive(&self, ticket_id: String) -> Result<SavedChange, HandheldError> {
         let id = parse_ticket_id(&ticket_id)?;
-        self.saved(self.device.record(&id, DeviceOp::RecordArrival {})?)
+        self.saved(
+            self.device
+                .record(&id, DeviceOp::RecordArrival { position: None })?,
+        )
     }
 
     pub fn note(&self, ticket_id: String, text: String) -> Result<SavedChange, HandheldError> {

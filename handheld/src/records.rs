@@ -100,7 +100,7 @@ mod tests {
                 ticket_id: TicketId::parse("tk00000001").unwrap(),
                 base_version: Version(2),
                 recorded_at: DateTime::UNIX_EPOCH,
-                op: DeviceOp::RecordArrival {},
+                op: DeviceOp::RecordArrival { position: None },
             },
             outcome,
             answered_at: DateTime::UNIX_EPOCH,

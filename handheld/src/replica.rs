@@ -173,7 +173,7 @@ mod tests {
     #[test]
     fn a_pending_arrival_shows_the_ticket_in_progress_with_its_fact() {
         let copy = dispatched_ticket("tk00000001");
-        let arrival = mutation(1, &copy, DeviceOp::RecordArrival {});
+        let arrival = mutation(1, &copy, DeviceOp::RecordArrival { position: None });
         let note = mutation(
             2,
             &copy,
@@ -220,7 +220,7 @@ mod tests {
     fn an_acknowledged_change_is_shown_until_a_copy_at_its_version_arrives() {
         let copy = dispatched_ticket("tk00000001");
         let acknowledged = Acknowledged {
-            mutation: mutation(1, &copy, DeviceOp::RecordArrival {}),
+            mutation: mutation(1, &copy, DeviceOp::RecordArrival { position: None }),
             ticket_version: Version(copy.version.0 + 1),
         };
         assert!(awaits_pull(&acknowledged, &copy));

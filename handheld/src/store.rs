@@ -623,7 +623,7 @@ mod tests {
             ticket_id: TicketId::parse(ticket).unwrap(),
             base_version: Version(2),
             recorded_at: DateTime::UNIX_EPOCH,
-            op: DeviceOp::RecordArrival {},
+            op: DeviceOp::RecordArrival { position: None },
         }
     }
 

@@ -27,6 +27,8 @@ pub enum ChangeKind {
     Result,
     /// R-P7: the owner's signature.
     Signature,
+    /// A photo of the work, before or after.
+    Photo,
 }
 
 /// The owner's rating at signing (R-F1).
@@ -237,10 +239,11 @@ impl From<OwnerRating> for Rating {
 impl ChangeKind {
     pub(crate) fn of(op: &DeviceOp) -> Self {
         match op {
-            DeviceOp::RecordArrival {} => ChangeKind::Arrival,
+            DeviceOp::RecordArrival { .. } => ChangeKind::Arrival,
             DeviceOp::AddNote { .. } => ChangeKind::Note,
             DeviceOp::Complete { .. } => ChangeKind::Result,
             DeviceOp::AttachSignature { .. } => ChangeKind::Signature,
+            DeviceOp::AttachPhoto { .. } => ChangeKind::Photo,
         }
     }
 }
@@ -520,7 +523,7 @@ mod tests {
     fn a_late_answer_names_who_holds_the_ticket_now() {
         let ticket = dispatched_ticket("tk00000002");
         let record = OutcomeRecord {
-            mutation: mutation(5, &ticket, DeviceOp::RecordArrival {}),
+            mutation: mutation(5, &ticket, DeviceOp::RecordArrival { position: None }),
             outcome: Outcome::Duplicate {
                 first: Verdict::Applied(Applied {
                     ticket_version: Version(4),
@@ -551,7 +554,7 @@ mod tests {
     #[test]
     fn a_pending_fact_is_marked_pending_and_the_status_is_the_overlays() {
         let copy = dispatched_ticket("tk00000001");
-        let arrival = mutation(1, &copy, DeviceOp::RecordArrival {});
+        let arrival = mutation(1, &copy, DeviceOp::RecordArrival { position: None });
         let shown = overlay(
             &copy,
             &recorder(&crate::fixtures::technician(), &device()),

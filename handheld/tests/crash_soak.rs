@@ -323,7 +323,7 @@ impl Client {
         let ticket = &tickets[random.below(tickets.len() as u64) as usize].shown;
         let roll = random.below(100);
         let saved = if roll < 15 {
-            device.record(&ticket.id, DeviceOp::RecordArrival {})
+            device.record(&ticket.id, DeviceOp::RecordArrival { position: None })
         } else if roll < 60 {
             let text = format!(
                 "{} 检查进度 progress check {:x}",
@@ -520,7 +520,7 @@ fn stored_facts(tickets: &[Ticket]) -> BTreeMap<MutationId, Vec<StoredFact>> {
     let mut stored = BTreeMap::new();
     for ticket in tickets {
         add_facts(&mut stored, ticket, &ticket.arrivals, |_| {
-            DeviceOp::RecordArrival {}
+            DeviceOp::RecordArrival { position: None }
         });
         add_facts(&mut stored, ticket, &ticket.notes, |note| {
             DeviceOp::AddNote {
@@ -538,6 +538,7 @@ fn stored_facts(tickets: &[Ticket]) -> BTreeMap<MutationId, Vec<StoredFact>> {
                 signed_record: signature.signed_record.clone(),
                 signer_name: signature.signer_name.clone(),
                 rating: signature.rating,
+                strokes: None,
             }
         });
     }

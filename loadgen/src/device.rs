@@ -225,7 +225,7 @@ impl Device {
             let image = signature_image(self.index, ticket_number);
             let blob = Sha256Hex::of(&image);
             let operations = [
-                DeviceOp::RecordArrival {},
+                DeviceOp::RecordArrival { position: None },
                 DeviceOp::AddNote {
                     text: note_text(ticket_id, 1),
                 },
@@ -238,6 +238,7 @@ impl Device {
                     signed_record: signed_record.clone(),
                     signer_name: "王女士".to_owned(),
                     rating: None,
+                    strokes: None,
                 },
             ];
             for (step, op) in operations.into_iter().enumerate() {
@@ -449,6 +450,7 @@ pub fn signature_image(device: usize, ticket_number: usize) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sync_protocol::FactKind;
 
     fn morning() -> Morning {
         Morning {
@@ -483,17 +485,17 @@ mod tests {
         let mut seq = 0;
         for push in &outbox.pushes {
             let request: PushRequest = serde_json::from_slice(&push.body).unwrap();
-            let kinds: Vec<&str> = request
-                .mutations
-                .iter()
-                .map(|m| match m.op {
-                    DeviceOp::RecordArrival {} => "arrival",
-                    DeviceOp::AddNote { .. } => "note",
-                    DeviceOp::Complete { .. } => "complete",
-                    DeviceOp::AttachSignature { .. } => "signature",
-                })
-                .collect();
-            assert_eq!(kinds, ["arrival", "note", "note", "complete", "signature"]);
+            let kinds: Vec<FactKind> = request.mutations.iter().map(|m| m.op.fact_kind()).collect();
+            assert_eq!(
+                kinds,
+                [
+                    FactKind::Arrival,
+                    FactKind::Note,
+                    FactKind::Note,
+                    FactKind::Result,
+                    FactKind::Signature
+                ]
+            );
             for mutation in &request.mutations {
                 seq += 1;
                 assert_eq!(mutation.seq, DeviceSeq(seq));

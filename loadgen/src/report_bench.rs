@@ -677,7 +677,7 @@ impl Month {
         if fate < 0.12 || !life.wait(self.random.between(3, 18)) {
             return vec![into_ticket(life)];
         }
-        life.field(DeviceOp::RecordArrival {});
+        life.field(DeviceOp::RecordArrival { position: None });
         // 5 %: converted the next day (R-C2); 6 %: still in progress.
         if fate < 0.17 {
             if !life.wait(24 * 60) {
@@ -727,6 +727,7 @@ impl Month {
             signed_record: result.record_hash(),
             signer_name: "业主 Owner".to_owned(),
             rating,
+            strokes: None,
         });
         // 8 %: completed, not yet closed.
         if fate < 0.31 || !life.wait(self.random.between(5, 120)) {
@@ -806,7 +807,7 @@ impl Month {
         if !done || !life.wait(self.random.between(60, 24 * 60)) {
             return into_ticket(life);
         }
-        life.field(DeviceOp::RecordArrival {});
+        life.field(DeviceOp::RecordArrival { position: None });
         life.field(DeviceOp::Complete {
             result: CompletionRecord {
                 work_done: "更换防水层 redid the waterproofing".to_owned(),

@@ -382,7 +382,7 @@ impl Bench {
         }
         loop {
             let ops = (0..MAX_MUTATIONS_PER_PUSH)
-                .map(|_| DeviceOp::RecordArrival {})
+                .map(|_| DeviceOp::RecordArrival { position: None })
                 .collect();
             self.push(&ticket, ops).await?;
             if self.current(&ticket).await?.history.len() >= MAX_CONTENT_CHANGES {

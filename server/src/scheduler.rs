@@ -563,7 +563,7 @@ mod tests {
                     ticket_id: ticket_id.clone(),
                     base_version: Version(2),
                     recorded_at: self.clock.now(),
-                    op: DeviceOp::RecordArrival {},
+                    op: DeviceOp::RecordArrival { position: None },
                 }],
             };
             self.writer.submit(command).await.unwrap();

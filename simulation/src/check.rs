@@ -20,8 +20,8 @@ use handheld::device::MAX_OUTCOME_RECORDS;
 use handheld::{Device, HandheldError};
 use server::store::{Store, StoreError};
 use sync_protocol::{
-    DeviceId, DeviceMutation, DeviceOp, DeviceSeq, FactKind, HistoryEvent, MutationId, Ticket,
-    TicketId, Verdict, Version,
+    DeviceId, DeviceMutation, DeviceSeq, FactKind, HistoryEvent, MutationId, Ticket, TicketId,
+    Verdict, Version,
 };
 
 use crate::clock::SimClock;
@@ -400,7 +400,7 @@ fn check_facts(
                     mutation.seq == id.seq
                         && mutation.ticket_id == ticket.id
                         && mutation.recorded_at == recorded_at
-                        && kind_of(&mutation.op) == kind
+                        && mutation.op.fact_kind() == kind
                 })
             });
             if !known {
@@ -500,14 +500,13 @@ fn fact_ids(
         .signatures
         .iter()
         .map(|(id, fact)| (id, (&fact.device, fact.recorded_at, FactKind::Signature)));
-    arrivals.chain(notes).chain(results).chain(signatures)
-}
-
-fn kind_of(op: &DeviceOp) -> FactKind {
-    match op {
-        DeviceOp::RecordArrival {} => FactKind::Arrival,
-        DeviceOp::AddNote { .. } => FactKind::Note,
-        DeviceOp::Complete { .. } => FactKind::Result,
-        DeviceOp::AttachSignature { .. } => FactKind::Signature,
-    }
+    let photos = ticket
+        .photos
+        .iter()
+        .map(|(id, fact)| (id, (&fact.device, fact.recorded_at, FactKind::Photo)));
+    arrivals
+        .chain(notes)
+        .chain(results)
+        .chain(signatures)
+        .chain(photos)
 }

@@ -228,9 +228,9 @@ impl PoweredOn<'_> {
         let name = &self.technician.name;
         let roll = self.technician.roll(100);
         let recorded = match state.shown.status {
-            Status::Dispatched if roll < 70 => {
-                self.device.record(ticket_id, DeviceOp::RecordArrival {})
-            }
+            Status::Dispatched if roll < 70 => self
+                .device
+                .record(ticket_id, DeviceOp::RecordArrival { position: None }),
             Status::InProgress if roll < 50 => {
                 let result = CompletionRecord {
                     work_done: format!("更换接头 replaced the joint ({name} {number})"),
@@ -295,9 +295,10 @@ impl PoweredOn<'_> {
 
 pub fn op_name(op: &DeviceOp) -> &'static str {
     match op {
-        DeviceOp::RecordArrival {} => "arrival",
+        DeviceOp::RecordArrival { .. } => "arrival",
         DeviceOp::AddNote { .. } => "note",
         DeviceOp::Complete { .. } => "result",
         DeviceOp::AttachSignature { .. } => "signature",
+        DeviceOp::AttachPhoto { .. } => "photo",
     }
 }

@@ -16,6 +16,8 @@ use crate::ticket::{Actor, HistoryEvent, Ticket};
 pub const MAX_RESULTS: usize = 20;
 /// Owner's signatures one ticket keeps.
 pub const MAX_SIGNATURES: usize = 20;
+/// Photos one ticket keeps (each a blob of at most `MAX_BLOB_BYTES`).
+pub const MAX_PHOTOS: usize = 40;
 /// Changes by people and devices after which a ticket takes no new content.
 pub const MAX_CONTENT_CHANGES: usize = 500;
 /// Bytes of free text after which a ticket takes no new content.

@@ -686,7 +686,7 @@ mod tests {
             ticket_id: ticket.id.clone(),
             base_version: ticket.version,
             recorded_at,
-            op: DeviceOp::RecordArrival {},
+            op: DeviceOp::RecordArrival { position: None },
         };
         merge(ticket, &recorder, &mutation, recorded_at)
             .ticket

@@ -10,13 +10,13 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::capacity::{MAX_RESULTS, MAX_SIGNATURES, Usage};
+use crate::capacity::{MAX_PHOTOS, MAX_RESULTS, MAX_SIGNATURES, Usage};
 use crate::ids::{DeviceId, MutationId, UserId};
 use crate::mutation::{Applied, DeviceMutation, DeviceOp, RejectCode, Rejection, Verdict};
 use crate::office::MAX_TEXT_CHARS;
 use crate::ticket::{
     Actor, Arrival, Charge, CompletionRecord, Fact, FactKind, HistoryEvent, LateReason, Lateness,
-    MAX_FEE_FEN, Note, Signature, Ticket,
+    MAX_FEE_FEN, Note, Photo, Signature, Ticket,
 };
 use crate::time_rules::corrected_event_time;
 use crate::workflow::{Event, Status, transition};
@@ -101,20 +101,23 @@ pub fn merge_counted(
     let too_many = match &mutation.op {
         DeviceOp::Complete { .. } => results >= MAX_RESULTS,
         DeviceOp::AttachSignature { .. } => signatures >= MAX_SIGNATURES,
-        DeviceOp::RecordArrival {} | DeviceOp::AddNote { .. } => false,
+        DeviceOp::AttachPhoto { .. } => ticket.photos.len() >= MAX_PHOTOS,
+        DeviceOp::RecordArrival { .. } | DeviceOp::AddNote { .. } => false,
     };
     if too_many {
         return rejected(
             RejectCode::TicketFull,
-            "the ticket holds as many results and signatures as one ticket may (结果或签字已达上限)",
+            "the ticket holds as many results, signatures or photos as one ticket may (结果、签字或照片已达上限)",
         );
     }
 
     let late = lateness(ticket, &recorder.user);
     let event = match &mutation.op {
-        DeviceOp::RecordArrival {} => Some(Event::Arrive),
+        DeviceOp::RecordArrival { .. } => Some(Event::Arrive),
         DeviceOp::Complete { .. } => Some(Event::Complete),
-        DeviceOp::AddNote { .. } | DeviceOp::AttachSignature { .. } => None,
+        DeviceOp::AddNote { .. }
+        | DeviceOp::AttachSignature { .. }
+        | DeviceOp::AttachPhoto { .. } => None,
     };
     // A late fact never moves the ticket; an on-time one moves it when the
     // state machine allows from where the ticket is now, and is kept either way.
@@ -179,7 +182,13 @@ fn validate_op(ticket: &Ticket, op: &DeviceOp) -> Result<(), Rejection> {
         })
     };
     match op {
-        DeviceOp::RecordArrival {} => Ok(()),
+        DeviceOp::RecordArrival { position } => match position {
+            Some(position) if !position.is_on_the_globe() => {
+                invalid("a position needs |latitude| ≤ 90° and |longitude| ≤ 180° (定位坐标无效)")
+            }
+            _ => Ok(()),
+        },
+        DeviceOp::AttachPhoto { .. } => Ok(()),
         DeviceOp::AddNote { text } => {
             if text.trim().is_empty() || text.chars().count() > MAX_TEXT_CHARS {
                 return invalid("a note needs 1-4000 characters (备注为空或过长)");
@@ -268,8 +277,11 @@ fn insert_fact(
         }
     }
     match &mutation.op {
-        DeviceOp::RecordArrival {} => {
-            let body = fact(recorder, mutation, received_at, late, Arrival {});
+        DeviceOp::RecordArrival { position } => {
+            let body = Arrival {
+                position: *position,
+            };
+            let body = fact(recorder, mutation, received_at, late, body);
             ticket.arrivals.insert(id, body);
             FactKind::Arrival
         }
@@ -291,16 +303,27 @@ fn insert_fact(
             signed_record,
             signer_name,
             rating,
+            strokes,
         } => {
             let body = Signature {
                 blob: blob.clone(),
                 signed_record: signed_record.clone(),
                 signer_name: signer_name.trim().to_owned(),
                 rating: *rating,
+                strokes: strokes.clone(),
             };
             let body = fact(recorder, mutation, received_at, late, body);
             ticket.signatures.insert(id, body);
             FactKind::Signature
+        }
+        DeviceOp::AttachPhoto { blob, stage } => {
+            let body = Photo {
+                blob: blob.clone(),
+                stage: *stage,
+            };
+            let body = fact(recorder, mutation, received_at, late, body);
+            ticket.photos.insert(id, body);
+            FactKind::Photo
         }
     }
 }
@@ -328,6 +351,7 @@ fn fact_lateness(ticket: &Ticket, id: &MutationId) -> Option<Option<Lateness>> {
         .or_else(|| ticket.notes.get(id).map(|f| late(&f.late)))
         .or_else(|| ticket.results.get(id).map(|f| late(&f.late)))
         .or_else(|| ticket.signatures.get(id).map(|f| late(&f.late)))
+        .or_else(|| ticket.photos.get(id).map(|f| late(&f.late)))
 }
 
 #[cfg(test)]
@@ -382,6 +406,7 @@ mod tests {
             signed_record,
             signer_name: "王女士".into(),
             rating: None,
+            strokes: None,
         }
     }
 
@@ -449,7 +474,11 @@ mod tests {
     fn r_p1_an_arrival_moves_a_dispatched_ticket_in_progress() {
         let ticket = dispatched_ticket("li");
         assert_eq!(ticket.status, Status::Dispatched);
-        let (applied, next) = apply(&ticket, "li", &mutation(1, DeviceOp::RecordArrival {}));
+        let (applied, next) = apply(
+            &ticket,
+            "li",
+            &mutation(1, DeviceOp::RecordArrival { position: None }),
+        );
         assert_eq!(next.status, Status::InProgress);
         assert_eq!(applied.late, None);
         assert_eq!(applied.ticket_version, next.version);
@@ -471,7 +500,7 @@ mod tests {
         let merged = merge(
             &ticket,
             &slow_clock,
-            &mutation(1, DeviceOp::RecordArrival {}),
+            &mutation(1, DeviceOp::RecordArrival { position: None }),
             at(11, 0),
         );
         let next = merged.ticket.expect("the arrival applies");
@@ -498,7 +527,7 @@ mod tests {
         let merged = merge(
             &ticket,
             &wrong_clock,
-            &mutation(1, DeviceOp::RecordArrival {}),
+            &mutation(1, DeviceOp::RecordArrival { position: None }),
             at(11, 0),
         );
         let next = merged
@@ -519,9 +548,13 @@ mod tests {
         let (_, arrived) = apply(
             &dispatched_ticket("li"),
             "li",
-            &mutation(1, DeviceOp::RecordArrival {}),
+            &mutation(1, DeviceOp::RecordArrival { position: None }),
         );
-        let (_, again) = apply(&arrived, "li", &mutation(2, DeviceOp::RecordArrival {}));
+        let (_, again) = apply(
+            &arrived,
+            "li",
+            &mutation(2, DeviceOp::RecordArrival { position: None }),
+        );
         assert_eq!(again.status, Status::InProgress);
         assert_eq!(again.arrivals.len(), 2);
     }
@@ -531,7 +564,7 @@ mod tests {
         let (_, arrived) = apply(
             &dispatched_ticket("li"),
             "li",
-            &mutation(1, DeviceOp::RecordArrival {}),
+            &mutation(1, DeviceOp::RecordArrival { position: None }),
         );
         let (_, completed) = apply(&arrived, "li", &mutation(2, complete(paid_result())));
         assert_eq!(completed.status, Status::Completed);
@@ -559,7 +592,11 @@ mod tests {
             "li",
             &mutation(2, complete(paid_result())),
         );
-        let (applied, next) = apply(&completed, "li", &mutation(1, DeviceOp::RecordArrival {}));
+        let (applied, next) = apply(
+            &completed,
+            "li",
+            &mutation(1, DeviceOp::RecordArrival { position: None }),
+        );
         assert_eq!(next.status, Status::Completed);
         assert_eq!(applied.late, None);
         assert!(next.arrivals.contains_key(&mutation_id("li", 1)));
@@ -601,7 +638,11 @@ mod tests {
     #[test]
     fn r_p1_an_arrival_from_a_technician_reassigned_away_is_kept_but_does_not_move_the_ticket() {
         let ticket = reassigned(&dispatched_ticket("li"), "zhang");
-        let (applied, next) = apply(&ticket, "li", &mutation(1, DeviceOp::RecordArrival {}));
+        let (applied, next) = apply(
+            &ticket,
+            "li",
+            &mutation(1, DeviceOp::RecordArrival { position: None }),
+        );
         assert_eq!(
             applied.late.as_ref().map(|late| late.reason),
             Some(LateReason::ReassignedAway)
@@ -633,7 +674,11 @@ mod tests {
     #[test]
     fn the_technician_who_holds_the_ticket_now_is_not_late() {
         let ticket = reassigned(&dispatched_ticket("li"), "zhang");
-        let (applied, next) = apply(&ticket, "zhang", &mutation(1, DeviceOp::RecordArrival {}));
+        let (applied, next) = apply(
+            &ticket,
+            "zhang",
+            &mutation(1, DeviceOp::RecordArrival { position: None }),
+        );
         assert_eq!(applied.late, None);
         assert_eq!(next.status, Status::InProgress);
     }
@@ -642,7 +687,7 @@ mod tests {
     fn a_fact_recorded_on_a_cancelled_ticket_is_kept_and_flagged_late() {
         let ticket = cancelled(&dispatched_ticket("li"));
         for (seq, op) in [
-            (1, DeviceOp::RecordArrival {}),
+            (1, DeviceOp::RecordArrival { position: None }),
             (2, note("owner was not home")),
             (3, complete(paid_result())),
         ] {
@@ -677,7 +722,7 @@ mod tests {
         let ticket = dispatched_ticket("li");
         let before = ticket.clone();
         for (seq, op) in [
-            (1, DeviceOp::RecordArrival {}),
+            (1, DeviceOp::RecordArrival { position: None }),
             (2, note("hello")),
             (3, complete(paid_result())),
         ] {
@@ -696,7 +741,11 @@ mod tests {
         ticket.assigned_technician = None;
         ticket.technicians_ever.clear();
         assert_eq!(
-            refuse(&ticket, "li", &mutation(1, DeviceOp::RecordArrival {})),
+            refuse(
+                &ticket,
+                "li",
+                &mutation(1, DeviceOp::RecordArrival { position: None })
+            ),
             RejectCode::NotYourTicket
         );
     }
@@ -830,6 +879,7 @@ mod tests {
             signed_record: paid_result().record_hash(),
             signer_name: " ".into(),
             rating: None,
+            strokes: None,
         };
         assert_eq!(
             refuse(&completed, "li", &mutation(2, op)),
@@ -840,7 +890,7 @@ mod tests {
     #[test]
     fn merging_the_same_mutation_twice_gives_the_same_verdict_and_no_new_ticket() {
         let ticket = dispatched_ticket("li");
-        let arrival = mutation(1, DeviceOp::RecordArrival {});
+        let arrival = mutation(1, DeviceOp::RecordArrival { position: None });
         let (first, arrived) = apply(&ticket, "li", &arrival);
         // Later changes do not alter the answer the mutation got.
         let (_, later) = apply(&arrived, "li", &mutation(2, note("checking the valve")));
@@ -882,7 +932,7 @@ mod tests {
         let steps = [
             (
                 "zhang",
-                mutation(1, DeviceOp::RecordArrival {}),
+                mutation(1, DeviceOp::RecordArrival { position: None }),
                 FactKind::Arrival,
             ),
             ("li", mutation(1, note("late from li")), FactKind::Note),
@@ -1019,7 +1069,12 @@ mod tests {
         assert!(full.notes.len() >= 490, "{} notes kept", full.notes.len());
         // What the workflow needs still fits: the arrival, the result and
         // the owner's signature; and the office can still cancel it.
-        let arrived = apply(&full, "li", &mutation(seq, DeviceOp::RecordArrival {})).1;
+        let arrived = apply(
+            &full,
+            "li",
+            &mutation(seq, DeviceOp::RecordArrival { position: None }),
+        )
+        .1;
         let result = paid_result();
         let completed = apply(&arrived, "li", &mutation(seq + 1, complete(result.clone()))).1;
         apply(
@@ -1036,7 +1091,7 @@ mod tests {
         let mut usage = Usage::of(&ticket);
         let result = paid_result();
         let ops = [
-            DeviceOp::RecordArrival {},
+            DeviceOp::RecordArrival { position: None },
             note("pump replaced"),
             complete(result.clone()),
             signature_over(result.record_hash()),
@@ -1056,5 +1111,98 @@ mod tests {
             }
         }
         assert!(usage.text_bytes > crate::capacity::MAX_CONTENT_TEXT_BYTES / 2);
+    }
+
+    #[test]
+    fn an_arrival_keeps_the_phones_position_and_refuses_one_off_the_globe() {
+        let ticket = dispatched_ticket("li");
+        let position = crate::ticket::Position {
+            latitude_e6: 31_230_416,
+            longitude_e6: 121_473_701,
+            accuracy_m: 12,
+        };
+        let arrival = DeviceOp::RecordArrival {
+            position: Some(position),
+        };
+        let (_, arrived) = apply(&ticket, "li", &mutation(1, arrival));
+        let fact = arrived.arrivals.values().next().expect("the arrival");
+        assert_eq!(fact.body.position, Some(position));
+        assert_eq!(arrived.status, Status::InProgress, "R-P1: on site");
+
+        let off_the_globe = DeviceOp::RecordArrival {
+            position: Some(crate::ticket::Position {
+                latitude_e6: 91_000_000,
+                ..position
+            }),
+        };
+        assert_eq!(
+            refuse(&ticket, "li", &mutation(1, off_the_globe)),
+            RejectCode::InvalidContent
+        );
+    }
+
+    #[test]
+    fn photos_are_kept_as_facts_their_images_referred_to_and_few_per_ticket() {
+        let mut ticket = dispatched_ticket("li");
+        let photo = |n: u64| DeviceOp::AttachPhoto {
+            blob: Sha256Hex::of(format!("photo {n}").as_bytes()),
+            stage: crate::ticket::PhotoStage::Before,
+        };
+        for seq in 1..=MAX_PHOTOS as u64 {
+            let verdict = merge_into(
+                &mut ticket,
+                &recorder("li"),
+                &mutation(seq, photo(seq)),
+                at(11, 0),
+            );
+            assert!(matches!(verdict, Verdict::Applied(_)), "{verdict:?}");
+        }
+        assert_eq!(
+            ticket.status,
+            Status::Dispatched,
+            "a photo never moves the status"
+        );
+        assert!(
+            ticket
+                .blob_references()
+                .any(|(blob, by)| blob == &Sha256Hex::of(b"photo 1") && by == &user("li"))
+        );
+        let next = MAX_PHOTOS as u64 + 1;
+        assert_eq!(
+            refuse(&ticket, "li", &mutation(next, photo(next))),
+            RejectCode::TicketFull
+        );
+    }
+
+    #[test]
+    fn a_signatures_strokes_are_kept_and_referred_to_like_its_image() {
+        let result = paid_result();
+        let (_, completed) = apply(
+            &dispatched_ticket("li"),
+            "li",
+            &mutation(1, complete(result.clone())),
+        );
+        let strokes = Sha256Hex::of(b"{\"strokes\":[]}");
+        let op = match signature_over(result.record_hash()) {
+            DeviceOp::AttachSignature {
+                blob,
+                signed_record,
+                signer_name,
+                rating,
+                ..
+            } => DeviceOp::AttachSignature {
+                blob,
+                signed_record,
+                signer_name,
+                rating,
+                strokes: Some(strokes.clone()),
+            },
+            other => other,
+        };
+        let (_, signed) = apply(&completed, "li", &mutation(2, op));
+        let fact = signed.signatures.values().next().expect("the signature");
+        assert_eq!(fact.body.strokes.as_ref(), Some(&strokes));
+        let referred: Vec<_> = signed.referenced_blobs().collect();
+        assert!(referred.contains(&&strokes) && referred.contains(&&fact.body.blob));
     }
 }

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{DeviceSeq, Sha256Hex, TicketId, Version};
-use crate::ticket::{CompletionRecord, Lateness, Rating};
+use crate::ticket::{CompletionRecord, FactKind, Lateness, PhotoStage, Position, Rating};
 
 /// One thing a technician did, as the device recorded it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,21 +22,34 @@ pub struct DeviceMutation {
 }
 
 impl DeviceOp {
-    /// A note is content; an arrival, a result and a signature are what the
+    /// A note or a photo is content; an arrival, a result and a signature are what the
     /// workflow needs (`capacity`).
     pub fn addition(&self) -> crate::capacity::Addition {
         match self {
-            DeviceOp::AddNote { .. } => crate::capacity::Addition::Content,
-            DeviceOp::RecordArrival {}
+            DeviceOp::AddNote { .. } | DeviceOp::AttachPhoto { .. } => {
+                crate::capacity::Addition::Content
+            }
+            DeviceOp::RecordArrival { .. }
             | DeviceOp::Complete { .. }
             | DeviceOp::AttachSignature { .. } => crate::capacity::Addition::Workflow,
+        }
+    }
+
+    /// The kind of fact the op records when applied.
+    pub fn fact_kind(&self) -> FactKind {
+        match self {
+            DeviceOp::RecordArrival { .. } => FactKind::Arrival,
+            DeviceOp::AddNote { .. } => FactKind::Note,
+            DeviceOp::Complete { .. } => FactKind::Result,
+            DeviceOp::AttachSignature { .. } => FactKind::Signature,
+            DeviceOp::AttachPhoto { .. } => FactKind::Photo,
         }
     }
 
     /// Bytes of free text the op adds to a ticket (`capacity`).
     pub fn text_bytes(&self) -> usize {
         match self {
-            DeviceOp::RecordArrival {} => 0,
+            DeviceOp::RecordArrival { .. } | DeviceOp::AttachPhoto { .. } => 0,
             DeviceOp::AddNote { text } => text.len(),
             DeviceOp::Complete { result } => result.text_bytes(),
             DeviceOp::AttachSignature { signer_name, .. } => signer_name.len(),
@@ -56,9 +69,12 @@ impl DeviceMutation {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum DeviceOp {
-    /// R-P1/R-P2: the technician is on site. A struct variant, so that
-    /// unknown fields are refused.
-    RecordArrival {},
+    /// R-P1/R-P2: the technician is on site, with the phone's position when
+    /// it gave one (kept, never required).
+    RecordArrival {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        position: Option<Position>,
+    },
     /// A processing note (R-P3 progress on coordination tickets too).
     AddNote { text: String },
     /// R-P6: what was done, materials, paid or free.
@@ -71,7 +87,12 @@ pub enum DeviceOp {
         /// The owner's rating, given with the signature (R-F1).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         rating: Option<Rating>,
+        /// The pen strokes the image was drawn from, as a JSON blob by hash.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        strokes: Option<Sha256Hex>,
     },
+    /// A photo of the work before or after, as a blob by hash.
+    AttachPhoto { blob: Sha256Hex, stage: PhotoStage },
 }
 
 /// The answer a mutation got when it was first processed; a replay gets it again.

@@ -526,6 +526,7 @@ pub fn create_ticket(
         results: Default::default(),
         current_result: None,
         signatures: Default::default(),
+        photos: Default::default(),
         office_notes: Vec::new(),
         sign_offs: Vec::new(),
         closed: None,
@@ -1190,7 +1191,7 @@ pub(crate) mod tests {
             charge: Charge::Free {},
         };
         let ops = [
-            DeviceOp::RecordArrival {},
+            DeviceOp::RecordArrival { position: None },
             DeviceOp::Complete {
                 result: result.clone(),
             },
@@ -1199,6 +1200,7 @@ pub(crate) mod tests {
                 signed_record: result.record_hash(),
                 signer_name: "王女士".into(),
                 rating: Some(Rating::Satisfied),
+                strokes: None,
             },
         ];
         let mut ticket = dispatched_ticket("li");

@@ -434,7 +434,7 @@ mod tests {
         let (ledger, mut tickets) = after_pushing(2);
         let before = tickets.clone();
         let mut other = note(2);
-        other.op = DeviceOp::RecordArrival {};
+        other.op = DeviceOp::RecordArrival { position: None };
         let batch = [note(1), other, note(3)];
         assert_eq!(
             apply_batch(&ledger, &mut tickets, &li(), &batch, at(11, 0)),
@@ -531,7 +531,7 @@ mod tests {
             charge: Charge::Paid { fee_fen: 2000 },
         };
         let batch = [
-            mutation(1, DeviceOp::RecordArrival {}),
+            mutation(1, DeviceOp::RecordArrival { position: None }),
             mutation(
                 2,
                 DeviceOp::Complete {
@@ -546,6 +546,7 @@ mod tests {
                     signed_record: result.record_hash(),
                     signer_name: "王女士".into(),
                     rating: None,
+                    strokes: None,
                 },
             ),
         ];

@@ -1669,7 +1669,13 @@ mod tests {
         at: DateTime<Utc>,
     ) -> Ticket {
         let record = result(charge);
-        let mut ticket = field(ticket, technician, DeviceOp::RecordArrival {}, at, at);
+        let mut ticket = field(
+            ticket,
+            technician,
+            DeviceOp::RecordArrival { position: None },
+            at,
+            at,
+        );
         let op = DeviceOp::Complete {
             result: record.clone(),
         };
@@ -1680,6 +1686,7 @@ mod tests {
                 signed_record: record.record_hash(),
                 signer_name: "王女士".into(),
                 rating,
+                strokes: None,
             };
             ticket = field(&ticket, technician, op, at, at);
         }
@@ -2090,7 +2097,13 @@ mod tests {
         let dispatched = |id| dispatch(&work_order(id, dispatched_at), "li", dispatched_at);
         let arrive = |ticket: &Ticket, minute| {
             let at = shanghai(11, 27, 9, minute);
-            field(ticket, "li", DeviceOp::RecordArrival {}, at, at)
+            field(
+                ticket,
+                "li",
+                DeviceOp::RecordArrival { position: None },
+                at,
+                at,
+            )
         };
         let with_appointment = act(
             &dispatched("t-appointment"),
@@ -2110,7 +2123,13 @@ mod tests {
             // R-P1: the appointment is the deadline.
             {
                 let at = shanghai(11, 27, 13, 50);
-                field(&with_appointment, "li", DeviceOp::RecordArrival {}, at, at)
+                field(
+                    &with_appointment,
+                    "li",
+                    DeviceOp::RecordArrival { position: None },
+                    at,
+                    at,
+                )
             },
             work_order("t-never-dispatched", dispatched_at),
         ];
@@ -2418,7 +2437,7 @@ mod tests {
                 ticket = field(
                     &ticket,
                     "li",
-                    DeviceOp::RecordArrival {},
+                    DeviceOp::RecordArrival { position: None },
                     arrived_at,
                     arrived_at,
                 );

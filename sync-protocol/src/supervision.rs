@@ -243,6 +243,7 @@ pub fn review_items(ticket: &Ticket) -> Vec<ReviewItem> {
     collect_flagged(ticket, FactKind::Note, &ticket.notes, &mut items);
     collect_flagged(ticket, FactKind::Result, &ticket.results, &mut items);
     collect_flagged(ticket, FactKind::Signature, &ticket.signatures, &mut items);
+    collect_flagged(ticket, FactKind::Photo, &ticket.photos, &mut items);
     items.sort_by(|a, b| a.mutation_id.cmp(&b.mutation_id));
     items
 }

@@ -271,7 +271,48 @@ pub enum LateReason {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Arrival {}
+pub struct Arrival {
+    /// Where the phone said it was, when the technician let it tell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<Position>,
+}
+
+/// A satellite position as the phone reported it, in millionths of a
+/// degree (about 11 cm), so that it compares and hashes exactly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Position {
+    pub latitude_e6: i32,
+    pub longitude_e6: i32,
+    /// The phone's own estimate of its error, in metres.
+    pub accuracy_m: u32,
+}
+
+impl Position {
+    /// On the globe: |latitude| ≤ 90°, |longitude| ≤ 180°.
+    pub fn is_on_the_globe(&self) -> bool {
+        self.latitude_e6.unsigned_abs() <= 90_000_000
+            && self.longitude_e6.unsigned_abs() <= 180_000_000
+    }
+}
+
+/// A photo of the work, taken on site.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Photo {
+    pub blob: Sha256Hex,
+    pub stage: PhotoStage,
+}
+
+/// When a photo was taken, relative to the work.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PhotoStage {
+    /// 维修前.
+    Before,
+    /// 维修后.
+    After,
+}
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -289,6 +330,9 @@ pub struct Signature {
     /// The owner's rating given when signing; R-F1 samples follow-ups by it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rating: Option<Rating>,
+    /// The pen strokes the image was drawn from, as a JSON blob by hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strokes: Option<Sha256Hex>,
 }
 
 /// The owner's rating of the service (R-F1).
@@ -496,6 +540,7 @@ pub enum FactKind {
     Note,
     Result,
     Signature,
+    Photo,
 }
 
 /// A service request and all that happened to it.
@@ -543,6 +588,8 @@ pub struct Ticket {
     pub current_result: Option<MutationId>,
     #[serde(default)]
     pub signatures: BTreeMap<MutationId, Fact<Signature>>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub photos: BTreeMap<MutationId, Fact<Photo>>,
     #[serde(default)]
     pub office_notes: Vec<OfficeNote>,
     /// R-C3 sign-offs: the department manager's.
@@ -631,16 +678,23 @@ impl Ticket {
         self.current_result().map(|fact| &fact.body.charge)
     }
 
-    /// Blob hashes the ticket refers to (signatures), for the missing-blob check.
+    /// Blob hashes the ticket refers to, for the missing-blob check.
     pub fn referenced_blobs(&self) -> impl Iterator<Item = &Sha256Hex> {
         self.blob_references().map(|(blob, _)| blob)
     }
 
     /// Each blob the ticket refers to, with the technician whose fact does.
     pub fn blob_references(&self) -> impl Iterator<Item = (&Sha256Hex, &UserId)> {
-        self.signatures
+        let signatures = self.signatures.values().flat_map(|fact| {
+            std::iter::once(&fact.body.blob)
+                .chain(fact.body.strokes.as_ref())
+                .map(|blob| (blob, &fact.recorded_by))
+        });
+        let photos = self
+            .photos
             .values()
-            .map(|fact| (&fact.body.blob, &fact.recorded_by))
+            .map(|fact| (&fact.body.blob, &fact.recorded_by));
+        signatures.chain(photos)
     }
 
     /// The owner's signature over the current result (R-P7), if there is one.

@@ -232,6 +232,9 @@ pub struct LoginResponse {
     pub display_name: String,
     pub role: Role,
     pub estate: EstateId,
+    /// The estate's time zone (IANA name, e.g. `Asia/Shanghai`): clients
+    /// show times in it, whatever zone the phone is set to.
+    pub time_zone: String,
 }
 
 /// The one error body of the API.

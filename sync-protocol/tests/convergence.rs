@@ -205,7 +205,7 @@ fn build_stream(technician: &'static str, specs: &[OpSpec], setup: Setup) -> Str
     let mut expected = Vec::new();
     for (seq, spec) in (1u64..).zip(specs) {
         let (op, valid) = match spec {
-            OpSpec::Arrival => (DeviceOp::RecordArrival {}, Ok(())),
+            OpSpec::Arrival => (DeviceOp::RecordArrival { position: None }, Ok(())),
             OpSpec::Note { blank } => {
                 let text = if *blank {
                     "  ".to_owned()
@@ -245,6 +245,7 @@ fn build_stream(technician: &'static str, specs: &[OpSpec], setup: Setup) -> Str
                     signed_record,
                     signer_name: "王女士".into(),
                     rating: None,
+                    strokes: None,
                 };
                 (op, valid)
             }
@@ -421,15 +422,6 @@ impl<'a> Server<'a> {
     }
 }
 
-fn fact_kind(op: &DeviceOp) -> FactKind {
-    match op {
-        DeviceOp::RecordArrival {} => FactKind::Arrival,
-        DeviceOp::AddNote { .. } => FactKind::Note,
-        DeviceOp::Complete { .. } => FactKind::Result,
-        DeviceOp::AttachSignature { .. } => FactKind::Signature,
-    }
-}
-
 /// Checks on the end state of one schedule: (b), (e), and the verdicts,
 /// status and version the rules call for.
 fn check_end_state(server: &Server, setup: Setup) -> Result<(), TestCaseError> {
@@ -448,12 +440,13 @@ fn check_end_state(server: &Server, setup: Setup) -> Result<(), TestCaseError> {
             let stored = &ledger.stored[&mutation.seq];
             prop_assert_eq!(&stored.digest, &mutation.digest());
             let id = MutationId::new(recorder(stream.technician).device, mutation.seq);
-            let kind = fact_kind(&mutation.op);
+            let kind = mutation.op.fact_kind();
             let late_in_ticket = match kind {
                 FactKind::Arrival => ticket.arrivals.get(&id).map(|fact| &fact.late),
                 FactKind::Note => ticket.notes.get(&id).map(|fact| &fact.late),
                 FactKind::Result => ticket.results.get(&id).map(|fact| &fact.late),
                 FactKind::Signature => ticket.signatures.get(&id).map(|fact| &fact.late),
+                FactKind::Photo => ticket.photos.get(&id).map(|fact| &fact.late),
             };
             match (&stored.verdict, expected) {
                 (Verdict::Applied(applied), Expected::Applied { late }) => {

@@ -108,7 +108,7 @@ fn signature_blob() -> Sha256Hex {
 /// One mutation of every kind, as zhang's handheld recorded them.
 fn device_mutations() -> Vec<DeviceMutation> {
     let ops = [
-        (at(10, 40), DeviceOp::RecordArrival {}),
+        (at(10, 40), DeviceOp::RecordArrival { position: None }),
         (
             at(10, 45),
             DeviceOp::AddNote {
@@ -128,6 +128,7 @@ fn device_mutations() -> Vec<DeviceMutation> {
                 signed_record: paid_result().record_hash(),
                 signer_name: "王女士".into(),
                 rating: None,
+                strokes: None,
             },
         ),
     ];
@@ -201,7 +202,7 @@ fn full_ticket() -> Ticket {
         ticket_id: ticket_id("t-1"),
         base_version: Version(2),
         recorded_at: at(9, 14),
-        op: DeviceOp::RecordArrival {},
+        op: DeviceOp::RecordArrival { position: None },
     };
     let ticket = field(&ticket, "li", &li_arrival, at(9, 15));
     let ticket = office(
@@ -391,6 +392,7 @@ fn the_login_response_is_frozen() {
         display_name: "维修 张师傅 Zhang".into(),
         role: Role::Technician,
         estate: EstateId::parse("E01").unwrap(),
+        time_zone: "Asia/Shanghai".into(),
     };
     check_golden("login_response", &response);
 }
@@ -579,7 +581,7 @@ fn lifecycle_tickets() -> (Ticket, Ticket) {
         &work_order,
         "li",
         1,
-        DeviceOp::RecordArrival {},
+        DeviceOp::RecordArrival { position: None },
         at(9, 14),
         at(9, 15),
     );
@@ -654,7 +656,7 @@ fn lifecycle_tickets() -> (Ticket, Ticket) {
         &coordination,
         "zhang",
         1,
-        DeviceOp::RecordArrival {},
+        DeviceOp::RecordArrival { position: None },
         at(18, 2),
         at(18, 3),
     );
@@ -677,6 +679,7 @@ fn lifecycle_tickets() -> (Ticket, Ticket) {
             signed_record: paid_result().record_hash(),
             signer_name: "王女士".into(),
             rating: Some(Rating::Satisfied),
+            strokes: None,
         },
         at(18, 42),
         at(18, 43),

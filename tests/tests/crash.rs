@@ -30,7 +30,7 @@ async fn morning(
     for round in 0..3 {
         let mut batch = Vec::new();
         if round == 0 {
-            batch.push(handheld.record(&ticket, DeviceOp::RecordArrival {}));
+            batch.push(handheld.record(&ticket, DeviceOp::RecordArrival { position: None }));
         }
         for n in 0..2 {
             let text = format!("{user} on {}: round {round} note {n}", handheld.id);

@@ -21,7 +21,11 @@ async fn arrive_with_skewed_clock(
 ) -> Ticket {
     let token = server.login("li").await;
     let mut handheld = Handheld::new(device);
-    let mutation = handheld.record_at(ticket, DeviceOp::RecordArrival {}, arrived_at + skew);
+    let mutation = handheld.record_at(
+        ticket,
+        DeviceOp::RecordArrival { position: None },
+        arrived_at + skew,
+    );
     let mut request = push_request(&handheld.id, vec![mutation]);
     request.device.device_time = Utc::now() + skew;
     let pushed: PushResponse = server.push_raw(&token, &request).await.ok();

@@ -125,7 +125,7 @@ impl Technician {
     async fn on_site(server: &TestServer, token: &str, device: &str, ticket: Ticket) -> Self {
         let mut handheld = Handheld::new(device);
         let finished = vec![
-            handheld.record(&ticket, DeviceOp::RecordArrival {}),
+            handheld.record(&ticket, DeviceOp::RecordArrival { position: None }),
             handheld.record(
                 &ticket,
                 DeviceOp::Complete {

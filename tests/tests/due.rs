@@ -106,7 +106,7 @@ async fn r_p1_an_arrival_pushed_by_the_technician_takes_its_item_off_the_list() 
     let arrived = &of_li[0];
     let token = server.login("li").await;
     let mut handheld = Handheld::new("hh-li-due");
-    let mutation = handheld.record(arrived, DeviceOp::RecordArrival {});
+    let mutation = handheld.record(arrived, DeviceOp::RecordArrival { position: None });
     let pushed = server.push(&token, &handheld.id, vec![mutation]).await;
     assert!(
         matches!(pushed.outcomes[0].outcome, Outcome::Applied(_)),

@@ -64,7 +64,7 @@ async fn facts_recorded_offline_are_kept_and_flagged_late_when_the_office_reassi
     let result = paid_result();
     let image = b"signature strokes of Ms Wang".to_vec();
     let offline = vec![
-        handheld.record(&ticket, DeviceOp::RecordArrival {}),
+        handheld.record(&ticket, DeviceOp::RecordArrival { position: None }),
         handheld.record(&ticket, note("valve was seized 阀门锈死")),
         handheld.record(&ticket, note("replaced the joint, tested 30 min")),
         handheld.record(
@@ -209,7 +209,7 @@ async fn facts_recorded_offline_on_a_ticket_cancelled_meanwhile_are_kept_and_fla
 
     let result = free_result();
     let offline = vec![
-        handheld.record(&ticket, DeviceOp::RecordArrival {}),
+        handheld.record(&ticket, DeviceOp::RecordArrival { position: None }),
         handheld.record(&ticket, note("owner not at home, left a card")),
         handheld.record(
             &ticket,
@@ -285,7 +285,7 @@ async fn an_undisturbed_job_goes_dispatched_in_progress_completed_and_reports_th
     let (_, ticket) = first_sync(&server, &li, &handheld).await;
 
     // R-P1: the arrival moves the ticket in progress.
-    let arrival = handheld.record(&ticket, DeviceOp::RecordArrival {});
+    let arrival = handheld.record(&ticket, DeviceOp::RecordArrival { position: None });
     let pushed = server.push(&li, &handheld.id, vec![arrival]).await;
     assert_eq!(
         pushed.outcomes[0].outcome,

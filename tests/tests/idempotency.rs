@@ -73,7 +73,7 @@ async fn a_push_replayed_three_times_even_after_a_lost_response_is_applied_once(
     let mut handheld = Handheld::new("hh-li-idem-1");
     let ticket = server.tickets_of("li").await.remove(0);
     let batch = vec![
-        handheld.record(&ticket, DeviceOp::RecordArrival {}),
+        handheld.record(&ticket, DeviceOp::RecordArrival { position: None }),
         handheld.record(&ticket, note("checked the valve")),
         // Refused (an empty note): a refusal is a first answer too.
         handheld.record(&ticket, note("   ")),
@@ -258,7 +258,7 @@ async fn two_copies_of_a_push_sent_at_once_are_applied_once() {
     let mut handheld = Handheld::new("hh-li-idem-4");
     let ticket = server.tickets_of("li").await.remove(0);
     let batch = vec![
-        handheld.record(&ticket, DeviceOp::RecordArrival {}),
+        handheld.record(&ticket, DeviceOp::RecordArrival { position: None }),
         handheld.record(&ticket, note("sent twice by a nervous retry loop")),
     ];
 

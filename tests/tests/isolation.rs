@@ -291,6 +291,7 @@ async fn naming_someone_elses_image_in_a_signature_opens_nothing_and_tells_nothi
         signed_record: result.record_hash(),
         signer_name: "业主 Owner".into(),
         rating: None,
+        strokes: None,
     };
     let batch = vec![
         handheld.record(&his, DeviceOp::Complete { result }),

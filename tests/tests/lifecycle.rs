@@ -96,7 +96,7 @@ async fn complete_and_sign(
     let li = server.login("li").await;
     let result = paid_result();
     let mutations = vec![
-        handheld.record(ticket, DeviceOp::RecordArrival {}),
+        handheld.record(ticket, DeviceOp::RecordArrival { position: None }),
         handheld.record(
             ticket,
             DeviceOp::Complete {
@@ -267,7 +267,7 @@ async fn r_c1_r_p7_an_unfinished_or_unsigned_work_order_is_not_closed() {
     let (_, tickets) = li_first_sync(&server, &handheld).await;
     let ticket = &tickets[1];
 
-    let arrival = handheld.record(ticket, DeviceOp::RecordArrival {});
+    let arrival = handheld.record(ticket, DeviceOp::RecordArrival { position: None });
     server.push(&li, &handheld.id, vec![arrival]).await;
     let in_progress = server.ticket(&dispatcher, &ticket.id).await;
     assert_eq!(in_progress.status, Status::InProgress);
@@ -318,7 +318,7 @@ async fn r_c3_a_completed_coordination_ticket_is_signed_off_by_the_department_ma
         .await;
     let mut handheld = Handheld::new("hh-li-01");
     let mutations = vec![
-        handheld.record(&dispatched, DeviceOp::RecordArrival {}),
+        handheld.record(&dispatched, DeviceOp::RecordArrival { position: None }),
         handheld.record(
             &dispatched,
             DeviceOp::Complete {
@@ -518,7 +518,7 @@ async fn r_c2_an_unfinished_work_order_converted_into_a_coordination_ticket_keep
 
     // What li recorded offline on the work order still reaches it, flagged late.
     let offline = vec![
-        handheld.record(work_order, DeviceOp::RecordArrival {}),
+        handheld.record(work_order, DeviceOp::RecordArrival { position: None }),
         handheld.record(
             work_order,
             common::note("拆开检查，缺配件 opened up, part missing"),

@@ -86,7 +86,7 @@ async fn a_technician_can_neither_record_facts_on_nor_read_another_technicians_t
 
     let mut handheld = Handheld::new("hh-zhang-r1");
     let batch = vec![
-        handheld.record(&lis_ticket, DeviceOp::RecordArrival {}),
+        handheld.record(&lis_ticket, DeviceOp::RecordArrival { position: None }),
         handheld.record(&lis_ticket, note("not my job")),
     ];
     let pushed = server.push(&zhang, &handheld.id, batch).await;
@@ -729,7 +729,8 @@ async fn a_handheld_registered_to_one_technician_is_refused_to_another() {
         .pull_raw(&zhang, &pull)
         .await
         .error(StatusCode::CONFLICT, "device_of_another_user");
-    let mutation = Handheld::new("hh-shared").record(&zhangs_ticket, DeviceOp::RecordArrival {});
+    let mutation = Handheld::new("hh-shared")
+        .record(&zhangs_ticket, DeviceOp::RecordArrival { position: None });
     server
         .push_raw(&zhang, &push_request(&shared, vec![mutation]))
         .await

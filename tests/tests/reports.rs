@@ -77,7 +77,7 @@ async fn a_morning_of_work(server: &TestServer) -> Morning {
     let result = paid_result();
     let image = b"signature strokes for the report test".to_vec();
     let mutations = vec![
-        handheld.record(&on_device, DeviceOp::RecordArrival {}),
+        handheld.record(&on_device, DeviceOp::RecordArrival { position: None }),
         handheld.record(
             &on_device,
             DeviceOp::Complete {

@@ -133,6 +133,12 @@ fn signed_in(
         display_name: user.display_name.clone(),
         role: user.role,
         estate: user.estate.clone(),
+        time_zone: state
+            .calendars
+            .of(&user.estate)
+            .time_zone()
+            .name()
+            .to_owned(),
     })
 }
 

@@ -1308,6 +1308,7 @@ mod tests {
                     signed_record: Sha256Hex::of(b"the result"),
                     signer_name: "王女士".to_owned(),
                     rating: None,
+                    strokes: None,
                 },
             };
             ticket

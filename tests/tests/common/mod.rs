@@ -582,9 +582,10 @@ impl TestServer {
             signed_record: result.record_hash(),
             signer_name: "业主 Owner".to_owned(),
             rating,
+            strokes: None,
         };
         let mutations = vec![
-            handheld.record(ticket, DeviceOp::RecordArrival {}),
+            handheld.record(ticket, DeviceOp::RecordArrival { position: None }),
             handheld.record(ticket, DeviceOp::Complete { result }),
             handheld.record(ticket, signed),
         ];
@@ -820,6 +821,7 @@ pub fn signature(image: &[u8], result: &CompletionRecord) -> DeviceOp {
         signed_record: result.record_hash(),
         signer_name: "王女士 Ms Wang".to_owned(),
         rating: None,
+        strokes: None,
     }
 }
 
