@@ -45,13 +45,27 @@ fn golden_path(name: &str) -> PathBuf {
         .join(format!("{name}.json"))
 }
 
+/// Test vectors other implementations check themselves against (not wire
+/// messages, so not in the OpenAPI document).
+fn vectors_path(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/vectors")
+        .join(format!("{name}.json"))
+}
+
 /// Compare `value`'s JSON with the frozen file, and the file read back with
 /// `value`; with `UPDATE_GOLDEN=1`, rewrite the file instead.
 fn check_golden<T>(name: &str, value: &T)
 where
     T: Serialize + DeserializeOwned + PartialEq + Debug,
 {
-    let path = golden_path(name);
+    check_frozen(name, golden_path(name), value);
+}
+
+fn check_frozen<T>(name: &str, path: PathBuf, value: &T)
+where
+    T: Serialize + DeserializeOwned + PartialEq + Debug,
+{
     let actual = serde_json::to_value(value).unwrap();
     if std::env::var("UPDATE_GOLDEN").as_deref() == Ok("1") {
         // Write beside, then rename: tests run in parallel and must never
@@ -1481,4 +1495,66 @@ fn a_live_event_of_a_device_contact_is_frozen() {
         },
     };
     check_golden("live_event_device_contact", &event);
+}
+
+/// One completion record with its canonical JSON and hash: what every
+/// client must compute byte for byte before the owner signs (section 4.5).
+#[derive(Debug, PartialEq, Serialize, serde::Deserialize)]
+struct RecordHashVector {
+    record: CompletionRecord,
+    canonical: String,
+    sha256: Sha256Hex,
+}
+
+#[test]
+fn the_completion_record_hashes_are_frozen() {
+    let material = |name: &str, quantity: &str| sync_protocol::Material {
+        name: name.into(),
+        quantity: quantity.into(),
+    };
+    let records = [
+        paid_result(),
+        CompletionRecord {
+            work_done: "更换灯座 replaced the lamp holder".into(),
+            materials: vec![],
+            charge: Charge::Free {},
+        },
+        CompletionRecord {
+            work_done: "quotes \" and \\ backslash, tab\tnewline\nreturn\r".into(),
+            materials: vec![material(
+                "form feed \u{c} bell \u{7} escape \u{1b}",
+                "0.5 m",
+            )],
+            charge: Charge::Paid { fee_fen: 0 },
+        },
+        CompletionRecord {
+            work_done: "  leading and trailing spaces are kept  ".into(),
+            materials: vec![
+                material("阀门 valve", "2"),
+                material("生料带 PTFE tape 🧻", "1 卷"),
+                material("del \u{7f} and slash /", ""),
+            ],
+            charge: Charge::Paid {
+                fee_fen: sync_protocol::MAX_FEE_FEN,
+            },
+        },
+    ];
+    let vectors: Vec<RecordHashVector> = records
+        .into_iter()
+        .map(|record| RecordHashVector {
+            canonical: serde_json::to_string(&record).unwrap(),
+            sha256: record.record_hash(),
+            record,
+        })
+        .collect();
+    assert_eq!(
+        vectors[0].sha256.as_str(),
+        "fa5eda3f272f800fb6c0c987b95fa97fa059a15aa7e772bb68805dff6b58834d",
+        "the worked example of docs/protocol.md"
+    );
+    check_frozen(
+        "completion_record_hashes",
+        vectors_path("completion_record_hashes"),
+        &vectors,
+    );
 }

@@ -16,8 +16,10 @@ mod openapi;
 mod reports;
 mod serve;
 mod session;
+mod static_files;
 mod supervision;
 mod sync;
+mod technician_app;
 mod tickets;
 
 use std::sync::Arc;
@@ -117,6 +119,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(openapi::DASHBOARD, get(dashboard::index))
         .route(openapi::DASHBOARD_SCRIPT, get(dashboard::script))
         .route(openapi::DASHBOARD_STYLE, get(dashboard::style))
+        .route(openapi::APP, get(technician_app::page))
+        .route(openapi::APP_FILE, get(technician_app::file))
         .route(openapi::SUPERVISION, get(supervision::snapshot))
         .route(openapi::LIVE, get(live::live))
         .route(openapi::TICKET_REVIEWS, post(supervision::review))

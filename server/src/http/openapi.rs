@@ -33,6 +33,8 @@ pub const METRICS: &str = "/metrics";
 pub const DASHBOARD: &str = "/dashboard";
 pub const DASHBOARD_SCRIPT: &str = "/dashboard/app.js";
 pub const DASHBOARD_STYLE: &str = "/dashboard/style.css";
+pub const APP: &str = "/app";
+pub const APP_FILE: &str = "/app/{file}";
 
 /// Every (method, path) the router serves. The router is built from the same
 /// constants, and a test checks this table against the document both ways.
@@ -68,6 +70,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", DASHBOARD),
     ("get", DASHBOARD_SCRIPT),
     ("get", DASHBOARD_STYLE),
+    ("get", APP),
+    ("get", APP_FILE),
 ];
 
 pub const OPENAPI_JSON: &str = include_str!("../../../docs/openapi.json");

@@ -136,6 +136,9 @@ pub struct TestServer {
     client: reqwest::Client,
     /// Tokens stay valid across restarts: the secret is fixed.
     tokens: Mutex<HashMap<String, String>>,
+    /// Where to listen: a random port unless a restart must keep the
+    /// address (a browser's service worker belongs to one origin).
+    listen: String,
     /// The server's output, kept for failure messages.
     output: Arc<Mutex<Vec<String>>>,
 }
@@ -162,6 +165,7 @@ impl TestServer {
             base_url: String::new(),
             client,
             tokens: Mutex::new(HashMap::new()),
+            listen: "127.0.0.1:0".to_owned(),
             output: Arc::new(Mutex::new(Vec::new())),
         };
         server.spawn();
@@ -184,7 +188,7 @@ impl TestServer {
         command.arg("--data-dir").arg(self.data_dir.path()).args([
             "serve",
             "--listen",
-            "127.0.0.1:0",
+            &self.listen,
         ]);
         if self.options.demo {
             command.arg("--demo");
@@ -305,6 +309,13 @@ impl TestServer {
 
     /// Start the server again after [`TestServer::stop_gracefully`].
     pub fn start_again(&mut self) {
+        self.spawn();
+    }
+
+    /// Start the server again after [`TestServer::stop_gracefully`] on the
+    /// address it had, as a real server comes back.
+    pub fn start_again_on_the_same_address(&mut self) {
+        self.listen = self.address().to_owned();
         self.spawn();
     }
 
