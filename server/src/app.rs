@@ -50,6 +50,8 @@ pub struct Application<L = TcpListener> {
     writer_thread: Option<JoinHandle<()>>,
     storage_fault: StorageFault,
     scheduler: SchedulerHandle,
+    /// Serve HTTPS with this configuration; plain HTTP without.
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Application {
@@ -152,7 +154,14 @@ impl<L: Listener<Addr = SocketAddr>> Application<L> {
             writer_thread,
             storage_fault,
             scheduler,
+            tls: None,
         })
+    }
+
+    /// Serve HTTPS with `tls` instead of plain HTTP.
+    pub fn with_tls(mut self, tls: Arc<rustls::ServerConfig>) -> Self {
+        self.tls = Some(tls);
+        self
     }
 
     pub fn store(&self) -> &Store {
@@ -186,7 +195,8 @@ impl<L: Listener<Addr = SocketAddr>> Application<L> {
             grace: Duration::from_millis(limits.request_timeout_ms),
         };
         let app = router(self.state);
-        serve(self.listener, app, connections, shutdown).await;
+        let tls = self.tls.map(tokio_rustls::TlsAcceptor::from);
+        serve(self.listener, app, connections, tls, shutdown).await;
         // The scheduler holds a writer handle: stop it first.
         self.scheduler.stop().await;
         // The router (and with it the last writer handle) is gone: the writer

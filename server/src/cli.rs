@@ -53,6 +53,21 @@ enum Commands {
             allow_negative_numbers = true
         )]
         clock_shift_minutes: i64,
+        /// Serve HTTPS with a certificate made for this machine (localhost,
+        /// its LAN address and any --tls-name), signed by a local authority
+        /// kept in the data directory (`tls/ca.pem`, which phones install):
+        /// a LAN trial of the technicians' app without a reverse proxy.
+        #[arg(long, conflicts_with = "tls_cert")]
+        self_signed_tls: bool,
+        /// Another name or address the trial certificate covers; repeatable.
+        #[arg(long = "tls-name", requires = "self_signed_tls")]
+        tls_names: Vec<String>,
+        /// Serve HTTPS with this certificate chain (PEM); with --tls-key.
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The certificate's private key (PEM).
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
     /// Add (or replace) a built-in user with the server stopped, e.g. the
     /// first administrator; the password is read from stdin. With the server
@@ -105,9 +120,17 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             listen,
             demo,
             clock_shift_minutes,
+            self_signed_tls,
+            tls_names,
+            tls_cert,
+            tls_key,
         } => {
             if let Some(listen) = listen {
                 config.listen = listen;
+            }
+            if tls_cert.is_some() {
+                config.tls.cert = tls_cert;
+                config.tls.key = tls_key;
             }
             if demo {
                 let estate = EstateId::parse(demo::DEMO_ESTATE).expect("a valid estate");
@@ -133,7 +156,28 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                     "the server's clock is shifted from the machine's"
                 );
             }
-            runtime.block_on(serve(config, demo, Arc::new(ShiftedClock::new(shift))))
+            let tls = if self_signed_tls {
+                let names = crate::tls::trial_names(&tls_names);
+                let files = crate::tls::self_signed(&config.data_dir, &names)?;
+                println!(
+                    "HTTPS with a trial certificate for {}; phones install {}",
+                    names.join(", "),
+                    config.data_dir.join("tls/ca.pem").display()
+                );
+                Some(crate::tls::server_config(&files)?)
+            } else {
+                match (&config.tls.cert, &config.tls.key) {
+                    (Some(cert), Some(key)) => {
+                        Some(crate::tls::server_config(&crate::tls::CertificateFiles {
+                            cert: cert.clone(),
+                            key: key.clone(),
+                        })?)
+                    }
+                    _ => None,
+                }
+            };
+            let clock = Arc::new(ShiftedClock::new(shift));
+            runtime.block_on(serve(config, demo, clock, tls))
         }
         Commands::AddUser {
             username,
@@ -182,17 +226,22 @@ async fn serve(
     config: Config,
     demo: bool,
     clock: Arc<dyn Clock>,
+    tls: Option<Arc<rustls::ServerConfig>>,
 ) -> Result<(), Box<dyn std::error::Error>> {
     raise_open_file_limit(config.limits.max_connections);
-    let app = Application::build(config.clone(), clock).await?;
+    let mut app = Application::build(config.clone(), clock).await?;
     let address = app.local_addr()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    if let Some(tls) = tls {
+        app = app.with_tls(tls);
+    }
     if demo {
         demo::seed(app.store(), app.writer()).await?;
-        print_demo_banner(address);
+        print_demo_banner(scheme, address);
     }
-    tracing::info!(%address, data_dir = %config.data_dir.display(), "listening");
+    tracing::info!(%address, scheme, data_dir = %config.data_dir.display(), "listening");
     // The address line is machine-readable so that tests can find a port-0 server.
-    println!("listening on http://{address}");
+    println!("listening on {scheme}://{address}");
     // In-flight requests end within the request timeout and the writer's
     // last flush within its bound: later than both, something is stuck.
     let stop_within = std::time::Duration::from_millis(config.limits.request_timeout_ms)
@@ -221,7 +270,7 @@ fn raise_open_file_limit(max_connections: usize) {
     }
 }
 
-fn print_demo_banner(address: SocketAddr) {
+fn print_demo_banner(scheme: &str, address: SocketAddr) {
     println!(
         "Demo estate {} is ready. Users (password: {}):",
         demo::DEMO_ESTATE,
@@ -230,12 +279,14 @@ fn print_demo_banner(address: SocketAddr) {
     for (login, role, name) in demo::DEMO_USERS {
         println!("  {login:<12} {:<28} {name}", role.as_str());
     }
+    println!("Technicians' app (log in as li or zhang): {scheme}://{address}/app");
+    println!("Supervisors' dashboard (zhuguan): {scheme}://{address}/dashboard");
     println!("Get a token:");
     println!(
-        "  curl -s -X POST http://{address}/api/v1/auth/login -H 'content-type: application/json' \\\n    -d '{{\"username\":\"diaodu\",\"password\":\"{}\"}}'",
+        "  curl -s -X POST {scheme}://{address}/api/v1/auth/login -H 'content-type: application/json' \\\n    -d '{{\"username\":\"diaodu\",\"password\":\"{}\"}}'",
         demo::DEMO_PASSWORD
     );
-    println!("API description: http://{address}/api/v1/openapi.json");
+    println!("API description: {scheme}://{address}/api/v1/openapi.json");
 }
 
 /// Wait for SIGINT or SIGTERM; from then on the process has `stop_within`

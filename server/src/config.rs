@@ -23,6 +23,18 @@ pub struct Config {
     /// default one (`[calendars.default]`); file only, checked as it is read.
     pub calendars: Calendars,
     pub supervision: SupervisionConfig,
+    /// HTTPS: a certificate chain and its key, PEM (`[tls]`).
+    pub tls: TlsConfig,
+}
+
+/// Serve HTTPS with this certificate chain and key (PEM files); both or
+/// neither. Without them the server speaks plain HTTP (behind a reverse
+/// proxy that ends TLS, or on localhost).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
 }
 
 /// What supervisors see (`/api/v1/supervision`, `/metrics`).
@@ -103,6 +115,7 @@ impl Default for Config {
             limits: Limits::default(),
             calendars: Calendars::default(),
             supervision: SupervisionConfig::default(),
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -294,11 +307,23 @@ impl Config {
         if let Some((name, v)) = get("FLUSH_TIMEOUT_MS") {
             self.limits.flush_timeout_ms = parsed(&name, v)?;
         }
+        if let Some((_, v)) = get("TLS_CERT") {
+            self.tls.cert = Some(PathBuf::from(v));
+        }
+        if let Some((_, v)) = get("TLS_KEY") {
+            self.tls.key = Some(PathBuf::from(v));
+        }
         Ok(())
     }
 
     /// Refuse configurations that cannot work safely.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.tls.cert.is_some() != self.tls.key.is_some() {
+            return Err(ConfigError::Invalid(
+                "tls.cert and tls.key (ESTATE_SYNC_TLS_CERT, ESTATE_SYNC_TLS_KEY) go together"
+                    .to_owned(),
+            ));
+        }
         if self.auth.jwt_secret.len() < 32 {
             return Err(ConfigError::Invalid(
                 "auth.jwt_secret (ESTATE_SYNC_JWT_SECRET) must be at least 32 bytes".to_owned(),

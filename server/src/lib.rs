@@ -18,5 +18,6 @@ pub mod scheduler;
 pub mod store;
 #[cfg(test)]
 mod test_support;
+pub mod tls;
 pub mod users;
 pub mod writer;

@@ -43,6 +43,7 @@ fn start_at_noon() -> (TestServer, DateTime<Utc>) {
     let options = Options {
         demo: true,
         env: vec![(CLOCK_SHIFT, shift_minutes.to_string())],
+        ..Default::default()
     };
     let data_dir = tempfile::tempdir().expect("a temporary directory");
     (TestServer::start_with(data_dir, options), noon)

@@ -236,6 +236,7 @@ async fn fill_the_disk_and_recover(handhelds: usize) {
                 REQUEST_TIMEOUT_MS.to_owned(),
             ),
         ],
+        ..Default::default()
     };
     let mut server = TestServer::start_with(data_dir, options);
     let token = server.login("li").await;

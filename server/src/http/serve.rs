@@ -9,6 +9,8 @@
 //!   too_many_connections` and closed.
 //! - At shutdown the listener closes, idle connections end at once, and
 //!   requests in flight get `grace` to finish.
+//! - With TLS, the handshake happens on the connection's own task, within
+//!   the same header-read time.
 //!
 //! Every request carries its connection's [`PeerAddress`].
 
@@ -27,6 +29,7 @@ use hyper_util::service::TowerToHyperService;
 use sync_protocol::{ErrorBody, PROTOCOL_HEADER, PROTOCOL_VERSION};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use super::PeerAddress;
@@ -46,14 +49,17 @@ pub struct ConnectionLimits {
 /// How long a refused connection is given to take its answer.
 const REFUSAL_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// Serve `router` on `listener` until `shutdown` completes.
+/// Serve `router` on `listener` until `shutdown` completes: HTTPS when
+/// given a TLS acceptor, plain HTTP otherwise.
 pub async fn serve<L>(
     mut listener: L,
     router: Router,
     limits: ConnectionLimits,
+    tls: Option<TlsAcceptor>,
     shutdown: impl Future<Output = ()>,
 ) where
     L: Listener<Addr = SocketAddr>,
+    L::Io: Unpin,
 {
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -70,8 +76,17 @@ pub async fn serve<L>(
         };
         let address = peer.ip();
         let admitted = admit(&open, &per_address, &limits, address);
+        let handshake_within = limits.header_read_timeout;
         let Some((permit, address_slot)) = admitted else {
-            tokio::spawn(refuse(io));
+            match tls.clone() {
+                None => tokio::spawn(refuse(io)),
+                Some(acceptor) => tokio::spawn(async move {
+                    let secured = tokio::time::timeout(handshake_within, acceptor.accept(io)).await;
+                    if let Ok(Ok(stream)) = secured {
+                        refuse(stream).await;
+                    }
+                }),
+            };
             continue;
         };
         let service =
@@ -81,10 +96,29 @@ pub async fn serve<L>(
                     request.extensions_mut().insert(PeerAddress(address));
                     request
                 });
-        let connection = http.serve_connection(TokioIo::new(io), TowerToHyperService::new(service));
-        let connection = graceful.watch(connection);
+        let service = TowerToHyperService::new(service);
+        let (http, watcher, tls) = (http.clone(), graceful.watcher(), tls.clone());
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
+            let served = match tls {
+                None => {
+                    let connection = http.serve_connection(TokioIo::new(io), service);
+                    watcher.watch(connection).await
+                }
+                Some(acceptor) => {
+                    match tokio::time::timeout(handshake_within, acceptor.accept(io)).await {
+                        Ok(Ok(stream)) => {
+                            let connection = http.serve_connection(TokioIo::new(stream), service);
+                            watcher.watch(connection).await
+                        }
+                        Ok(Err(error)) => {
+                            tracing::debug!(%error, %address, "TLS handshake failed");
+                            Ok(())
+                        }
+                        Err(_) => Ok(()),
+                    }
+                }
+            };
+            if let Err(error) = served {
                 tracing::debug!(%error, %address, "connection ended with an error");
             }
             drop((permit, address_slot));

@@ -56,7 +56,8 @@ pub const DEMO_ESTATE: &str = "E01";
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 /// No single request of these tests should take longer.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-const READY_PREFIX: &str = "listening on http://";
+/// The readiness line: this, then the server's base URL (http or https).
+const READY_PREFIX: &str = "listening on ";
 
 /// The server binary, built once per test process.
 pub fn server_binary() -> &'static Path {
@@ -115,6 +116,8 @@ pub struct Options {
     pub demo: bool,
     /// Extra `ESTATE_SYNC_*` settings, e.g. a request timeout.
     pub env: Vec<(&'static str, String)>,
+    /// Extra arguments of `serve`, e.g. `--self-signed-tls`.
+    pub args: Vec<String>,
 }
 
 impl Default for Options {
@@ -122,6 +125,7 @@ impl Default for Options {
         Self {
             demo: true,
             env: Vec::new(),
+            args: Vec::new(),
         }
     }
 }
@@ -193,6 +197,7 @@ impl TestServer {
         if self.options.demo {
             command.arg("--demo");
         }
+        command.args(&self.options.args);
         let mut child = clean_env(&mut command)
             .env("ESTATE_SYNC_JWT_SECRET", JWT_SECRET)
             .env("ESTATE_SYNC_JWT_ISSUER", JWT_ISSUER)
@@ -217,7 +222,7 @@ impl TestServer {
         match ready_line.recv_timeout(STARTUP_TIMEOUT) {
             Ok(address) => {
                 self.process = Some(child);
-                self.base_url = format!("http://{address}");
+                self.base_url = address;
                 Ok(())
             }
             Err(_) => {
@@ -334,7 +339,9 @@ impl TestServer {
 
     /// `host:port` of the running server, for raw TCP.
     pub fn address(&self) -> &str {
-        self.base_url.trim_start_matches("http://")
+        self.base_url
+            .split_once("://")
+            .map_or(self.base_url.as_str(), |(_, address)| address)
     }
 
     pub fn client(&self) -> &reqwest::Client {
