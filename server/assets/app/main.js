@@ -29,12 +29,14 @@ const state = {
   session: null,
   retry: null,
   reachable: true,
+  /// Object URLs of the images shown, by hash.
+  imageUrls: new Map(),
   retryDelayMs: RETRY_FIRST_MS,
   syncer: null,
   syncing: false,
   message: null,
   /// Milliseconds from tap to durable, for each fact recorded (newest last,
-  /// at most 200), read by the benchmark.
+  /// at most 1000), read by the benchmark.
   recordTimings: [],
 };
 
@@ -281,6 +283,11 @@ async function showList(session) {
     rows.length ? list : element("p", { class: "empty" }, t("noTickets")),
     element("button", { id: "log-out", class: "quiet" }, t("logOut")),
   );
+  // When the list first showed after the page was opened (the benchmark
+  // reads it).
+  if (performance.getEntriesByName("ticket-list-shown").length === 0) {
+    performance.mark("ticket-list-shown", { detail: { tickets: rows.length } });
+  }
   document.getElementById("log-out").addEventListener("click", async () => {
     const stored = await store.meta(state.db, "session");
     await store.setMeta(state.db, "session", { ...stored, expired: true });
@@ -403,7 +410,7 @@ async function recordFact(ticket, op, images, started = performance.now()) {
   const mutation = await store.record(state.db, ticket, op, images);
   const elapsed = performance.now() - started;
   state.recordTimings.push(elapsed);
-  if (state.recordTimings.length > 200) state.recordTimings.shift();
+  if (state.recordTimings.length > 1000) state.recordTimings.shift();
   view.dataset.keep = "no";
   await render();
   const recorded = document.getElementById("recorded");
@@ -690,9 +697,14 @@ async function photoStrip(ticket, pending) {
   for (const entry of pending) if (entry.mutation.op.type === "attach_photo") hashes.add(entry.mutation.op.blob);
   const strip = element("div", { class: "photos", id: "photos" });
   for (const hash of hashes) {
-    const local = await store.blob(state.db, hash);
-    if (!local) continue;
-    const url = URL.createObjectURL(new Blob([local.bytes], { type: local.type }));
+    let url = state.imageUrls.get(hash);
+    if (!url) {
+      const local = await store.blob(state.db, hash);
+      if (!local) continue;
+      // One URL per image for the page's life: redrawing makes none anew.
+      url = URL.createObjectURL(new Blob([local.bytes], { type: local.type }));
+      state.imageUrls.set(hash, url);
+    }
     strip.append(element("img", { src: url, alt: t("photos"), "data-blob": hash }));
   }
   return strip.childElementCount ? strip : null;
