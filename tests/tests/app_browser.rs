@@ -336,6 +336,69 @@ async fn a_ticket_reassigned_while_the_phone_was_offline_leaves_the_list_and_its
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_session_ends_the_app_asks_for_a_login_and_uploads_what_it_kept() {
+    let driver = ChromeDriver::start();
+    let browser = driver.open_browser().await;
+    let server = TestServer::start();
+    let ticket = server.tickets_of(TECHNICIAN).await.remove(0);
+    open_app_and_log_in(&browser, &server).await;
+    browser
+        .goto(&server.url(&format!("/app#/t/{}", ticket.id)))
+        .await
+        .expect("the ticket opens");
+    wait_for_text(&browser, "#arrive", "到场").await;
+    browser
+        .execute(
+            "const realFetch = window.fetch.bind(window); window.noSignal = true; \
+             window.fetch = (path, init) => window.noSignal \
+               ? Promise.reject(new TypeError('no signal')) : realFetch(path, init);",
+            Vec::new(),
+        )
+        .await
+        .expect("the signal is gone");
+    fill(
+        &browser,
+        "#note-text",
+        "水泵房检查完毕 the pump room is checked",
+    )
+    .await;
+    click(&browser, "#save-note").await;
+    wait_for_text(&browser, "#waiting", "待上传 1").await;
+
+    // Meanwhile an administrator ends li's sessions: tokens and refresh.
+    let admin = server.login("guanli").await;
+    let ended = server
+        .post_json(
+            &format!("/api/v1/admin/users/{TECHNICIAN}/end-sessions"),
+            Some(&admin),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(ended.status, 200, "{ended:?}");
+
+    browser
+        .execute("window.noSignal = false;", Vec::new())
+        .await
+        .expect("the signal is back");
+    click(&browser, "#sync").await;
+    wait_for_text(&browser, "#login-form", "登录已过期").await;
+    wait_for_text(&browser, "#waiting", "待上传 1").await;
+    log_in(&browser, TECHNICIAN).await;
+    wait_for_text_within(&browser, "#waiting", "待上传 0", RESYNC_TIMEOUT).await;
+
+    let office = server.login("diaodu").await;
+    let stored = server.ticket(&office, &ticket.id).await;
+    assert!(
+        stored
+            .notes
+            .values()
+            .any(|note| note.body.text == "水泵房检查完毕 the pump room is checked"),
+        "the note recorded before the session ended is on the server"
+    );
+    browser.close().await.expect("the browser closes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_browser_hashes_completion_records_as_the_protocol_does() {
     let driver = ChromeDriver::start();
     let browser = driver.open_browser().await;
@@ -381,6 +444,7 @@ async fn open_app_and_log_in(browser: &Client, server: &TestServer) {
     // The page draws its login form once its store is open.
     wait_for_text(browser, "#login-form", "").await;
     log_in(browser, TECHNICIAN).await;
+    wait_for_text(browser, "#view h1", "我的工单").await;
     wait_for_text(browser, "#status", "在线").await;
 }
 
@@ -407,17 +471,22 @@ where
     F: Fn(fantoccini::elements::Element) -> Fut,
     Fut: std::future::Future<Output = Result<(), fantoccini::error::CmdError>>,
 {
-    let mut attempts = 0;
+    let started = std::time::Instant::now();
     loop {
-        let element = browser
-            .find(Locator::Css(selector))
-            .await
-            .unwrap_or_else(|error| panic!("{selector}: {error}"));
+        let element = match browser.find(Locator::Css(selector)).await {
+            Ok(element) => element,
+            // The screen is still being drawn: wait for it, as a thumb would.
+            Err(_) if started.elapsed() < PAGE_TIMEOUT => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+            Err(error) => panic!("{selector}: {error}"),
+        };
         match act(element).await {
             Ok(()) => return,
-            Err(error) if attempts < 3 && error.to_string().contains("stale element") => {
-                attempts += 1;
-            }
+            Err(error)
+                if started.elapsed() < PAGE_TIMEOUT
+                    && error.to_string().contains("stale element") => {}
             Err(error) => panic!("{selector}: {error}"),
         }
     }

@@ -132,8 +132,10 @@ async function renderStatus() {
   sync.textContent = state.syncing ? t("syncing") : t("syncNow");
   sync.disabled = state.syncing;
   const inbox = document.getElementById("inbox-button");
-  inbox.textContent = t("inbox", unread);
-  inbox.hidden = unread === 0;
+  // The answers are always one tap away; the ones to check stand out.
+  inbox.textContent = unread > 0 ? t("inbox", unread) : t("answers");
+  inbox.className = unread > 0 ? "attention" : "";
+  inbox.hidden = answers.length === 0;
   const message = document.getElementById("message");
   message.textContent = state.message || "";
   message.hidden = !state.message;
@@ -602,16 +604,20 @@ function strokeData(pad, canvas) {
   };
 }
 
+/// Answers that need attention (late, refused) to acknowledge, then every
+/// answer the phone keeps, newest first.
 async function showInbox() {
-  const answers = (await store.outcomes(state.db)).filter((answer) => answer.attention).reverse();
-  const list = element("ul", { id: "inbox", class: "answers" });
+  const answers = (await store.outcomes(state.db)).reverse();
+  const attention = element("ul", { id: "inbox", class: "answers" });
+  const all = element("ul", { id: "answers", class: "answers" });
   for (const answer of answers) {
-    const item = element(
-      "li",
-      { "data-seq": String(answer.seq), class: answer.read ? "read" : "" },
-      element("strong", {}, `${t(`kind.${answer.op}`)} · ${answer.ticket_id}`),
+    const line = () => [
+      element("strong", {}, `${t(`kind.${answer.op}`)} · ${answer.ticket_id} · #${answer.seq}`),
       element("div", {}, outcomeText(answer.outcome)),
-    );
+    ];
+    all.append(element("li", { "data-seq": String(answer.seq) }, ...line()));
+    if (!answer.attention) continue;
+    const item = element("li", { "data-seq": String(answer.seq), class: answer.read ? "read" : "" }, ...line());
     if (!answer.read) {
       const ok = element("button", { class: "quiet" }, t("markRead"));
       ok.addEventListener("click", async () => {
@@ -620,12 +626,14 @@ async function showInbox() {
       });
       item.append(ok);
     }
-    list.append(item);
+    attention.append(item);
   }
   show(
     element("a", { href: "#/", class: "back" }, t("back")),
     element("h1", {}, t("inboxHeading")),
-    answers.length ? list : element("p", { class: "empty" }, t("inboxEmpty")),
+    attention.childElementCount ? attention : element("p", { class: "empty" }, t("inboxEmpty")),
+    element("h2", {}, t("answers")),
+    all,
   );
 }
 
