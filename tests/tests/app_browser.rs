@@ -50,6 +50,9 @@ async fn a_visit_recorded_with_the_server_stopped_and_the_tab_closed_arrives_onc
         "return navigator.serviceWorker.controller !== null;",
     )
     .await;
+    // The deadlines come with the sync: R-P1's countdown on the row.
+    wait_for_text(&browser, &format!("{row} .due"), "R-P1").await;
+    wait_for_text(&browser, "#last-sync", "上次同步").await;
     if let Some(directory) = std::env::var_os("APP_SCREENSHOTS") {
         let directory = workspace().join(directory);
         save_screenshot(&browser, &directory.join("app-zh.png"), PHONE.0, PHONE.1).await;
