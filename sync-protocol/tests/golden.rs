@@ -266,6 +266,69 @@ fn a_push_request_with_every_kind_of_device_op_is_frozen() {
     check_golden("push_request", &push_request());
 }
 
+/// What the web app sends: an arrival with the phone's position, a photo,
+/// and a signature with its pen strokes.
+#[test]
+fn a_push_request_from_the_web_app_with_a_position_a_photo_and_strokes_is_frozen() {
+    let mutation = |seq, minute, op| DeviceMutation {
+        seq: DeviceSeq(seq),
+        ticket_id: ticket_id("t-1"),
+        base_version: Version(3),
+        recorded_at: at(10, minute),
+        op,
+    };
+    let request = PushRequest {
+        protocol_version: PROTOCOL_VERSION,
+        device: DeviceReport {
+            device_id: device("app-5f0c2a9e41d7b386"),
+            app_version: "web-1".into(),
+            ..device_report()
+        },
+        mutations: vec![
+            mutation(
+                1,
+                5,
+                DeviceOp::RecordArrival {
+                    position: Some(sync_protocol::Position {
+                        latitude_e6: 31_230_416,
+                        longitude_e6: 121_473_701,
+                        accuracy_m: 12,
+                    }),
+                },
+            ),
+            mutation(
+                2,
+                7,
+                DeviceOp::AttachPhoto {
+                    blob: Sha256Hex::of(b"a photo of the seized valve"),
+                    stage: sync_protocol::PhotoStage::Before,
+                },
+            ),
+            mutation(
+                3,
+                40,
+                DeviceOp::Complete {
+                    result: paid_result(),
+                },
+            ),
+            mutation(
+                4,
+                42,
+                DeviceOp::AttachSignature {
+                    blob: signature_blob(),
+                    signed_record: paid_result().record_hash(),
+                    signer_name: "王女士".into(),
+                    rating: Some(Rating::Satisfied),
+                    strokes: Some(Sha256Hex::of(
+                        b"{\"width\":358,\"height\":224,\"strokes\":[]}",
+                    )),
+                },
+            ),
+        ],
+    };
+    check_golden("push_request_from_the_app", &request);
+}
+
 #[test]
 fn a_push_response_with_applied_late_duplicate_and_rejected_outcomes_is_frozen() {
     let outcome = |seq, ticket: &str, outcome| MutationOutcome {

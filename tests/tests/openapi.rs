@@ -185,6 +185,7 @@ const GOLDEN_SCHEMAS: &[(&str, &str)] = &[
     ("pull_request", "PullRequest"),
     ("pull_response", "PullResponse"),
     ("push_request", "PushRequest"),
+    ("push_request_from_the_app", "PushRequest"),
     ("push_response", "PushResponse"),
     ("report_daily_unclosed", "DailyUnclosed"),
     ("report_monthly_archive", "MonthlyArchive"),
