@@ -217,20 +217,13 @@ fn seed_users(store: &Store, plan: &Plan) -> Result<usize, SeedError> {
     Ok(users)
 }
 
-/// Ticket number `number`, recorded an hour ago and dispatched to `technician`.
-fn dispatched_ticket(
-    number: u64,
-    technician: UserId,
-    agent: &UserId,
-    dispatcher: &UserId,
-    now: DateTime<Utc>,
-) -> Result<Ticket, WorkflowError> {
-    // The writer's own id format, so seeded tickets look like served ones.
-    let id = TicketId::parse(&format!("tk{number:08}")).expect("generated ticket ids are valid");
+/// The report of ticket number `number`: a kitchen leak in a flat whose
+/// building, unit and room follow from the number.
+pub fn repair_report(number: u64, received_at: DateTime<Utc>) -> Intake {
     let building = number % 30 + 1;
     let unit = number % 4 + 1;
     let room = 100 * (number % 28 + 1) + number % 4 + 1;
-    let intake = Intake {
+    Intake {
         estate: estate(),
         kind: TicketKind::WorkOrder,
         category: Category::Repair,
@@ -244,10 +237,23 @@ fn dispatched_ticket(
         description: format!(
             "厨房水管漏水 kitchen pipe leaking under the sink, ticket {number}; owner home after 9:00"
         ),
-        received_at: now - chrono::Duration::minutes(3),
+        received_at,
         follow_up_of: None,
         booking: None,
-    };
+    }
+}
+
+/// Ticket number `number`, recorded an hour ago and dispatched to `technician`.
+fn dispatched_ticket(
+    number: u64,
+    technician: UserId,
+    agent: &UserId,
+    dispatcher: &UserId,
+    now: DateTime<Utc>,
+) -> Result<Ticket, WorkflowError> {
+    // The writer's own id format, so seeded tickets look like served ones.
+    let id = TicketId::parse(&format!("tk{number:08}")).expect("generated ticket ids are valid");
+    let intake = repair_report(number, now - chrono::Duration::minutes(3));
     // Only a booking's dates depend on the estate's calendar, and a repair is none.
     let calendar = WorkingCalendar::default();
     let received = create_ticket(

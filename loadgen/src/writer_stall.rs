@@ -26,9 +26,8 @@ use server::store::{Changes, Store};
 use server::writer::{Command, Reply, Writer};
 use sync_protocol::capacity::{MAX_CHANGES, MAX_CONTENT_CHANGES, MAX_CONTENT_TEXT_BYTES};
 use sync_protocol::{
-    Area, Category, DeviceId, DeviceMutation, DeviceOp, DeviceReport, DeviceSeq, EstateId, Intake,
-    MAX_MUTATIONS_PER_PUSH, OfficeActionRequest, OfficeOp, Reporter, Role, Source, Ticket,
-    TicketKind, UserId, Version,
+    DeviceId, DeviceMutation, DeviceOp, DeviceReport, DeviceSeq, MAX_MUTATIONS_PER_PUSH,
+    OfficeActionRequest, OfficeOp, Role, Ticket, UserId, Version,
 };
 
 use crate::latency::Percentiles;
@@ -308,7 +307,7 @@ impl Bench {
     async fn pull_contact(&mut self) -> Result<Duration, String> {
         let command = Command::Pulled {
             user: self.technician.clone(),
-            estate: estate(),
+            estate: crate::seed::estate(),
             report: self.report(),
         };
         Ok(self.submit(command).await?.1)
@@ -358,7 +357,7 @@ impl Bench {
     async fn fill(&mut self, technicians: &[UserId]) -> Result<Ticket, String> {
         let command = Command::CreateTicket {
             by: self.dispatcher.clone(),
-            intake: intake(),
+            intake: crate::seed::repair_report(1, Utc::now()),
         };
         let Reply::Ticket(ticket) = self
             .writer
@@ -429,29 +428,6 @@ fn reassign(to: &str) -> OfficeOp {
     OfficeOp::Reassign {
         technician: UserId::parse(to).expect("a valid id"),
         reason: "r".repeat(REASON_BYTES),
-    }
-}
-
-fn estate() -> EstateId {
-    EstateId::parse("E01").expect("a valid estate")
-}
-
-fn intake() -> Intake {
-    Intake {
-        estate: estate(),
-        kind: TicketKind::WorkOrder,
-        category: Category::Repair,
-        area: Area::PrivateUnit,
-        source: Source::Phone,
-        reporter: Reporter {
-            name: "业主 Owner".to_owned(),
-            phone: Some("138 0000 0000".to_owned()),
-        },
-        location: "3-1-502".to_owned(),
-        description: "厨房水管漏水 Kitchen pipe leaking".to_owned(),
-        received_at: Utc::now(),
-        follow_up_of: None,
-        booking: None,
     }
 }
 

@@ -16,7 +16,7 @@ mod common;
 use std::io::Write;
 use std::time::Duration;
 
-use browser::{ChromeDriver, log_in, wait_for_text};
+use browser::{ChromeDriver, log_in, wait_for_text, wait_until};
 use common::{TestServer, intake};
 use serde_json::{Value, json};
 use sync_protocol::{OfficeOp, UserId};
@@ -65,7 +65,7 @@ async fn main() {
     wait_for_text(&browser, "#login-form", "").await;
     log_in(&browser, technician).await;
     wait_for_rows(&browser, TICKETS_ON_THE_PHONE).await;
-    wait_for(
+    wait_until(
         &browser,
         "return navigator.serviceWorker.controller !== null;",
     )
@@ -75,7 +75,7 @@ async fn main() {
     let mut openings = Vec::new();
     for _ in 0..OPENINGS {
         browser.refresh().await.expect("the app opens again");
-        wait_for(
+        wait_until(
             &browser,
             "return performance.getEntriesByName('ticket-list-shown').length > 0;",
         )
@@ -216,27 +216,11 @@ async fn shipped_bytes(server: &TestServer) -> (usize, usize) {
 }
 
 async fn wait_for_rows(browser: &fantoccini::Client, rows: usize) {
-    wait_for(
+    wait_until(
         browser,
         &format!("return document.querySelectorAll('#ticket-list li').length === {rows};"),
     )
     .await;
-}
-
-async fn wait_for(browser: &fantoccini::Client, condition: &str) {
-    let started = std::time::Instant::now();
-    while browser
-        .execute(condition, Vec::new())
-        .await
-        .expect("the script runs")
-        != json!(true)
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "waited for: {condition}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 fn percentile(values: &[f64], quantile: f64) -> f64 {

@@ -15,13 +15,14 @@ use std::time::Duration;
 
 use base64::Engine;
 use browser::{
-    ChromeDriver, PAGE_TIMEOUT, log_in, save_screenshot, switch_language, wait_for_text, workspace,
+    ChromeDriver, PAGE_TIMEOUT, holds_within, log_in, save_screenshot, switch_language,
+    wait_for_text, wait_until, workspace,
 };
 use common::TestServer;
 use fantoccini::{Client, Locator};
 use serde_json::{Value, json};
 use sync_protocol::{
-    Charge, LateReason, OfficeOp, PhotoStage, Position, Sha256Hex, Ticket, UserId,
+    Charge, LateReason, OfficeOp, PhotoStage, Position, Sha256Hex, Ticket, TicketId, UserId,
 };
 
 const TECHNICIAN: &str = "li";
@@ -68,11 +69,7 @@ async fn a_visit_recorded_with_the_server_stopped_and_the_tab_closed_arrives_onc
     browser.refresh().await.expect("the page reloads");
     wait_for_text(&browser, &row, &ticket.location).await;
 
-    browser
-        .goto(&server.url(&format!("/app#/t/{}", ticket.id)))
-        .await
-        .expect("the ticket opens");
-    wait_for_text(&browser, "#arrive", "到场").await;
+    open_ticket(&browser, &server, &ticket.id).await;
     // The phone's satellite position, as a phone would give it.
     browser
         .execute(
@@ -245,11 +242,7 @@ async fn a_push_whose_answer_was_lost_is_sent_again_and_answered_duplicate() {
         )
         .await
         .expect("the network is made to lose an answer");
-    browser
-        .goto(&server.url(&format!("/app#/t/{}", ticket.id)))
-        .await
-        .expect("the ticket opens");
-    wait_for_text(&browser, "#arrive", "到场").await;
+    open_ticket(&browser, &server, &ticket.id).await;
     fill(&browser, "#note-text", "第一条 the first note").await;
     click(&browser, "#save-note").await;
     wait_until(&browser, "return window.answersLost === 1;").await;
@@ -283,20 +276,8 @@ async fn a_ticket_reassigned_while_the_phone_was_offline_leaves_the_list_and_its
     wait_for_text(&browser, &row, &ticket.location).await;
 
     // No signal: every call fails as in a basement.
-    browser
-        .execute(
-            "const realFetch = window.fetch.bind(window); window.noSignal = true; \
-             window.fetch = (path, init) => window.noSignal \
-               ? Promise.reject(new TypeError('no signal')) : realFetch(path, init);",
-            Vec::new(),
-        )
-        .await
-        .expect("the signal is gone");
-    browser
-        .goto(&server.url(&format!("/app#/t/{}", ticket.id)))
-        .await
-        .expect("the ticket opens");
-    wait_for_text(&browser, "#arrive", "到场").await;
+    set_signal(&browser, false).await;
+    open_ticket(&browser, &server, &ticket.id).await;
     fill(&browser, "#note-text", "业主不在家 the owner is out").await;
     click(&browser, "#save-note").await;
     wait_for_text(&browser, "#waiting", "待上传 1").await;
@@ -308,10 +289,7 @@ async fn a_ticket_reassigned_while_the_phone_was_offline_leaves_the_list_and_its
     };
     server.act(&dispatcher, &ticket.id, reassign).await;
 
-    browser
-        .execute("window.noSignal = false;", Vec::new())
-        .await
-        .expect("the signal is back");
+    set_signal(&browser, true).await;
     click(&browser, "#sync").await;
     wait_for_text(&browser, "#waiting", "待上传 0").await;
     click(&browser, "#inbox-button").await;
@@ -345,20 +323,8 @@ async fn when_the_session_ends_the_app_asks_for_a_login_and_uploads_what_it_kept
     let server = TestServer::start();
     let ticket = server.tickets_of(TECHNICIAN).await.remove(0);
     open_app_and_log_in(&browser, &server).await;
-    browser
-        .goto(&server.url(&format!("/app#/t/{}", ticket.id)))
-        .await
-        .expect("the ticket opens");
-    wait_for_text(&browser, "#arrive", "到场").await;
-    browser
-        .execute(
-            "const realFetch = window.fetch.bind(window); window.noSignal = true; \
-             window.fetch = (path, init) => window.noSignal \
-               ? Promise.reject(new TypeError('no signal')) : realFetch(path, init);",
-            Vec::new(),
-        )
-        .await
-        .expect("the signal is gone");
+    open_ticket(&browser, &server, &ticket.id).await;
+    set_signal(&browser, false).await;
     fill(
         &browser,
         "#note-text",
@@ -369,20 +335,10 @@ async fn when_the_session_ends_the_app_asks_for_a_login_and_uploads_what_it_kept
     wait_for_text(&browser, "#waiting", "待上传 1").await;
 
     // Meanwhile an administrator ends li's sessions: tokens and refresh.
-    let admin = server.login("guanli").await;
-    let ended = server
-        .post_json(
-            &format!("/api/v1/admin/users/{TECHNICIAN}/end-sessions"),
-            Some(&admin),
-            &json!({}),
-        )
-        .await;
+    let ended = server.end_sessions(TECHNICIAN).await;
     assert_eq!(ended.status, 200, "{ended:?}");
 
-    browser
-        .execute("window.noSignal = false;", Vec::new())
-        .await
-        .expect("the signal is back");
+    set_signal(&browser, true).await;
     click(&browser, "#sync").await;
     wait_for_text(&browser, "#login-form", "登录已过期").await;
     wait_for_text(&browser, "#waiting", "待上传 1").await;
@@ -521,23 +477,31 @@ async fn draw_a_signature(browser: &Client) {
         .expect("the signature is drawn");
 }
 
-/// Waits until `condition` (a script returning a boolean) holds.
-async fn wait_until(browser: &Client, condition: &str) {
-    let started = std::time::Instant::now();
-    loop {
-        let holds = browser
-            .execute(condition, Vec::new())
-            .await
-            .expect("the script runs");
-        if holds == json!(true) {
-            return;
-        }
-        assert!(
-            started.elapsed() < PAGE_TIMEOUT,
-            "after {PAGE_TIMEOUT:?}: {condition}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+/// Opens ticket `id` in the app and waits for its screen.
+async fn open_ticket(browser: &Client, server: &TestServer, id: &TicketId) {
+    browser
+        .goto(&server.url(&format!("/app#/t/{id}")))
+        .await
+        .expect("the ticket opens");
+    wait_for_text(browser, "#arrive", "到场").await;
+}
+
+/// No signal (every call of the page fails, as in a basement), or the
+/// signal back.
+async fn set_signal(browser: &Client, present: bool) {
+    browser
+        .execute(
+            "const [present] = arguments; \
+             if (!window.realFetch) { \
+               window.realFetch = window.fetch.bind(window); \
+               window.fetch = (path, init) => window.noSignal \
+                 ? Promise.reject(new TypeError('no signal')) : window.realFetch(path, init); \
+             } \
+             window.noSignal = !present;",
+            vec![json!(present)],
+        )
+        .await
+        .expect("the signal is set");
 }
 
 /// [`wait_for_text`] with a longer wait, for what the app does by itself.
@@ -547,19 +511,10 @@ async fn wait_for_text_within(browser: &Client, selector: &str, expected: &str, 
         json!(selector),
         json!(expected)
     );
-    let started = std::time::Instant::now();
-    while started.elapsed() < within {
-        if browser
-            .execute(&condition, Vec::new())
-            .await
-            .expect("the script runs")
-            == json!(true)
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    if !holds_within(browser, &condition, within).await {
+        // Says what the page shows instead.
+        wait_for_text(browser, selector, expected).await;
     }
-    wait_for_text(browser, selector, expected).await;
 }
 
 /// What the app keeps in IndexedDB, read by a script in the page.

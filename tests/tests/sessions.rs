@@ -106,14 +106,7 @@ async fn ending_a_users_sessions_or_disabling_them_stops_every_token_at_once() {
     let server = TestServer::start();
     let phone = login_on(&server, "zhang", Some("hh-zhang-phone")).await;
     let tablet = login_on(&server, "zhang", Some("hh-zhang-tablet")).await;
-    let admin = server.login("guanli").await;
-    let ended = server
-        .post_json(
-            &format!("{USERS}/zhang/end-sessions"),
-            Some(&admin),
-            &json!({}),
-        )
-        .await;
+    let ended = server.end_sessions("zhang").await;
     assert_eq!(ended.status, StatusCode::OK, "{ended:?}");
     for session in [&phone, &tablet] {
         server

@@ -34,6 +34,9 @@ export function setMeta(db, key, value) {
 
 /// This phone's device id, made once: `app-` and 16 random hex digits.
 export async function deviceId(db) {
+  // Asked on every request: a read, and a write only the first time.
+  const known = await db.get("meta", "device_id");
+  if (known) return known;
   const tx = db.transaction("meta", "readwrite", STRICT);
   let id = await tx.store.get("device_id");
   if (!id) {
@@ -130,10 +133,11 @@ export async function applyPage(db, changes, nextCursor) {
 export async function applyAnswers(db, batch, outcomes, now = Date.now()) {
   const tx = db.transaction(["tickets", "outbox", "outcomes", "blobs"], "readwrite", STRICT);
   const touched = new Set();
+  const sentBySeq = new Map(batch.map((mutation) => [mutation.seq, mutation]));
   for (const answer of outcomes) {
     // The wire form is flat: `{seq, ticket_id, outcome: "applied", …}`.
     const { seq, ticket_id: ticketId, ...outcome } = answer;
-    const sent = batch.find((mutation) => mutation.seq === seq);
+    const sent = sentBySeq.get(seq);
     await tx.objectStore("outbox").delete(seq);
     await tx.objectStore("outcomes").put({
       seq,

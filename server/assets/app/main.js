@@ -319,12 +319,17 @@ function urgency(ticket, dueItems, waiting, now) {
   return { sortKey: Date.parse(fallback) + 1e13, overdue: false, text: "" };
 }
 
-async function showDetail(id, session) {
+/// The phone's copy of ticket `id`; when it has none (taken back and
+/// dropped), the list instead.
+async function ticketOrHome(id) {
   const entry = await store.ticket(state.db, id);
-  if (!entry) {
-    location.hash = "#/";
-    return;
-  }
+  if (!entry) location.hash = "#/";
+  return entry;
+}
+
+async function showDetail(id, session) {
+  const entry = await ticketOrHome(id);
+  if (!entry) return;
   const ticket = entry.ticket;
   const pending = await store.pendingOf(state.db, id);
   const positionBox = element("input", { type: "checkbox", id: "with-position" });
@@ -421,81 +426,77 @@ async function recordFact(ticket, op, images, started = performance.now()) {
   return mutation;
 }
 
-function showComplete(id) {
-  return store.ticket(state.db, id).then((entry) => {
-    if (!entry) {
-      location.hash = "#/";
+async function showComplete(id) {
+  const entry = await ticketOrHome(id);
+  if (!entry) return;
+  const workDone = element("textarea", { id: "work-done", rows: "4", required: "" });
+  const materials = element("div", { id: "materials" });
+  const addMaterial = () =>
+    materials.append(
+      element(
+        "div",
+        { class: "row material" },
+        element("input", { class: "material-name", placeholder: t("materialName") }),
+        element("input", { class: "material-quantity", placeholder: t("quantity"), size: "4" }),
+      ),
+    );
+  addMaterial();
+  const paid = element("input", { type: "radio", name: "charge", value: "paid", id: "charge-paid" });
+  const free = element("input", { type: "radio", name: "charge", value: "free", id: "charge-free" });
+  free.checked = true;
+  const fee = element("input", { id: "fee-yuan", type: "number", min: "0", step: "0.01", inputmode: "decimal" });
+  const error = element("p", { class: "error", role: "alert" });
+  const form = element(
+    "form",
+    { id: "complete-form" },
+    element("a", { href: `#/t/${encodeURIComponent(id)}`, class: "back" }, t("back")),
+    element("h1", {}, t("complete")),
+    element("label", {}, t("workDone"), workDone),
+    element("fieldset", {}, element("legend", {}, t("materials")), materials),
+    element("button", { type: "button", id: "add-material" }, t("addMaterial")),
+    element(
+      "fieldset",
+      {},
+      element("legend", {}, t("charge")),
+      element("label", { class: "inline" }, paid, t("paid")),
+      element("label", { class: "inline" }, free, t("free")),
+      element("label", {}, t("feeYuan"), fee),
+    ),
+    element("button", { type: "submit", class: "primary", id: "save-complete" }, t("save")),
+    error,
+  );
+  form.querySelector("#add-material").addEventListener("click", addMaterial);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const started = performance.now();
+    const result = {
+      work_done: workDone.value,
+      materials: [...materials.querySelectorAll(".material")]
+        .map((row) => ({
+          name: row.querySelector(".material-name").value.trim(),
+          quantity: row.querySelector(".material-quantity").value.trim(),
+        }))
+        .filter((material) => material.name),
+      charge: { type: "free" },
+    };
+    if (!result.work_done.trim()) {
+      error.textContent = t("workDone");
       return;
     }
-    const workDone = element("textarea", { id: "work-done", rows: "4", required: "" });
-    const materials = element("div", { id: "materials" });
-    const addMaterial = () =>
-      materials.append(
-        element(
-          "div",
-          { class: "row material" },
-          element("input", { class: "material-name", placeholder: t("materialName") }),
-          element("input", { class: "material-quantity", placeholder: t("quantity"), size: "4" }),
-        ),
-      );
-    addMaterial();
-    const paid = element("input", { type: "radio", name: "charge", value: "paid", id: "charge-paid" });
-    const free = element("input", { type: "radio", name: "charge", value: "free", id: "charge-free" });
-    free.checked = true;
-    const fee = element("input", { id: "fee-yuan", type: "number", min: "0", step: "0.01", inputmode: "decimal" });
-    const error = element("p", { class: "error", role: "alert" });
-    const form = element(
-      "form",
-      { id: "complete-form" },
-      element("a", { href: `#/t/${encodeURIComponent(id)}`, class: "back" }, t("back")),
-      element("h1", {}, t("complete")),
-      element("label", {}, t("workDone"), workDone),
-      element("fieldset", {}, element("legend", {}, t("materials")), materials),
-      element("button", { type: "button", id: "add-material" }, t("addMaterial")),
-      element(
-        "fieldset",
-        {},
-        element("legend", {}, t("charge")),
-        element("label", { class: "inline" }, paid, t("paid")),
-        element("label", { class: "inline" }, free, t("free")),
-        element("label", {}, t("feeYuan"), fee),
-      ),
-      element("button", { type: "submit", class: "primary", id: "save-complete" }, t("save")),
-      error,
-    );
-    form.querySelector("#add-material").addEventListener("click", addMaterial);
-    form.addEventListener("submit", async (event) => {
-      event.preventDefault();
-      const started = performance.now();
-      const result = {
-        work_done: workDone.value,
-        materials: [...materials.querySelectorAll(".material")]
-          .map((row) => ({
-            name: row.querySelector(".material-name").value.trim(),
-            quantity: row.querySelector(".material-quantity").value.trim(),
-          }))
-          .filter((material) => material.name),
-        charge: { type: "free" },
-      };
-      if (!result.work_done.trim()) {
-        error.textContent = t("workDone");
+    if (paid.checked) {
+      const yuan = Number(fee.value || "0");
+      if (!(yuan >= 0 && yuan <= MAX_FEE_YUAN)) {
+        error.textContent = t("feeYuan");
         return;
       }
-      if (paid.checked) {
-        const yuan = Number(fee.value || "0");
-        if (!(yuan >= 0 && yuan <= MAX_FEE_YUAN)) {
-          error.textContent = t("feeYuan");
-          return;
-        }
-        result.charge = { type: "paid", fee_fen: Math.round(yuan * 100) };
-      }
-      await recordFact(entry.ticket, { type: "complete", result }, [], started);
-      view.dataset.keep = "no";
-      location.hash = `#/t/${encodeURIComponent(id)}/sign`;
-    });
-    show(form);
-    keep();
+      result.charge = { type: "paid", fee_fen: Math.round(yuan * 100) };
+    }
+    await recordFact(entry.ticket, { type: "complete", result }, [], started);
+    view.dataset.keep = "no";
+    location.hash = `#/t/${encodeURIComponent(id)}/sign`;
   });
+  show(form);
+  keep();
 }
 
 /// The completion record the owner signs: the newest one recorded on this
@@ -508,11 +509,8 @@ function recordToSign(ticket, pending) {
 }
 
 async function showSign(id) {
-  const entry = await store.ticket(state.db, id);
-  if (!entry) {
-    location.hash = "#/";
-    return;
-  }
+  const entry = await ticketOrHome(id);
+  if (!entry) return;
   const ticket = entry.ticket;
   const record = recordToSign(ticket, await store.pendingOf(state.db, id));
   const back = element("a", { href: `#/t/${encodeURIComponent(id)}`, class: "back" }, t("back"));

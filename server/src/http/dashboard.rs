@@ -58,7 +58,7 @@ fn file(request_headers: &HeaderMap, index: usize) -> Response {
 
 fn etag() -> &'static HeaderValue {
     static ETAG: OnceLock<HeaderValue> = OnceLock::new();
-    ETAG.get_or_init(|| bundle_etag(ASSETS))
+    ETAG.get_or_init(|| bundle_etag(ASSETS.iter().map(Asset::file)))
 }
 
 #[cfg(test)]
@@ -68,7 +68,7 @@ mod tests {
 
     #[test]
     fn the_page_loads_only_its_own_files() {
-        assert_loads_only_its_own_files(ASSETS);
+        assert_loads_only_its_own_files(ASSETS.iter().map(Asset::file));
         let index = std::str::from_utf8(ASSETS[0].body).unwrap();
         assert!(index.contains("src=\"/dashboard/app.js\""));
         assert!(index.contains("href=\"/dashboard/style.css\""));

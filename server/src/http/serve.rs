@@ -27,7 +27,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use sync_protocol::{ErrorBody, PROTOCOL_HEADER, PROTOCOL_VERSION};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
@@ -59,7 +59,7 @@ pub async fn serve<L>(
     shutdown: impl Future<Output = ()>,
 ) where
     L: Listener<Addr = SocketAddr>,
-    L::Io: Unpin,
+    L::Io: Unpin + 'static,
 {
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -76,17 +76,13 @@ pub async fn serve<L>(
         };
         let address = peer.ip();
         let admitted = admit(&open, &per_address, &limits, address);
-        let handshake_within = limits.header_read_timeout;
+        let (tls, handshake_within) = (tls.clone(), limits.header_read_timeout);
         let Some((permit, address_slot)) = admitted else {
-            match tls.clone() {
-                None => tokio::spawn(refuse(io)),
-                Some(acceptor) => tokio::spawn(async move {
-                    let secured = tokio::time::timeout(handshake_within, acceptor.accept(io)).await;
-                    if let Ok(Ok(stream)) = secured {
-                        refuse(stream).await;
-                    }
-                }),
-            };
+            tokio::spawn(async move {
+                if let Some(stream) = secure(tls, io, handshake_within, address).await {
+                    refuse(stream).await;
+                }
+            });
             continue;
         };
         let service =
@@ -97,29 +93,13 @@ pub async fn serve<L>(
                     request
                 });
         let service = TowerToHyperService::new(service);
-        let (http, watcher, tls) = (http.clone(), graceful.watcher(), tls.clone());
+        let (http, watcher) = (http.clone(), graceful.watcher());
         tokio::spawn(async move {
-            let served = match tls {
-                None => {
-                    let connection = http.serve_connection(TokioIo::new(io), service);
-                    watcher.watch(connection).await
+            if let Some(stream) = secure(tls, io, handshake_within, address).await {
+                let connection = http.serve_connection(TokioIo::new(stream), service);
+                if let Err(error) = watcher.watch(connection).await {
+                    tracing::debug!(%error, %address, "connection ended with an error");
                 }
-                Some(acceptor) => {
-                    match tokio::time::timeout(handshake_within, acceptor.accept(io)).await {
-                        Ok(Ok(stream)) => {
-                            let connection = http.serve_connection(TokioIo::new(stream), service);
-                            watcher.watch(connection).await
-                        }
-                        Ok(Err(error)) => {
-                            tracing::debug!(%error, %address, "TLS handshake failed");
-                            Ok(())
-                        }
-                        Err(_) => Ok(()),
-                    }
-                }
-            };
-            if let Err(error) = served {
-                tracing::debug!(%error, %address, "connection ended with an error");
             }
             drop((permit, address_slot));
         });
@@ -130,6 +110,34 @@ pub async fn serve<L>(
         () = tokio::time::sleep(limits.grace) => {
             tracing::warn!("requests still in flight at the end of the shutdown grace; dropped");
         }
+    }
+}
+
+/// A connection's byte stream, plain or TLS.
+trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Stream for T {}
+
+/// The connection as it is spoken on: as accepted without TLS, else after a
+/// handshake within `within` (`None` when that fails or takes longer).
+async fn secure<Io>(
+    tls: Option<TlsAcceptor>,
+    io: Io,
+    within: Duration,
+    address: IpAddr,
+) -> Option<Box<dyn Stream>>
+where
+    Io: Stream + 'static,
+{
+    let Some(acceptor) = tls else {
+        return Some(Box::new(io));
+    };
+    match tokio::time::timeout(within, acceptor.accept(io)).await {
+        Ok(Ok(stream)) => Some(Box::new(stream)),
+        Ok(Err(error)) => {
+            tracing::debug!(%error, %address, "TLS handshake failed");
+            None
+        }
+        Err(_) => None,
     }
 }
 

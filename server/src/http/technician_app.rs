@@ -20,6 +20,7 @@ const PAGE: Asset = Asset {
 };
 
 const SERVICE_WORKER: &str = "sw.js";
+const JAVASCRIPT: &str = "text/javascript; charset=utf-8";
 const SERVICE_WORKER_TEMPLATE: &str = include_str!("../../assets/app/sw.js");
 
 /// The files under `/app/`, by name.
@@ -27,37 +28,37 @@ const FILES: &[Asset] = &[
     Asset {
         name: "main.js",
         body: include_bytes!("../../assets/app/main.js"),
-        content_type: "text/javascript; charset=utf-8",
+        content_type: JAVASCRIPT,
     },
     Asset {
         name: "db.js",
         body: include_bytes!("../../assets/app/db.js"),
-        content_type: "text/javascript; charset=utf-8",
+        content_type: JAVASCRIPT,
     },
     Asset {
         name: "sync.js",
         body: include_bytes!("../../assets/app/sync.js"),
-        content_type: "text/javascript; charset=utf-8",
+        content_type: JAVASCRIPT,
     },
     Asset {
         name: "i18n.js",
         body: include_bytes!("../../assets/app/i18n.js"),
-        content_type: "text/javascript; charset=utf-8",
+        content_type: JAVASCRIPT,
     },
     Asset {
         name: "record-hash.js",
         body: include_bytes!("../../assets/app/record-hash.js"),
-        content_type: "text/javascript; charset=utf-8",
+        content_type: JAVASCRIPT,
     },
     Asset {
         name: "idb.js",
         body: include_bytes!("../../assets/app/vendor/idb.js"),
-        content_type: "text/javascript; charset=utf-8",
+        content_type: JAVASCRIPT,
     },
     Asset {
         name: "signature_pad.js",
         body: include_bytes!("../../assets/app/vendor/signature_pad.js"),
-        content_type: "text/javascript; charset=utf-8",
+        content_type: JAVASCRIPT,
     },
     Asset {
         name: "style.css",
@@ -87,7 +88,7 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; img-src 'self' data: 
      object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
 
 pub async fn page(request_headers: HeaderMap) -> Response {
-    respond(&request_headers, &PAGE, PAGE.body, &[])
+    respond(&request_headers, PAGE.body, PAGE.content_type, &[])
 }
 
 pub async fn file(
@@ -100,24 +101,25 @@ pub async fn file(
             HeaderName::from_static("service-worker-allowed"),
             HeaderValue::from_static("/app"),
         );
-        let worker = Asset {
-            name: SERVICE_WORKER,
-            body: service_worker().as_bytes(),
-            content_type: "text/javascript; charset=utf-8",
-        };
-        return Ok(respond(&request_headers, &worker, worker.body, &[scope]));
+        let body = service_worker().as_bytes();
+        return Ok(respond(&request_headers, body, JAVASCRIPT, &[scope]));
     }
     let asset = FILES
         .iter()
         .find(|asset| asset.name == name)
         .ok_or_else(|| ApiError::not_found("not_found", "no such file of the app"))?;
-    Ok(respond(&request_headers, asset, asset.body, &[]))
+    Ok(respond(
+        &request_headers,
+        asset.body,
+        asset.content_type,
+        &[],
+    ))
 }
 
 fn respond(
     request_headers: &HeaderMap,
-    asset: &Asset,
     body: &'static [u8],
+    content_type: &'static str,
     extra: &[(HeaderName, HeaderValue)],
 ) -> Response {
     serve(
@@ -125,23 +127,22 @@ fn respond(
         etag(),
         CONTENT_SECURITY_POLICY,
         body,
-        asset.content_type,
+        content_type,
         extra,
     )
 }
 
-/// One tag for all the app's files: they change only with the binary.
+/// One tag for all the app's files, the service worker's template with
+/// them: they change only with the binary.
 fn etag() -> &'static HeaderValue {
     static ETAG: OnceLock<HeaderValue> = OnceLock::new();
     ETAG.get_or_init(|| {
-        let mut all: Vec<Asset> = vec![Asset { ..PAGE }];
-        all.extend(FILES.iter().map(|asset| Asset { ..*asset }));
-        all.push(Asset {
-            name: SERVICE_WORKER,
-            body: SERVICE_WORKER_TEMPLATE.as_bytes(),
-            content_type: "",
-        });
-        bundle_etag(&all)
+        let worker = (SERVICE_WORKER, SERVICE_WORKER_TEMPLATE.as_bytes());
+        bundle_etag(
+            std::iter::once(PAGE.file())
+                .chain(FILES.iter().map(Asset::file))
+                .chain([worker]),
+        )
     })
 }
 
@@ -168,13 +169,11 @@ mod tests {
 
     #[test]
     fn the_app_loads_only_its_own_files() {
-        assert_loads_only_its_own_files(FILES);
-        assert_loads_only_its_own_files(&[Asset { ..PAGE }]);
-        assert_loads_only_its_own_files(&[Asset {
-            name: SERVICE_WORKER,
-            body: service_worker().as_bytes(),
-            content_type: "",
-        }]);
+        assert_loads_only_its_own_files(
+            std::iter::once(PAGE.file())
+                .chain(FILES.iter().map(Asset::file))
+                .chain([(SERVICE_WORKER, service_worker().as_bytes())]),
+        );
     }
 
     #[test]

@@ -48,6 +48,31 @@ pub async fn log_in(browser: &Client, username: &str) {
     form.submit().await.expect("the form submits");
 }
 
+/// Waits until `condition` (a script returning a boolean) holds.
+pub async fn wait_until(browser: &Client, condition: &str) {
+    assert!(
+        holds_within(browser, condition, PAGE_TIMEOUT).await,
+        "after {PAGE_TIMEOUT:?}: {condition}"
+    );
+}
+
+/// Whether `condition` (a script returning a boolean) comes to hold within
+/// `within`, asked every 50 ms.
+pub async fn holds_within(browser: &Client, condition: &str, within: Duration) -> bool {
+    let started = std::time::Instant::now();
+    while started.elapsed() < within {
+        let holds = browser
+            .execute(condition, Vec::new())
+            .await
+            .expect("the script runs");
+        if holds == json!(true) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
 /// Waits until the element `selector` exists and its text contains
 /// `expected`. The page is watched with a `MutationObserver`, which answers
 /// as soon as the DOM changes, rather than polled.

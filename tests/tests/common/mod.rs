@@ -437,6 +437,15 @@ impl TestServer {
         self.send(request).await
     }
 
+    /// End every session of a user through the admin API, as the demo
+    /// administrator.
+    pub async fn end_sessions(&self, username: &str) -> Response {
+        let admin = self.login("guanli").await;
+        let path = format!("/api/v1/admin/users/{username}/end-sessions");
+        self.post_json(&path, Some(&admin), &serde_json::json!({}))
+            .await
+    }
+
     /// Log in with a password; insists it works.
     pub async fn login_as(&self, user: &str, password: &str) -> LoginResponse {
         let request = LoginRequest {
