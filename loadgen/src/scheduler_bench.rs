@@ -330,6 +330,7 @@ async fn seed_ticket(writer: &Writer, index: usize, now: DateTime<Utc>) -> Resul
         Command::CreateTicket {
             by: user("kefu"),
             intake,
+            named: None,
         },
     )
     .await?;
@@ -463,6 +464,7 @@ async fn office(writer: &Writer, ticket_id: &TicketId, op: OfficeOp) -> Result<T
             expected_version: None,
             op,
         },
+        named: None,
     };
     submit(writer, command).await
 }

@@ -321,6 +321,7 @@ impl Bench {
                 expected_version: None,
                 op,
             },
+            named: None,
         };
         let started = Instant::now();
         let reply = self.writer.submit(command).await;
@@ -358,6 +359,7 @@ impl Bench {
         let command = Command::CreateTicket {
             by: self.dispatcher.clone(),
             intake: crate::seed::repair_report(1, Utc::now()),
+            named: None,
         };
         let Reply::Ticket(ticket) = self
             .writer

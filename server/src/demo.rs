@@ -163,6 +163,7 @@ pub async fn seed(store: &Store, writer: &Writer) -> Result<bool, DemoError> {
         let command = Command::CreateTicket {
             by: agent.clone(),
             intake,
+            named: None,
         };
         let Reply::Ticket(ticket) = writer.submit(command).await? else {
             continue;
@@ -178,6 +179,7 @@ pub async fn seed(store: &Store, writer: &Writer) -> Result<bool, DemoError> {
                 by: dispatcher.clone(),
                 ticket_id: ticket.id.clone(),
                 request,
+                named: None,
             };
             writer.submit(command).await?;
         }

@@ -516,6 +516,7 @@ mod tests {
             let command = Command::CreateTicket {
                 by: user("kefu"),
                 intake,
+                named: None,
             };
             let Ok(Reply::Ticket(ticket)) = self.writer.submit(command).await else {
                 panic!("expected a ticket");
@@ -543,6 +544,7 @@ mod tests {
                     expected_version: None,
                     op,
                 },
+                named: None,
             };
             self.writer.submit(command).await.unwrap();
         }

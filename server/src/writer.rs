@@ -23,12 +23,13 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sync_protocol::serial::{SerialKind, SerialMonth, SerialSeries};
 use sync_protocol::{
-    BatchError, BlobReceipt, Cursor, DeviceId, DeviceMutation, DeviceReport, DeviceSeq, EstateId,
-    Intake, Ledger, OfficeActionRequest, OfficeOp, PROTOCOL_VERSION, PushResponse, Recorder,
-    ReviewError, ReviewRequest, Reviewed, Role, RuleId, Sha256Hex, StoredOutcome, Ticket,
-    TicketAccess, TicketId, TicketKind, TicketVersion, UserChange, UserId, Version, WorkflowError,
-    apply_batch, apply_office_op, check_batch, convert_work_order, create_ticket,
-    link_follow_up_report, record_deadline_missed, ticket_access,
+    AnsweredRequest, BatchError, BlobReceipt, Cursor, DeviceId, DeviceMutation, DeviceReport,
+    DeviceSeq, EstateId, Intake, Ledger, NamedRequest, OfficeActionRequest, OfficeOp,
+    PROTOCOL_VERSION, PushResponse, Recorder, Replay, ReviewError, ReviewRequest, Reviewed, Role,
+    RuleId, Sha256Hex, StoredOutcome, Ticket, TicketAccess, TicketId, TicketKind, TicketVersion,
+    UserChange, UserId, Version, WorkflowError, apply_batch, apply_office_op, check_batch,
+    convert_work_order, create_ticket, link_follow_up_report, record_deadline_missed,
+    ticket_access,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -65,14 +66,17 @@ pub enum Command {
         estate: EstateId,
         report: DeviceReport,
     },
+    /// `named`: the client's `Idempotency-Key`, answered once.
     CreateTicket {
         by: UserId,
         intake: Intake,
+        named: Option<NamedRequest>,
     },
     Office {
         by: UserId,
         ticket_id: TicketId,
         request: OfficeActionRequest,
+        named: Option<NamedRequest>,
     },
     /// A blob uploaded by `by`, its hash checked.
     PutBlob {
@@ -81,31 +85,17 @@ pub enum Command {
         bytes: Vec<u8>,
     },
     /// Store a user as given (the demo's seeding).
-    PutUser {
-        user: UserRecord,
-    },
+    PutUser { user: UserRecord },
     /// Add a user; refused when the id is taken.
-    AddUser {
-        user: UserRecord,
-    },
+    AddUser { user: UserRecord },
     /// Change a user's name, role, estate or `disabled` (already checked).
-    ChangeUser {
-        id: UserId,
-        change: UserChange,
-    },
+    ChangeUser { id: UserId, change: UserChange },
     /// A new password hash for a user.
-    SetPassword {
-        id: UserId,
-        password_hash: String,
-    },
+    SetPassword { id: UserId, password_hash: String },
     /// End every session of a user: tokens and refresh tokens.
-    EndSessions {
-        id: UserId,
-    },
+    EndSessions { id: UserId },
     /// A refresh session after a password login.
-    StartSession {
-        session: SessionRecord,
-    },
+    StartSession { session: SessionRecord },
     /// Exchange `presented` for `next` (`auth::refresh`).
     Refresh {
         presented: RefreshToken,
@@ -136,6 +126,8 @@ pub enum Reply {
     },
     Device(DeviceRecord),
     Ticket(Box<Ticket>),
+    /// A named office write made before: the ticket as it is now.
+    Replayed(Box<Ticket>),
     Blob(BlobReceipt),
     User(Box<UserRecord>),
     /// The user and the rotated session, or why the refresh was refused.
@@ -160,6 +152,8 @@ pub enum WriteError {
     Review(#[from] ReviewError),
     #[error("no such ticket")]
     TicketNotFound,
+    #[error("this Idempotency-Key was used for another request")]
+    IdempotencyKeyReused,
     #[error("the ticket is at version {}, not {}", actual.0, expected.0)]
     VersionConflict { expected: Version, actual: Version },
     #[error("device {0} belongs to another user")]
@@ -517,6 +511,23 @@ impl WriterState {
         Ok(())
     }
 
+    /// The ticket a named office write made or changed before, as it is
+    /// now; `None` for a write to apply.
+    fn replayed(
+        &self,
+        by: &UserId,
+        named: Option<&NamedRequest>,
+    ) -> Result<Option<Ticket>, WriteError> {
+        let Some(named) = named else {
+            return Ok(None);
+        };
+        match Replay::of(named, self.store.answered_request(by, &named.key)?.as_ref()) {
+            Replay::Fresh => Ok(None),
+            Replay::Answered(ticket_id) => Ok(Some(self.existing_ticket(&ticket_id)?)),
+            Replay::KeyReused => Err(WriteError::IdempotencyKeyReused),
+        }
+    }
+
     /// Apply one command as one atomic group of writes.
     fn apply(&mut self, command: Command) -> Result<Reply, WriteError> {
         let mut changes = Changes::default();
@@ -547,7 +558,10 @@ impl WriterState {
                 changes.put_device(&device);
                 Reply::Device(device)
             }
-            Command::CreateTicket { by, intake } => {
+            Command::CreateTicket { by, intake, named } => {
+                if let Some(ticket) = self.replayed(&by, named.as_ref())? {
+                    return Ok(Reply::Replayed(Box::new(ticket)));
+                }
                 counters.tickets += 1;
                 let id = TicketId::parse(&format!("tk{:08}", counters.tickets))
                     .expect("generated ticket ids are valid");
@@ -583,13 +597,18 @@ impl WriterState {
                     )?;
                 }
                 changes.put_ticket_counter(&counters);
+                answered(&mut changes, &by, named, &ticket.id, now);
                 Reply::Ticket(Box::new(ticket))
             }
             Command::Office {
                 by,
                 ticket_id,
                 request,
+                named,
             } => {
+                if let Some(ticket) = self.replayed(&by, named.as_ref())? {
+                    return Ok(Reply::Replayed(Box::new(ticket)));
+                }
                 let ticket = self.existing_ticket(&ticket_id)?;
                 if let Some(expected) = request.expected_version
                     && expected != ticket.version
@@ -635,6 +654,7 @@ impl WriterState {
                 };
                 self.store
                     .stage_ticket(&mut changes, &mut counters, Some(&ticket), &next)?;
+                answered(&mut changes, &by, named, &next.id, now);
                 Reply::Ticket(Box::new(next))
             }
             Command::PutBlob { by, hash, bytes } => {
@@ -1167,6 +1187,24 @@ impl Ledger for LoadedLedger {
     }
 }
 
+/// Keep a named office write's answer with the write itself.
+fn answered(
+    changes: &mut Changes,
+    by: &UserId,
+    named: Option<NamedRequest>,
+    ticket_id: &TicketId,
+    at: DateTime<Utc>,
+) {
+    if let Some(named) = named {
+        let answered = AnsweredRequest {
+            fingerprint: named.fingerprint,
+            ticket_id: ticket_id.clone(),
+            at,
+        };
+        changes.put_answered_request(by, &named.key, &answered);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::TimeZone;
@@ -1190,6 +1228,7 @@ mod tests {
         let command = Command::CreateTicket {
             by: user("kefu"),
             intake: intake(),
+            named: None,
         };
         match writer.submit(command).await.unwrap() {
             Reply::Ticket(ticket) => *ticket,
@@ -1206,6 +1245,7 @@ mod tests {
             by: user("diaodu"),
             ticket_id: ticket.clone(),
             request,
+            named: None,
         };
         writer.submit(command).await
     }
@@ -1317,6 +1357,7 @@ mod tests {
             .submit(Command::CreateTicket {
                 by: user("kefu"),
                 intake: bad,
+                named: None,
             })
             .await;
         assert!(matches!(refused, Err(WriteError::Workflow(_))));
@@ -1394,6 +1435,7 @@ mod tests {
             by: user("kefu"),
             ticket_id: ticket.id.clone(),
             request,
+            named: None,
         };
         let refused = writer.submit(command).await;
         assert!(matches!(
@@ -1447,6 +1489,7 @@ mod tests {
         let command = Command::CreateTicket {
             by: user("kefu"),
             intake,
+            named: None,
         };
         match writer.submit(command).await.unwrap() {
             Reply::Ticket(ticket) => ticket.serial_number.map(|number| number.to_string()),
@@ -1520,6 +1563,7 @@ mod tests {
             .submit(Command::CreateTicket {
                 by: user("kefu"),
                 intake: incomplete,
+                named: None,
             })
             .await;
         assert!(matches!(refused, Err(WriteError::Workflow(_))));
@@ -1659,6 +1703,16 @@ mod tests {
             self.memory.range(space, from, to, limit)
         }
 
+        fn range_back(
+            &self,
+            space: Space,
+            from: &[u8],
+            to: &[u8],
+            limit: usize,
+        ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+            self.memory.range_back(space, from, to, limit)
+        }
+
         fn apply(&self, writes: Vec<Write>) -> Result<(), StoreError> {
             self.memory.apply(writes)
         }
@@ -1704,6 +1758,7 @@ mod tests {
         let command = Command::CreateTicket {
             by: user("kefu"),
             intake: intake(),
+            named: None,
         };
         assert!(matches!(
             writer.submit(command).await,
@@ -1728,6 +1783,7 @@ mod tests {
         let command = Command::CreateTicket {
             by: user("kefu"),
             intake: intake(),
+            named: None,
         };
         let answer = tokio::time::timeout(Duration::from_secs(10), writer.submit(command))
             .await
@@ -1745,6 +1801,7 @@ mod tests {
         let command = Command::CreateTicket {
             by: user("kefu"),
             intake: intake(),
+            named: None,
         };
         let answer = writer.submit(command).await;
         assert!(matches!(answer, Err(WriteError::Store(_))));

@@ -108,6 +108,7 @@ pub async fn seed(
         let intake = Command::CreateTicket {
             by: user(AGENT),
             intake: report(number as u64, now),
+            named: None,
         };
         let Reply::Ticket(ticket) = writer.submit(intake).await? else {
             return Err(SeedError::UnexpectedReply);
@@ -121,6 +122,7 @@ pub async fn seed(
                     technician: technician(number % scenario.technicians),
                 },
             },
+            named: None,
         };
         writer.submit(dispatch).await?;
     }

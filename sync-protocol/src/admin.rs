@@ -27,6 +27,22 @@ pub struct UserSummary {
     pub disabled: bool,
 }
 
+/// A person of the caller's estate as pages name them (`GET /api/v1/people`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Person {
+    pub user: UserId,
+    pub display_name: String,
+    pub role: Role,
+    pub disabled: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct People {
+    pub people: Vec<Person>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserPage {

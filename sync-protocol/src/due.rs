@@ -369,8 +369,8 @@ fn sort_earliest_first(items: &mut [DueItem]) {
 /// the owner once an arrival is overdue (R-P1: to book an appointment; R-P2:
 /// the agreed time was missed); the department lead returns finished orders
 /// (R-C1); every role that may convert a work order sees its conversion due
-/// (R-C2); a role on items whose responsible role it is; a supervisor on
-/// everything.
+/// (R-C2); the customer-service manager sees every follow-up (R-F1); a role
+/// on items whose responsible role it is; a supervisor on everything.
 pub fn acts_on(role: Role, user: &UserId, item: &DueItem) -> bool {
     match (&item.responsible, role) {
         (_, Role::Supervisor) => true,
@@ -382,6 +382,9 @@ pub fn acts_on(role: Role, user: &UserId, item: &DueItem) -> bool {
             true
         }
         (_, Role::DepartmentManager) if item.rule == RuleId::C1 => true,
+        // The customer-service manager sees every follow-up through (R-F1,
+        // counted in R-A3's timeliness) and may make any of the calls.
+        (_, Role::CustomerServiceManager) if item.rule == RuleId::F1 => true,
         (_, _) if item.rule == RuleId::C2 => role.may_convert(item.category),
         (Responsible::Technician { .. }, _) => role.may_dispatch(item.kind, item.category),
         (Responsible::Role { role: responsible }, _) => *responsible == role,

@@ -21,6 +21,8 @@ pub enum ParseError {
     InvalidProvisionalRef { value: String },
     #[error("invalid month {value:?}: expected YYYY-MM, e.g. 2026-11")]
     InvalidMonth { value: String },
+    #[error("invalid Idempotency-Key: use 1-64 characters of A-Z a-z 0-9 - _ . :")]
+    InvalidIdempotencyKey,
 }
 
 /// One problem with one field of an incoming record (R-I2 wants all of them at once).

@@ -9,9 +9,11 @@ pub mod access;
 pub mod admin;
 pub mod calendar;
 pub mod capacity;
+pub mod cards;
 pub mod dispatch;
 pub mod due;
 pub mod error;
+pub mod idempotency;
 pub mod ids;
 pub mod merge;
 pub mod mutation;
@@ -27,8 +29,12 @@ pub mod wire;
 pub mod workflow;
 
 pub use access::{TicketAccess, ticket_access};
-pub use admin::{NewUser, PasswordReset, UserChange, UserPage, UserSummary};
+pub use admin::{NewUser, PasswordReset, People, Person, UserChange, UserPage, UserSummary};
 pub use calendar::{CalendarConfig, CalendarError, OpeningHours, WorkingCalendar, WorkingHours};
+pub use cards::{
+    CardFilter, CardOrder, KnownUnit, KnownUnits, SearchTooLong, StatusFilter, TicketCard,
+    TicketCardPage,
+};
 pub use dispatch::{
     OpenJob, Priority, TechnicianLoad, assignment_event, building_of, dispatch_queue, holds_open,
     suggest_technicians, waits_for_dispatch,
@@ -38,6 +44,9 @@ pub use due::{
     r_p5_open_escalation, record_deadline_missed, ticket_deadlines,
 };
 pub use error::{FieldProblem, ParseError, WorkflowError};
+pub use idempotency::{
+    AnsweredRequest, IDEMPOTENCY_HEADER, IdempotencyKey, NamedRequest, REPLAYED_HEADER, Replay,
+};
 pub use ids::{
     Cursor, DeviceId, DeviceSeq, EstateId, MutationId, Sha256Hex, TicketId, UserId, Version,
 };
@@ -54,7 +63,7 @@ pub use reports::{
     DailyUnclosed, DailyUnclosedBuilder, MonthlyStatistics, MonthlyStatisticsBuilder, ReportMonth,
     Responsible, RuleTally, UnclosedItem, daily_unclosed, monthly_statistics,
 };
-pub use roles::{Role, TicketScope};
+pub use roles::{ActionGrant, OfficeAction, Permissions, Role, TicketScope};
 pub use serial::{ProvisionalRef, SerialKind, SerialMonth, SerialNumber, SerialSeries};
 pub use supervision::{
     AtRiskTicket, ContactKind, CrewRow, LiveEvent, LiveEventBody, ReviewDecision, ReviewError,

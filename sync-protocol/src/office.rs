@@ -9,6 +9,7 @@ use crate::capacity::{Addition, check_room};
 use crate::due::{escalation_recorded, r_p5_open_escalation};
 use crate::error::{FieldProblem, WorkflowError};
 use crate::ids::{EstateId, TicketId, UserId, Version};
+use crate::roles::OfficeAction;
 use crate::ticket::{
     Actor, AgreedTime, Appointment, Area, Booking, BookingRequest, Category, Charge, Closure,
     FollowUp, HistoryEvent, MAX_FEE_FEN, OfficeNote, Rating, Reporter, SignOff, Source, Ticket,
@@ -54,7 +55,7 @@ pub struct Intake {
 /// the record ([`IntakeDraft::complete`]) instead of refusing the body as
 /// malformed. A field that is there must have its type (`null` included),
 /// and an unknown field is refused, as everywhere.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IntakeDraft {
     #[serde(default, deserialize_with = "present")]
@@ -82,7 +83,7 @@ pub struct IntakeDraft {
 }
 
 /// The reporter of an [`IntakeDraft`], whose name may be missing.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReporterDraft {
     #[serde(default, deserialize_with = "present")]
@@ -231,6 +232,23 @@ pub enum OfficeOp {
 }
 
 impl OfficeOp {
+    /// The action's name, which decides who may take it (`Role::may_take`).
+    pub fn action(&self) -> OfficeAction {
+        match self {
+            OfficeOp::Dispatch { .. } => OfficeAction::Dispatch,
+            OfficeOp::Reassign { .. } => OfficeAction::Reassign,
+            OfficeOp::SetAppointment { .. } => OfficeAction::SetAppointment,
+            OfficeOp::RescheduleBooking { .. } => OfficeAction::RescheduleBooking,
+            OfficeOp::Cancel { .. } => OfficeAction::Cancel,
+            OfficeOp::AddNote { .. } => OfficeAction::AddNote,
+            OfficeOp::Close {} => OfficeAction::Close,
+            OfficeOp::SignOff { .. } => OfficeAction::SignOff,
+            OfficeOp::Convert { .. } => OfficeAction::Convert,
+            OfficeOp::RecordFollowUp { .. } => OfficeAction::RecordFollowUp,
+            OfficeOp::Track { .. } => OfficeAction::Track,
+        }
+    }
+
     /// Whether the op adds a free note or is what the workflow needs: a
     /// ticket full of notes takes no more of them, but can still be finished.
     pub fn addition(&self) -> Addition {

@@ -249,6 +249,141 @@ impl Role {
     }
 }
 
+/// The office actions on a ticket (`OfficeOp`), by name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OfficeAction {
+    Dispatch,
+    Reassign,
+    SetAppointment,
+    RescheduleBooking,
+    Cancel,
+    AddNote,
+    Close,
+    SignOff,
+    Convert,
+    RecordFollowUp,
+    Track,
+}
+
+impl OfficeAction {
+    pub const ALL: [OfficeAction; 11] = [
+        OfficeAction::Dispatch,
+        OfficeAction::Reassign,
+        OfficeAction::SetAppointment,
+        OfficeAction::RescheduleBooking,
+        OfficeAction::Cancel,
+        OfficeAction::AddNote,
+        OfficeAction::Close,
+        OfficeAction::SignOff,
+        OfficeAction::Convert,
+        OfficeAction::RecordFollowUp,
+        OfficeAction::Track,
+    ];
+
+    /// What a refusal says the role may not do.
+    pub fn refused(self) -> &'static str {
+        match self {
+            OfficeAction::Dispatch | OfficeAction::Reassign => {
+                "dispatch this kind of ticket (R-D1)"
+            }
+            OfficeAction::SetAppointment => "book appointments",
+            OfficeAction::RescheduleBooking => "move booked services (R-S2)",
+            OfficeAction::Cancel => "cancel tickets",
+            OfficeAction::AddNote => "write office notes",
+            OfficeAction::Close => "close this kind of ticket (R-C1, R-C3, R-K1)",
+            OfficeAction::SignOff => "sign coordination tickets off (R-C3)",
+            OfficeAction::Convert => "convert work orders (R-C2)",
+            OfficeAction::RecordFollowUp => "record follow-ups (R-F2)",
+            OfficeAction::Track => "track coordination tickets (R-P3, R-P4)",
+        }
+    }
+}
+
+impl Role {
+    /// Whether the role may take `action` on a ticket of this kind and
+    /// category: the one table the server checks and the console shows.
+    pub fn may_take(self, action: OfficeAction, kind: TicketKind, category: Category) -> bool {
+        match action {
+            OfficeAction::Dispatch | OfficeAction::Reassign => self.may_dispatch(kind, category),
+            OfficeAction::SetAppointment | OfficeAction::RescheduleBooking => {
+                self.may_set_appointments()
+            }
+            OfficeAction::Cancel => self.may_cancel(),
+            OfficeAction::AddNote => self.may_write_office_notes(),
+            OfficeAction::Close => self.may_close(kind, category),
+            OfficeAction::SignOff => self.may_sign_off(),
+            OfficeAction::Convert => self.may_convert(category),
+            OfficeAction::RecordFollowUp => self.may_follow_up(),
+            OfficeAction::Track => self.may_track(),
+        }
+    }
+}
+
+/// What a role may do, for pages that show only what the server would
+/// allow (`GET /api/v1/permissions`). The server still checks every request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Permissions {
+    pub role: Role,
+    /// Reads every ticket of the estate (false: only their own, or none).
+    pub reads_estate: bool,
+    pub takes_reports: bool,
+    pub dispatches: bool,
+    pub reads_daily_unclosed: bool,
+    pub reads_monthly_statistics: bool,
+    pub administers_users: bool,
+    pub watches_crew: bool,
+    /// The office actions the role may take, by kind and category of ticket.
+    pub actions: Vec<ActionGrant>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionGrant {
+    pub kind: TicketKind,
+    pub category: Category,
+    pub actions: Vec<OfficeAction>,
+}
+
+impl Permissions {
+    pub fn of(role: Role) -> Permissions {
+        let office = role.sees_whole_estate();
+        let actions = if office {
+            TicketKind::ALL
+                .into_iter()
+                .flat_map(|kind| {
+                    Category::ALL
+                        .into_iter()
+                        .map(move |category| (kind, category))
+                })
+                .map(|(kind, category)| ActionGrant {
+                    kind,
+                    category,
+                    actions: OfficeAction::ALL
+                        .into_iter()
+                        .filter(|action| role.may_take(*action, kind, category))
+                        .collect(),
+                })
+                .filter(|grant| !grant.actions.is_empty())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Permissions {
+            role,
+            reads_estate: office,
+            takes_reports: role.may_take_reports(),
+            dispatches: role.may_dispatch_any(),
+            reads_daily_unclosed: role.may_read_daily_unclosed(),
+            reads_monthly_statistics: role.may_read_monthly_statistics(),
+            administers_users: role.may_administer_users(),
+            watches_crew: role.may_watch_crew(),
+            actions,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,6 +21,14 @@ pub enum TicketKind {
     CoordinationTicket,
 }
 
+impl TicketKind {
+    pub const ALL: [TicketKind; 3] = [
+        TicketKind::VerbalDispatch,
+        TicketKind::WorkOrder,
+        TicketKind::CoordinationTicket,
+    ];
+}
+
 /// R-S1 categories.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -39,6 +47,18 @@ pub enum Category {
     HomeService,
     /// 私家花园养护.
     PrivateGarden,
+}
+
+impl Category {
+    pub const ALL: [Category; 7] = [
+        Category::Repair,
+        Category::Rework,
+        Category::Environment,
+        Category::Security,
+        Category::OwnerCommunication,
+        Category::HomeService,
+        Category::PrivateGarden,
+    ];
 }
 
 /// Private unit or public area (公区); public-area windows are longer (R-K2).

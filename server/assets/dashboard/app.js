@@ -1,6 +1,7 @@
 // The supervisors' dashboard: log in, load the snapshot
 // (GET /api/v1/supervision), then follow the live feed (GET /api/v1/live)
-// and apply its events to the page in place. Plain JavaScript, no build step
+// and apply its events to the page in place; the tables keep the sort and
+// filter the supervisor chose through every re-render. Plain JavaScript, no build step
 // and nothing loaded from outside the server: estates run it on intranets.
 "use strict";
 
@@ -10,7 +11,10 @@ const API = {
   snapshot: "/api/v1/supervision",
   live: "/api/v1/live",
   reviews: (ticketId) => `/api/v1/tickets/${encodeURIComponent(ticketId)}/reviews`,
+  people: "/api/v1/people",
 };
+/// Where a ticket opens: its page in the office console.
+const CONSOLE_TICKET = (ticketId) => `/console#/tickets/${encodeURIComponent(ticketId)}`;
 const SESSION_KEY = "estate-sync.dashboard.session";
 const LANGUAGE_KEY = "estate-sync.dashboard.language";
 /// This tab's id: its refresh token is bound to it. Per tab (session
@@ -34,6 +38,8 @@ const AFTER_PUSH_REFRESH_MS = 1500;
 const MAX_RECENT_EVENTS = 500;
 /// The clock offset beyond which the server stops trusting a device's times.
 const OFFSET_BOUND_MS = 10 * 60 * 1000;
+/// The estate's people are read again for an unknown user at most this often.
+const PEOPLE_RETRY_MS = 60000;
 
 // ---- Strings: one table per language ---------------------------------------
 
@@ -50,7 +56,7 @@ const STRINGS = {
     wrongPassword: "用户名或密码错误。",
     forbidden: "此账号无权查看同步监控。",
     unreachable: "无法连接服务器，请稍后重试。",
-    signedInAs: (user) => `已登录：${user}`,
+    signedInAs: (name) => `已登录：${name}`,
     live: "实时",
     connecting: "连接中…",
     reconnecting: (seconds) => `连接中断，${seconds} 秒后重连`,
@@ -77,7 +83,17 @@ const STRINGS = {
     never: "从未",
     noDevices: "尚无设备同步过。",
     leftOff: (count) => `另有 ${count} 项未列出`,
+    shownOf: (shown, total) => `显示 ${shown} / ${total}`,
+    filterLabel: "筛选",
+    filterPlaceholder: "筛选…",
+    noMatch: "没有符合筛选条件的行。",
+    onlyAttention: "只看需关注的设备",
+    noAttention: "没有需关注的设备。",
+    onlyAttentionHint: "有待上传变更、有待复核记录、时钟偏差超过 10 分钟，或离线时仍持有工单的设备",
+    openInConsole: "在办公控制台中打开工单",
     offsetBeyond: "超出 10 分钟，设备时间不被采信",
+    clockSlow: (span) => `设备时钟慢 ${span}`,
+    clockFast: (span) => `设备时钟快 ${span}`,
     riskHeading: "风险工单",
     colTicket: "工单",
     colRule: "时限",
@@ -99,7 +115,7 @@ const STRINGS = {
     annotationPlaceholder: "批注（批注时必填）",
     reviewFailed: (message) => `复核未成功：${message}`,
     close: "关闭",
-    detailHeading: (user) => `技术员 ${user}`,
+    detailHeading: (name) => `技术员 ${name}`,
     detailDevices: "设备",
     detailRisk: "风险工单",
     detailReview: "待复核记录",
@@ -125,9 +141,17 @@ const STRINGS = {
       joint_talk: "升级：联合约谈业主",
       follow_up: "回访",
     },
-    ago: { now: "刚刚", seconds: (n) => `${n} 秒前`, minutes: (n) => `${n} 分钟前`, hours: (n) => `${n} 小时前`, days: (n) => `${n} 天前` },
-    within: { minutes: (n) => `${n} 分钟后`, hours: (n) => `${n} 小时后`, days: (n) => `${n} 天后` },
-    age: { seconds: (n) => `${n} 秒`, minutes: (n) => `${n} 分钟`, hours: (n) => `${n} 小时`, days: (n) => `${n} 天` },
+    justNow: "刚刚",
+    ago: (span) => `${span}前`,
+    within: (span) => `${span}后`,
+    // `minutesPart`: minutes beside another unit ("3 分 12 秒", "2 小时 5 分").
+    units: {
+      seconds: (n) => `${n} 秒`,
+      minutes: (n) => `${n} 分钟`,
+      minutesPart: (n) => `${n} 分`,
+      hours: (n) => `${n} 小时`,
+      days: (n) => `${n} 天`,
+    },
   },
   en: {
     title: "Field sync monitor",
@@ -141,7 +165,7 @@ const STRINGS = {
     wrongPassword: "Wrong username or password.",
     forbidden: "This account may not see the sync monitor.",
     unreachable: "The server cannot be reached; try again shortly.",
-    signedInAs: (user) => `Signed in: ${user}`,
+    signedInAs: (name) => `Signed in: ${name}`,
     live: "Live",
     connecting: "Connecting…",
     reconnecting: (seconds) => `Feed dropped, reconnecting in ${seconds} s`,
@@ -168,7 +192,17 @@ const STRINGS = {
     never: "never",
     noDevices: "No device has synced yet.",
     leftOff: (count) => `${count} more not listed`,
+    shownOf: (shown, total) => `${shown} of ${total} shown`,
+    filterLabel: "Filter",
+    filterPlaceholder: "Filter…",
+    noMatch: "No row matches the filter.",
+    onlyAttention: "Only devices needing attention",
+    noAttention: "No device needs attention.",
+    onlyAttentionHint: "With changes waiting, facts awaiting review, a clock off by more than 10 minutes, or tickets held while offline",
+    openInConsole: "Open the ticket in the office console",
     offsetBeyond: "Beyond 10 minutes: the device's times are not trusted",
+    clockSlow: (span) => `The device's clock is ${span} slow`,
+    clockFast: (span) => `The device's clock is ${span} fast`,
     riskHeading: "Tickets at risk",
     colTicket: "Ticket",
     colRule: "Deadline",
@@ -190,7 +224,7 @@ const STRINGS = {
     annotationPlaceholder: "Note (required to annotate)",
     reviewFailed: (message) => `The review failed: ${message}`,
     close: "Close",
-    detailHeading: (user) => `Technician ${user}`,
+    detailHeading: (name) => `Technician ${name}`,
     detailDevices: "Devices",
     detailRisk: "Tickets at risk",
     detailReview: "Facts awaiting review",
@@ -216,9 +250,16 @@ const STRINGS = {
       joint_talk: "Escalated: joint talk with the owner",
       follow_up: "Follow-up",
     },
-    ago: { now: "just now", seconds: (n) => `${n} s ago`, minutes: (n) => `${n} min ago`, hours: (n) => `${n} h ago`, days: (n) => `${n} d ago` },
-    within: { minutes: (n) => `in ${n} min`, hours: (n) => `in ${n} h`, days: (n) => `in ${n} d` },
-    age: { seconds: (n) => `${n} s`, minutes: (n) => `${n} min`, hours: (n) => `${n} h`, days: (n) => `${n} d` },
+    justNow: "just now",
+    ago: (span) => `${span} ago`,
+    within: (span) => `in ${span}`,
+    units: {
+      seconds: (n) => `${n} s`,
+      minutes: (n) => `${n} min`,
+      minutesPart: (n) => `${n} min`,
+      hours: (n) => `${n} h`,
+      days: (n) => `${n} d`,
+    },
   },
 };
 
@@ -239,6 +280,18 @@ const state = {
   detailUser: null,
   /// Annotations being typed, by mutation id: they survive re-rendering.
   noteDrafts: new Map(),
+  /// Each table's sort column (its `data-sort`), direction and filter, kept
+  /// across the re-rendering of every refresh and event.
+  tables: {
+    crew: { column: null, descending: false, filter: "", attentionOnly: false },
+    risk: { column: null, descending: false, filter: "" },
+    review: { column: null, descending: false, filter: "" },
+  },
+  /// The estate's people by user id (GET /api/v1/people), for their names;
+  /// when they were last asked for, and the request in flight.
+  people: new Map(),
+  peopleAskedAt: null,
+  peopleReading: null,
   afterPushTimer: null,
   /// The access token's renewal in flight, and the timer of the next one.
   renewing: null,
@@ -264,28 +317,42 @@ function serverNow() {
 
 // ---- Formatting ----------------------------------------------------------------
 
-function formatSpan(milliseconds, table) {
-  const seconds = Math.max(0, Math.round(milliseconds / 1000));
-  if (seconds < 60) return table.seconds(seconds);
+/// A duration in words, in its two largest units: "2 小时 5 分", "3 d 4 h".
+/// Seconds follow minutes only `withSeconds` (a clock offset stands still;
+/// an age would be stale by the next tick), and a duration under ten seconds
+/// keeps its tenths `withTenths` ("0.8 秒").
+function formatDuration(milliseconds, { withSeconds = false, withTenths = false } = {}) {
+  const units = t("units");
+  const absolute = Math.abs(milliseconds);
+  if (withTenths && absolute < 9950) return units.seconds((absolute / 1000).toFixed(1));
+  const seconds = Math.round(absolute / 1000);
+  if (seconds < 60) return units.seconds(seconds);
   const minutes = Math.floor(seconds / 60);
-  if (minutes < 60) return table.minutes(minutes);
+  if (minutes < 60) {
+    return withSeconds && seconds % 60 > 0
+      ? `${units.minutesPart(minutes)} ${units.seconds(seconds % 60)}`
+      : units.minutes(minutes);
+  }
   const hours = Math.floor(minutes / 60);
-  if (hours < 48) return table.hours(hours);
-  return table.days(Math.floor(hours / 24));
+  if (hours < 24) return withRest(units.hours(hours), minutes % 60, units.minutesPart);
+  return withRest(units.days(Math.floor(hours / 24)), hours % 24, units.hours);
+}
+
+function withRest(whole, rest, unit) {
+  return rest > 0 ? `${whole} ${unit(rest)}` : whole;
 }
 
 function formatAgo(isoTime) {
   if (!isoTime) return t("never");
   const elapsed = serverNow() - Date.parse(isoTime);
-  if (elapsed < 5000) return t("ago").now;
-  return formatSpan(elapsed, t("ago"));
+  if (elapsed < 5000) return t("justNow");
+  return t("ago", formatDuration(elapsed));
 }
 
 function formatDue(isoTime) {
   const remaining = Date.parse(isoTime) - serverNow();
-  if (remaining <= 0) return formatSpan(-remaining, t("ago"));
-  const table = t("within");
-  return formatSpan(remaining, { seconds: () => table.minutes(1), ...table });
+  if (remaining <= 0) return t("ago", formatDuration(-remaining));
+  return t("within", remaining < 60000 ? t("units").minutes(1) : formatDuration(remaining));
 }
 
 function formatClock(isoTime) {
@@ -298,16 +365,59 @@ function formatClock(isoTime) {
   });
 }
 
+/// A device's clock offset, the server's time minus the device's, as the
+/// wire has it: "+3 分 12 秒" (the device is slow), "−0.8 s" (fast).
 function formatOffset(milliseconds) {
-  if (Math.abs(milliseconds) < 50) return "0.0 s";
-  const sign = milliseconds > 0 ? "+" : milliseconds < 0 ? "−" : "±";
-  const seconds = Math.abs(milliseconds) / 1000;
-  if (seconds < 60) return `${sign}${seconds.toFixed(1)} s`;
-  return `${sign}${(seconds / 60).toFixed(1)} min`;
+  if (Math.abs(milliseconds) < 50) return t("units").seconds(0);
+  const sign = milliseconds > 0 ? "+" : "−";
+  return `${sign}${formatDuration(milliseconds, { withSeconds: true, withTenths: true })}`;
+}
+
+/// The offset's sign in words, and whether the server still trusts it.
+function offsetTitle(milliseconds) {
+  if (Math.abs(milliseconds) < 50) return null;
+  const span = formatDuration(milliseconds, { withSeconds: true, withTenths: true });
+  const words = milliseconds > 0 ? t("clockSlow", span) : t("clockFast", span);
+  return Math.abs(milliseconds) > OFFSET_BOUND_MS ? `${words}${t("listSeparator")}${t("offsetBeyond")}` : words;
 }
 
 function ticketLabel(ticketId, serialNumber) {
   return serialNumber || ticketId;
+}
+
+/// A ticket's serial number (its id while it has none), which opens the
+/// ticket in the office console; in a new tab, so that this page keeps
+/// following the feed.
+function ticketLink(ticketId, serialNumber) {
+  return el("a", {
+    class: "mono ticket-link",
+    href: CONSOLE_TICKET(ticketId),
+    target: "_blank",
+    rel: "noopener",
+    title: t("openInConsole"),
+    "data-ticket-id": ticketId,
+  }, ticketLabel(ticketId, serialNumber));
+}
+
+/// A user's display name, or the id while the estate's people do not list
+/// it; an unknown id has them read again, at most once a minute.
+function displayName(user) {
+  const person = state.people.get(user);
+  if (person?.display_name) return person.display_name;
+  if (!person && state.session && Date.now() - (state.peopleAskedAt ?? 0) >= PEOPLE_RETRY_MS) loadPeople();
+  return user;
+}
+
+/// A user by name, with the id in the tooltip; `data-user` keeps the id
+/// findable by the table filters.
+function userName(user) {
+  return el("span", { title: user, "data-user": user }, displayName(user));
+}
+
+/// A technician's name that opens their drill-down.
+function technicianButton(user) {
+  return el("button", { type: "button", class: "link", title: user, "data-user": user, onclick: () => openDetail(user) },
+    displayName(user));
 }
 
 /// Builds an element: `el("td", {class: "x"}, "text", child)`.
@@ -344,6 +454,169 @@ function atRiskWhileOffline(item) {
   return !state.snapshot.crew.some((row) => row.user === item.technician && isOnline(row));
 }
 
+/// A device a supervisor should look at, as the protocol's
+/// `CrewRow::needs_attention` says: changes waiting, facts flagged, a clock
+/// the server does not trust, or tickets held while offline.
+function needsAttention(row) {
+  return row.outbox_depth > 0 || row.awaiting_review > 0
+    || Math.abs(row.clock_offset_ms) > OFFSET_BOUND_MS
+    || (!isOnline(row) && (row.tickets_held ?? 0) > 0);
+}
+
+function dutyText(due) {
+  return `${due.rule} ${t("duties")[due.duty] ?? due.duty}`;
+}
+
+function ageOf(isoTime) {
+  return isoTime ? serverNow() - Date.parse(isoTime) : null;
+}
+
+// ---- Tables: sorting and filtering ---------------------------------------------
+
+/// What each sortable column (`data-sort` on its header) orders by: a number
+/// or a string, or an array of them compared in turn. Null sorts last in
+/// either direction; ties keep the snapshot's order.
+const SORT_KEYS = {
+  crew: {
+    technician: (row) => [displayName(row.user), row.user],
+    device: (row) => row.device_id,
+    // Ages, so that ascending reads down the column: the latest first.
+    contact: (row) => ageOf(row.last_contact_at),
+    "last-push": (row) => ageOf(row.last_push_at),
+    "last-pull": (row) => ageOf(row.last_pull_at),
+    pending: (row) => row.outbox_depth,
+    oldest: (row) => (row.outbox_depth > 0 ? row.oldest_pending_age_ms : null),
+    // How far off, whichever way: the clocks to fix sort together.
+    offset: (row) => Math.abs(row.clock_offset_ms),
+    version: (row) => [row.app_version, row.protocol_version],
+    held: (row) => row.tickets_held,
+    flagged: (row) => row.awaiting_review,
+  },
+  risk: {
+    ticket: (item) => ticketLabel(item.due.ticket_id, item.due.serial_number),
+    rule: (item) => dutyText(item.due),
+    due: (item) => Date.parse(item.due.due_at),
+    // Overdue first; within each, a technician offline first.
+    state: (item) => (item.due.state === "overdue" ? 0 : 2) + (atRiskWhileOffline(item) ? 0 : 1),
+    technician: (item) => (item.technician ? [displayName(item.technician), item.technician] : null),
+  },
+  review: {
+    ticket: (item) => ticketLabel(item.ticket_id, item.serial_number),
+    fact: (item) => [t("facts")[item.fact] ?? item.fact, displayName(item.recorded_by)],
+    why: (item) => reasonText(item),
+    recorded: (item) => Date.parse(item.recorded_at),
+  },
+};
+
+const collators = new Map();
+
+/// Strings compare as people read them: numbers by value ("2" before "10"),
+/// Chinese by pinyin.
+function collator() {
+  if (!collators.has(state.language)) {
+    collators.set(state.language, new Intl.Collator(state.language, { numeric: true, sensitivity: "base" }));
+  }
+  return collators.get(state.language);
+}
+
+function compareValues(a, b) {
+  if (a == null || b == null) return (a == null) - (b == null);
+  if (Array.isArray(a)) {
+    for (let index = 0; index < a.length; index++) {
+      const order = compareValues(a[index], b[index]);
+      if (order !== 0) return order;
+    }
+    return 0;
+  }
+  if (typeof a === "number" && typeof b === "number") return a - b;
+  return collator().compare(String(a), String(b));
+}
+
+/// The text a filter looks in: what the row shows, but not its buttons'
+/// words, and the user ids behind the names.
+function searchText(row) {
+  const parts = [];
+  for (const cell of row.children) {
+    if (!cell.classList.contains("decision")) parts.push(cell.textContent);
+  }
+  for (const name of row.querySelectorAll("[data-user]")) parts.push(name.dataset.user);
+  return parts.join(" ").toLocaleLowerCase();
+}
+
+/// The rows ({ item, element }, in the snapshot's order) the supervisor's
+/// filter keeps, in the order they chose: every word of the filter must be
+/// in a row.
+function arrange(name, rows) {
+  const view = state.tables[name];
+  const words = view.filter.toLocaleLowerCase().split(/\s+/).filter((word) => word !== "");
+  const kept = words.length === 0 ? rows : rows.filter(({ element }) => {
+    const text = searchText(element);
+    return words.every((word) => text.includes(word));
+  });
+  const sortKey = view.column ? SORT_KEYS[name][view.column] : null;
+  if (!sortKey) return kept;
+  const direction = view.descending ? -1 : 1;
+  return kept
+    .map((row) => ({ ...row, key: sortKey(row.item) }))
+    // A missing value (never pushed, nobody assigned) stays last either way.
+    .sort((a, b) => (a.key == null || b.key == null
+      ? compareValues(a.key, b.key)
+      : direction * compareValues(a.key, b.key)));
+}
+
+/// Fills a table's body with its rows, arranged; labels each cell with its
+/// column's heading (the cards of a narrow screen show it), marks the sorted
+/// column, and answers how many rows are shown.
+function fillTable(name, rows, emptyText) {
+  const table = document.getElementById(`${name}-table`);
+  const headers = Array.from(table.tHead.rows[0].cells);
+  const labels = headers.map((header) => t((header.querySelector("[data-i18n]") ?? header).dataset.i18n));
+  const shown = arrange(name, rows);
+  for (const { element } of shown) {
+    Array.from(element.cells).forEach((cell, index) => { cell.dataset.label = labels[index]; });
+  }
+  const elements = shown.map((row) => row.element);
+  if (elements.length === 0) {
+    const text = rows.length === 0 ? emptyText : t("noMatch");
+    elements.push(el("tr", {}, el("td", { colspan: headers.length, class: "empty" }, text)));
+  }
+  table.tBodies[0].replaceChildren(...elements);
+  const view = state.tables[name];
+  for (const header of headers) {
+    if (header.dataset.sort && header.dataset.sort === view.column) {
+      header.setAttribute("aria-sort", view.descending ? "descending" : "ascending");
+    } else {
+      header.removeAttribute("aria-sort");
+    }
+  }
+  return shown.length;
+}
+
+/// Under a table's heading: how many rows a filter hides, how many the
+/// server left off.
+function tableNote(name, shown, total, leftOff) {
+  const parts = [];
+  if (shown < total) parts.push(t("shownOf", shown, total));
+  if (leftOff > 0) parts.push(t("leftOff", leftOff));
+  document.getElementById(`${name}-note`).textContent = parts.join(" · ");
+}
+
+/// A click on a column's heading sorts by it, ascending; a second click
+/// turns the order round.
+function sortBy(name, column) {
+  const view = state.tables[name];
+  view.descending = view.column === column ? !view.descending : false;
+  view.column = column;
+  renderTable(name);
+}
+
+function renderTable(name) {
+  if (!state.snapshot) return;
+  if (name === "crew") renderCrew();
+  else if (name === "risk") renderRisk();
+  else renderReview();
+}
+
 // ---- Rendering -----------------------------------------------------------------
 
 function applyLanguage() {
@@ -352,9 +625,17 @@ function applyLanguage() {
   for (const element of document.querySelectorAll("[data-i18n]")) {
     element.textContent = t(element.dataset.i18n);
   }
+  for (const element of document.querySelectorAll("[data-i18n-placeholder]")) {
+    element.placeholder = t(element.dataset.i18nPlaceholder);
+  }
+  for (const element of document.querySelectorAll("[data-i18n-title]")) {
+    element.title = t(element.dataset.i18nTitle);
+  }
   document.getElementById("language").value = state.language;
   if (state.session) {
-    document.getElementById("signed-in-as").textContent = t("signedInAs", state.session.user);
+    const signedIn = document.getElementById("signed-in-as");
+    signedIn.textContent = t("signedInAs", state.session.display_name || state.session.user);
+    signedIn.title = state.session.user;
   }
   renderLiveStatus();
   if (state.snapshot) render();
@@ -386,8 +667,7 @@ function crewCells(row) {
   const online = isOnline(row);
   const offsetBeyond = Math.abs(row.clock_offset_ms) > OFFSET_BOUND_MS;
   return [
-    el("th", { scope: "row" },
-      el("button", { type: "button", class: "link", onclick: () => openDetail(row.user) }, row.user)),
+    el("th", { scope: "row" }, technicianButton(row.user)),
     el("td", { class: "mono" }, row.device_id),
     el("td", {},
       online ? badge("ok", t("online")) : badge("muted", t("offline", formatAgo(row.last_contact_at)))),
@@ -396,8 +676,8 @@ function crewCells(row) {
     el("td", { class: "pending" },
       row.outbox_depth > 0 ? badge("warn", t("pending", row.outbox_depth)) : badge("ok", t("inSync"))),
     el("td", {},
-      row.outbox_depth > 0 && row.oldest_pending_age_ms != null ? formatSpan(row.oldest_pending_age_ms, t("age")) : "–"),
-    el("td", { class: offsetBeyond ? "mono alert-text" : "mono", title: offsetBeyond ? t("offsetBeyond") : null },
+      row.outbox_depth > 0 && row.oldest_pending_age_ms != null ? formatDuration(row.oldest_pending_age_ms) : "–"),
+    el("td", { class: offsetBeyond ? "offset mono alert-text" : "offset mono", title: offsetTitle(row.clock_offset_ms) },
       formatOffset(row.clock_offset_ms)),
     el("td", { class: "mono" }, `${row.app_version} · v${row.protocol_version}`),
     el("td", { class: "numeric" }, row.tickets_held ?? "–"),
@@ -407,18 +687,18 @@ function crewCells(row) {
 }
 
 function renderCrew() {
-  const body = document.querySelector("#crew-table tbody");
-  const rows = state.snapshot.crew.map((row) =>
-    el("tr", {
+  const { crew } = state.snapshot;
+  const considered = state.tables.crew.attentionOnly ? crew.filter(needsAttention) : crew;
+  const rows = considered.map((row) => ({
+    item: row,
+    element: el("tr", {
       "data-device": row.device_id,
       class: row.outbox_depth > 0 ? "row-pending" : null,
-    }, crewCells(row)));
-  if (rows.length === 0) {
-    rows.push(el("tr", {}, el("td", { colspan: 11, class: "empty" }, t("noDevices"))));
-  }
-  body.replaceChildren(...rows);
-  const leftOff = state.snapshot.crew_left_off;
-  document.getElementById("crew-note").textContent = leftOff > 0 ? t("leftOff", leftOff) : "";
+    }, crewCells(row)),
+  }));
+  const empty = crew.length === 0 ? t("noDevices") : t("noAttention");
+  const shown = fillTable("crew", rows, empty);
+  tableNote("crew", shown, crew.length, state.snapshot.crew_left_off);
 }
 
 function riskCells(item) {
@@ -426,28 +706,26 @@ function riskCells(item) {
   const offline = atRiskWhileOffline(item);
   return [
     el("th", { scope: "row" },
-      el("span", { class: "mono" }, ticketLabel(due.ticket_id, due.serial_number)),
+      ticketLink(due.ticket_id, due.serial_number),
       el("div", { class: "muted small" }, due.location)),
-    el("td", {}, `${due.rule} ${t("duties")[due.duty] ?? due.duty}`),
+    el("td", {}, dutyText(due)),
     el("td", {}, el("time", { datetime: due.due_at }, formatClock(due.due_at)),
       el("div", { class: "muted small" }, formatDue(due.due_at))),
     el("td", {},
       due.state === "overdue" ? badge("alert", t("overdue")) : badge("warn", t("dueSoon")),
       offline ? badge("offline", t("atRiskOffline")) : null),
-    el("td", {}, item.technician
-      ? el("button", { type: "button", class: "link", onclick: () => openDetail(item.technician) }, item.technician)
-      : "–"),
+    el("td", {}, item.technician ? technicianButton(item.technician) : "–"),
   ];
 }
 
 function renderRisk() {
-  const body = document.querySelector("#risk-table tbody");
-  const rows = state.snapshot.at_risk.map((item) =>
-    el("tr", { "data-ticket": item.due.ticket_id, "data-rule": item.due.rule }, riskCells(item)));
-  if (rows.length === 0) rows.push(el("tr", {}, el("td", { colspan: 5, class: "empty" }, t("noRisk"))));
-  body.replaceChildren(...rows);
-  const leftOff = state.snapshot.at_risk_left_off;
-  document.getElementById("risk-note").textContent = leftOff > 0 ? t("leftOff", leftOff) : "";
+  const { at_risk } = state.snapshot;
+  const rows = at_risk.map((item) => ({
+    item,
+    element: el("tr", { "data-ticket": item.due.ticket_id, "data-rule": item.due.rule }, riskCells(item)),
+  }));
+  const shown = fillTable("risk", rows, t("noRisk"));
+  tableNote("risk", shown, at_risk.length, state.snapshot.at_risk_left_off);
 }
 
 function reasonText(item) {
@@ -471,9 +749,9 @@ function reviewCells(item) {
   const failure = el("p", { class: "form-error", role: "alert", hidden: true });
   const decide = (decision) => submitReview(item, decision, note.value, failure);
   return [
-    el("th", { scope: "row" }, el("span", { class: "mono" }, ticketLabel(item.ticket_id, item.serial_number))),
+    el("th", { scope: "row" }, ticketLink(item.ticket_id, item.serial_number)),
     el("td", {}, t("facts")[item.fact] ?? item.fact,
-      el("div", { class: "muted small" }, `${item.recorded_by} · ${item.device}`)),
+      el("div", { class: "muted small" }, userName(item.recorded_by), " · ", el("span", { class: "mono" }, item.device))),
     el("td", {}, reasonText(item)),
     el("td", {}, el("time", { datetime: item.recorded_at }, formatClock(item.recorded_at))),
     el("td", { class: "decision" },
@@ -491,18 +769,18 @@ function renderReview() {
   const focused = document.activeElement;
   const focusedId = focused?.closest("#review-table") ? focused.id : null;
   const selection = focusedId && focused.selectionStart !== undefined ? [focused.selectionStart, focused.selectionEnd] : null;
-  const body = document.querySelector("#review-table tbody");
-  const rows = state.snapshot.review_queue.map((item) =>
-    el("tr", { "data-mutation": item.mutation_id }, reviewCells(item)));
-  if (rows.length === 0) rows.push(el("tr", {}, el("td", { colspan: 5, class: "empty" }, t("noReview"))));
-  body.replaceChildren(...rows);
+  const { review_queue } = state.snapshot;
+  const rows = review_queue.map((item) => ({
+    item,
+    element: el("tr", { "data-mutation": item.mutation_id }, reviewCells(item)),
+  }));
+  const shown = fillTable("review", rows, t("noReview"));
   const refocus = focusedId ? document.getElementById(focusedId) : null;
   if (refocus) {
     refocus.focus();
     if (selection && refocus.setSelectionRange) refocus.setSelectionRange(...selection);
   }
-  const leftOff = state.snapshot.review_left_off;
-  document.getElementById("review-note").textContent = leftOff > 0 ? t("leftOff", leftOff) : "";
+  tableNote("review", shown, review_queue.length, state.snapshot.review_left_off);
 }
 
 function detailList(title, items) {
@@ -517,7 +795,9 @@ function renderDetail() {
   panel.hidden = user === null;
   if (user === null) return;
   const { crew, at_risk, review_queue } = state.snapshot;
-  document.getElementById("detail-heading").textContent = t("detailHeading", user);
+  const heading = document.getElementById("detail-heading");
+  heading.textContent = t("detailHeading", displayName(user));
+  heading.title = user;
   const devices = crew.filter((row) => row.user === user).map((row) => [
     el("span", { class: "mono" }, row.device_id), " ",
     isOnline(row) ? badge("ok", t("online")) : badge("muted", t("offline", formatAgo(row.last_contact_at))), " ",
@@ -525,12 +805,12 @@ function renderDetail() {
     el("span", { class: "muted small" }, ` ${t("colOffset")} ${formatOffset(row.clock_offset_ms)} · ${row.app_version}`),
   ]);
   const risks = at_risk.filter((item) => item.technician === user).map((item) => [
-    el("span", { class: "mono" }, ticketLabel(item.due.ticket_id, item.due.serial_number)), " ",
-    `${item.due.rule} ${t("duties")[item.due.duty] ?? item.due.duty} · ${formatDue(item.due.due_at)} `,
+    ticketLink(item.due.ticket_id, item.due.serial_number), " ",
+    `${dutyText(item.due)} · ${formatDue(item.due.due_at)} `,
     item.due.state === "overdue" ? badge("alert", t("overdue")) : badge("warn", t("dueSoon")),
   ]);
   const reviews = review_queue.filter((item) => item.recorded_by === user).map((item) => [
-    el("span", { class: "mono" }, ticketLabel(item.ticket_id, item.serial_number)), " ",
+    ticketLink(item.ticket_id, item.serial_number), " ",
     `${t("facts")[item.fact] ?? item.fact} · ${reasonText(item)}`,
   ]);
   document.getElementById("detail-body").replaceChildren(el("div", { class: "detail-grid" },
@@ -665,6 +945,31 @@ async function loadSnapshot() {
     if (live.id > snapshot.last_event_id) applyEvent(live.body);
   }
   render();
+}
+
+/// Reads the estate's people for their display names. Until a server has
+/// the endpoint (404), or while it fails, the page shows user ids.
+function loadPeople() {
+  if (state.peopleReading) return state.peopleReading;
+  state.peopleAskedAt = Date.now();
+  const asker = state.session?.user;
+  state.peopleReading = (async () => {
+    try {
+      const answer = await api(API.people);
+      // Someone else may have logged in meanwhile, perhaps in another estate.
+      if (state.session?.user !== asker) return;
+      const people = Array.isArray(answer?.people) ? answer.people : [];
+      state.people = new Map(people.map((person) => [person.user, person]));
+      if (state.snapshot) render();
+    } catch (error) {
+      // A refused session is the snapshot's to act on; a missing endpoint is
+      // expected of an older server.
+      if (error.status !== 401 && error.status !== 404) console.warn("people:", error);
+    } finally {
+      state.peopleReading = null;
+    }
+  })();
+  return state.peopleReading;
 }
 
 function refreshSnapshot() {
@@ -880,6 +1185,8 @@ function logOut() {
   state.lastEventId = 0;
   state.recentEvents = [];
   state.detailUser = null;
+  state.people = new Map();
+  state.peopleAskedAt = null;
   sessionStorage.removeItem(SESSION_KEY);
   showView();
 }
@@ -894,6 +1201,8 @@ function showView() {
 }
 
 async function start() {
+  // Beside the snapshot, not before it: names come when they come.
+  loadPeople();
   try {
     await loadSnapshot();
   } catch (error) {
@@ -914,6 +1223,25 @@ function main() {
   document.getElementById("detail-close").addEventListener("click", () => {
     state.detailUser = null;
     renderDetail();
+  });
+  for (const name of Object.keys(state.tables)) {
+    // A browser may bring back what was typed in a filter before a reload.
+    const filter = document.getElementById(`${name}-filter`);
+    state.tables[name].filter = filter.value;
+    filter.addEventListener("input", (event) => {
+      state.tables[name].filter = event.target.value;
+      renderTable(name);
+    });
+    document.querySelector(`#${name}-table thead`).addEventListener("click", (event) => {
+      const header = event.target.closest("th[data-sort]");
+      if (header) sortBy(name, header.dataset.sort);
+    });
+  }
+  const attention = document.getElementById("crew-attention");
+  state.tables.crew.attentionOnly = attention.checked;
+  attention.addEventListener("change", (event) => {
+    state.tables.crew.attentionOnly = event.target.checked;
+    renderTable("crew");
   });
   document.getElementById("language").addEventListener("change", (event) => {
     state.language = event.target.value in STRINGS ? event.target.value : "zh-CN";

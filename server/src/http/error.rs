@@ -222,6 +222,11 @@ impl From<WriteError> for ApiError {
             WriteError::Workflow(error) => error.into(),
             WriteError::Review(error) => error.into(),
             WriteError::TicketNotFound => ApiError::not_found("ticket_not_found", "no such ticket"),
+            WriteError::IdempotencyKeyReused => ApiError::client(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                "this Idempotency-Key was used for another request: send a new key with a new request",
+            ),
             WriteError::VersionConflict { expected, actual } => ApiError::client(
                 StatusCode::CONFLICT,
                 "version_conflict",

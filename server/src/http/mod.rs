@@ -6,12 +6,14 @@ mod admin;
 mod blobs;
 mod caller;
 mod client;
+mod console;
 mod dashboard;
 mod dispatch;
 mod due;
 mod error;
 mod live;
 mod metrics;
+mod office_console;
 mod openapi;
 mod reports;
 mod serve;
@@ -106,6 +108,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(openapi::TICKETS, post(tickets::create).get(tickets::list))
         .route(openapi::TICKET, get(tickets::show))
         .route(openapi::TICKET_ACTIONS, post(tickets::act))
+        .route(openapi::TICKET_CARDS, get(console::ticket_cards))
+        .route(openapi::UNITS, get(console::units))
+        .route(openapi::PEOPLE, get(console::people))
+        .route(openapi::PERMISSIONS, get(console::permissions))
         .route(openapi::TICKET_SUGGESTIONS, get(dispatch::suggestions))
         .route(openapi::DISPATCH_QUEUE, get(dispatch::queue))
         .route(openapi::DUE, get(due::due_list))
@@ -121,6 +127,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(openapi::DASHBOARD_STYLE, get(dashboard::style))
         .route(openapi::APP, get(technician_app::page))
         .route(openapi::APP_FILE, get(technician_app::file))
+        .route(openapi::CONSOLE, get(office_console::page))
+        .route(openapi::CONSOLE_FILE, get(office_console::file))
         .route(openapi::SUPERVISION, get(supervision::snapshot))
         .route(openapi::LIVE, get(live::live))
         .route(openapi::TICKET_REVIEWS, post(supervision::review))

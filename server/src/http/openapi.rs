@@ -35,6 +35,12 @@ pub const DASHBOARD_SCRIPT: &str = "/dashboard/app.js";
 pub const DASHBOARD_STYLE: &str = "/dashboard/style.css";
 pub const APP: &str = "/app";
 pub const APP_FILE: &str = "/app/{file}";
+pub const CONSOLE: &str = "/console";
+pub const CONSOLE_FILE: &str = "/console/{file}";
+pub const TICKET_CARDS: &str = "/api/v1/ticket-cards";
+pub const UNITS: &str = "/api/v1/units";
+pub const PEOPLE: &str = "/api/v1/people";
+pub const PERMISSIONS: &str = "/api/v1/permissions";
 
 /// Every (method, path) the router serves. The router is built from the same
 /// constants, and a test checks this table against the document both ways.
@@ -72,6 +78,12 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", DASHBOARD_STYLE),
     ("get", APP),
     ("get", APP_FILE),
+    ("get", CONSOLE),
+    ("get", CONSOLE_FILE),
+    ("get", TICKET_CARDS),
+    ("get", UNITS),
+    ("get", PEOPLE),
+    ("get", PERMISSIONS),
 ];
 
 pub const OPENAPI_JSON: &str = include_str!("../../../docs/openapi.json");

@@ -96,6 +96,22 @@ pub(crate) mod tests {
         }
     }
 
+    /// Every module a page's scripts import (`… from "./x.js"`, on one
+    /// line or at the end of several) is one of its served files.
+    pub(crate) fn assert_every_import_is_served(files: &[Asset]) {
+        for asset in files.iter().filter(|asset| asset.name.ends_with(".js")) {
+            let text = std::str::from_utf8(asset.body).unwrap();
+            for rest in text.split("from \"./").skip(1) {
+                let name = rest.split('"').next().unwrap();
+                assert!(
+                    files.iter().any(|served| served.name == name),
+                    "{} imports {name}, which is not served",
+                    asset.name
+                );
+            }
+        }
+    }
+
     #[test]
     fn a_browser_holding_the_current_files_gets_a_not_modified() {
         let etag = bundle_etag([("a.js", &b"1"[..])]);

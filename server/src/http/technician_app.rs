@@ -165,7 +165,9 @@ fn service_worker() -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::static_files::tests::assert_loads_only_its_own_files;
+    use crate::http::static_files::tests::{
+        assert_every_import_is_served, assert_loads_only_its_own_files,
+    };
 
     #[test]
     fn the_app_loads_only_its_own_files() {
@@ -193,20 +195,6 @@ mod tests {
 
     #[test]
     fn every_module_the_app_imports_is_served() {
-        for asset in FILES.iter().filter(|asset| asset.name.ends_with(".js")) {
-            let text = std::str::from_utf8(asset.body).unwrap();
-            for line in text.lines().filter(|line| line.starts_with("import ")) {
-                let name = line
-                    .rsplit("\"./")
-                    .next()
-                    .and_then(|rest| rest.split('"').next())
-                    .unwrap();
-                assert!(
-                    FILES.iter().any(|served| served.name == name),
-                    "{} imports {name}, which is not served",
-                    asset.name
-                );
-            }
-        }
+        assert_every_import_is_served(FILES);
     }
 }

@@ -4,13 +4,15 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponseParts, ResponseParts};
 use serde::Deserialize;
 use sync_protocol::{
-    IntakeDraft, OfficeActionRequest, OfficeOp, Ticket, TicketAccess, TicketId, TicketKind,
-    TicketPage, TicketScope,
+    IntakeDraft, OfficeAction, OfficeActionRequest, REPLAYED_HEADER, Ticket, TicketAccess,
+    TicketId, TicketKind, TicketPage, TicketScope,
 };
 
+use super::console::RequestKey;
 use super::{
     ApiError, ApiJson, ApiPath, AppState, Caller, next_after, page_limit, ticket_not_found,
 };
@@ -21,8 +23,9 @@ use crate::writer::{Command, Reply};
 pub async fn create(
     State(state): State<Arc<AppState>>,
     caller: Caller,
+    key: RequestKey,
     ApiJson(draft): ApiJson<IntakeDraft>,
-) -> Result<(StatusCode, Json<Ticket>), ApiError> {
+) -> Result<(StatusCode, Replayed, Json<Ticket>), ApiError> {
     caller.require(caller.role.may_take_reports(), "record reports")?;
     if draft
         .estate
@@ -31,13 +34,15 @@ pub async fn create(
     {
         return Err(ApiError::forbidden("you work for another estate"));
     }
+    let named = key.name(&draft);
     let intake = draft.complete(state.calendars.of(&caller.estate), state.clock.now())?;
     let command = Command::CreateTicket {
         by: caller.user,
         intake,
+        named,
     };
-    let ticket = expect_ticket(state.writer.submit(command).await?)?;
-    Ok((StatusCode::CREATED, Json(ticket)))
+    let (ticket, replayed) = expect_ticket(state.writer.submit(command).await?)?;
+    Ok((StatusCode::CREATED, replayed, Json(ticket)))
 }
 
 #[derive(Debug, Deserialize)]
@@ -100,63 +105,35 @@ pub async fn act(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
+    key: RequestKey,
     ApiJson(request): ApiJson<OfficeActionRequest>,
-) -> Result<Json<Ticket>, ApiError> {
+) -> Result<(Replayed, Json<Ticket>), ApiError> {
     caller.require_office()?;
     let ticket = load_visible(&state, &caller, &id)?;
-    match &request.op {
-        // Whether the technician named can be given it, the writer checks
-        // as it applies the action: their user record may change meanwhile.
-        OfficeOp::Dispatch { .. } | OfficeOp::Reassign { .. } => {
-            caller.require(
-                caller.role.may_dispatch(ticket.kind, ticket.category),
-                "dispatch this kind of ticket (R-D1)",
-            )?;
-        }
-        OfficeOp::SetAppointment { .. } => {
-            caller.require(caller.role.may_set_appointments(), "book appointments")?
-        }
-        OfficeOp::RescheduleBooking { .. } => caller.require(
-            caller.role.may_set_appointments(),
-            "move booked services (R-S2)",
-        )?,
-        OfficeOp::Cancel { .. } => caller.require(caller.role.may_cancel(), "cancel tickets")?,
-        OfficeOp::AddNote { .. } => {
-            caller.require(caller.role.may_write_office_notes(), "write office notes")?
-        }
-        OfficeOp::Close {} => {
-            caller.require(
-                caller.role.may_close(ticket.kind, ticket.category),
-                "close this kind of ticket (R-C1, R-C3, R-K1)",
-            )?;
-            if ticket.kind == TicketKind::VerbalDispatch && ticket.received_by != caller.user {
-                return Err(ApiError::forbidden(
-                    "a verbal dispatch is closed by whoever took the report (R-K1, 由受理人关闭)",
-                ));
-            }
-        }
-        OfficeOp::SignOff { .. } => caller.require(
-            caller.role.may_sign_off(),
-            "sign coordination tickets off (R-C3)",
-        )?,
-        OfficeOp::Convert { .. } => caller.require(
-            caller.role.may_convert(ticket.category),
-            "convert work orders (R-C2)",
-        )?,
-        OfficeOp::RecordFollowUp { .. } => {
-            caller.require(caller.role.may_follow_up(), "record follow-ups (R-F2)")?
-        }
-        OfficeOp::Track { .. } => caller.require(
-            caller.role.may_track(),
-            "track coordination tickets (R-P3, R-P4)",
-        )?,
+    // Whether the technician named can be given it, the writer checks as
+    // it applies the action: their user record may change meanwhile.
+    let action = request.op.action();
+    caller.require(
+        caller.role.may_take(action, ticket.kind, ticket.category),
+        action.refused(),
+    )?;
+    if action == OfficeAction::Close
+        && ticket.kind == TicketKind::VerbalDispatch
+        && ticket.received_by != caller.user
+    {
+        return Err(ApiError::forbidden(
+            "a verbal dispatch is closed by whoever took the report (R-K1, 由受理人关闭)",
+        ));
     }
+    let named = key.name(&(&ticket.id, &request));
     let command = Command::Office {
         by: caller.user,
         ticket_id: ticket.id,
         request,
+        named,
     };
-    Ok(Json(expect_ticket(state.writer.submit(command).await?)?))
+    let (ticket, replayed) = expect_ticket(state.writer.submit(command).await?)?;
+    Ok((replayed, Json(ticket)))
 }
 
 pub(super) fn load_visible(
@@ -170,9 +147,27 @@ pub(super) fn load_visible(
     Ok(ticket)
 }
 
-fn expect_ticket(reply: Reply) -> Result<Ticket, ApiError> {
+/// The ticket, and whether a named write was answered before.
+fn expect_ticket(reply: Reply) -> Result<(Ticket, Replayed), ApiError> {
     match reply {
-        Reply::Ticket(ticket) => Ok(*ticket),
+        Reply::Ticket(ticket) => Ok((*ticket, Replayed(false))),
+        Reply::Replayed(ticket) => Ok((*ticket, Replayed(true))),
         _ => Err(ApiError::Internal("expected a ticket reply".to_owned())),
+    }
+}
+
+/// `Idempotent-Replayed: true` on the answer to a named write made before.
+pub struct Replayed(bool);
+
+impl IntoResponseParts for Replayed {
+    type Error = std::convert::Infallible;
+
+    fn into_response_parts(self, mut parts: ResponseParts) -> Result<ResponseParts, Self::Error> {
+        if self.0 {
+            parts
+                .headers_mut()
+                .insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
+        }
+        Ok(parts)
     }
 }

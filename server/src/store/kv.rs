@@ -30,6 +30,12 @@ pub enum Space {
     /// Index: who uploaded each blob. A reference to a blob grants access
     /// to it only through the bytes its recorder uploaded.
     BlobUploads,
+    /// Each ticket's card for the console's list, by estate and receipt time.
+    TicketCards,
+    /// The units (locations) reported in each estate, with their last reporter.
+    Units,
+    /// Office writes named by an `Idempotency-Key`, by user and key.
+    OfficeRequests,
 }
 
 impl Space {
@@ -66,6 +72,15 @@ pub trait Kv: Send + Sync + 'static {
 
     /// Entries with `from <= key < to`, ascending, at most `limit`.
     fn range(
+        &self,
+        space: Space,
+        from: &[u8],
+        to: &[u8],
+        limit: usize,
+    ) -> Result<Vec<Entry>, StoreError>;
+
+    /// Entries with `from <= key < to`, descending, at most `limit`.
+    fn range_back(
         &self,
         space: Space,
         from: &[u8],

@@ -49,6 +49,22 @@ impl Kv for MemoryKv {
             .collect())
     }
 
+    fn range_back(
+        &self,
+        space: Space,
+        from: &[u8],
+        to: &[u8],
+        limit: usize,
+    ) -> Result<Vec<Entry>, StoreError> {
+        let entries = self.entries.read().map_err(poisoned)?;
+        Ok(entries
+            .range((space, from.to_vec())..(space, to.to_vec()))
+            .rev()
+            .take(limit)
+            .map(|((_, key), value)| (key.clone(), value.clone()))
+            .collect())
+    }
+
     fn apply(&self, writes: Vec<Write>) -> Result<(), StoreError> {
         let mut entries = self.entries.write().map_err(poisoned)?;
         for write in writes {

@@ -3,6 +3,7 @@
 //!
 //! Keys join identifiers with a 0 byte; identifiers never contain one.
 
+mod console;
 mod kv;
 mod memory_kv;
 mod sled_kv;
@@ -16,10 +17,11 @@ use chrono::{DateTime, Duration, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sync_protocol::{
-    Cursor, DeviceId, DeviceSeq, EstateId, RevokeReason, Role, SerialNumber, SerialSeries,
+    Cursor, DeviceId, DeviceSeq, EstateId, Person, RevokeReason, Role, SerialNumber, SerialSeries,
     Sha256Hex, StoredOutcome, Ticket, TicketId, UserId, UserSummary,
 };
 
+pub use console::{CardCursor, CardPage};
 pub use kv::{Kv, Space, StoreError, Write};
 pub use memory_kv::MemoryKv;
 pub use sled_kv::SledKv;
@@ -54,6 +56,16 @@ impl UserRecord {
             display_name: self.display_name.clone(),
             role: self.role,
             estate: self.estate.clone(),
+            disabled: self.disabled,
+        }
+    }
+
+    /// What the people of the estate see of the user.
+    pub fn person(&self) -> Person {
+        Person {
+            user: self.id.clone(),
+            display_name: self.display_name.clone(),
+            role: self.role,
             disabled: self.disabled,
         }
     }
@@ -142,7 +154,11 @@ struct Derived {
     stage: fn(&mut Changes, &Ticket),
 }
 
-const DERIVED: [Derived; 2] = [
+/// Set once the console's ticket cards and known units are in place.
+const META_TICKET_CARDS: &[u8] = b"ticket_cards";
+const META_UNITS: &[u8] = b"units";
+
+const DERIVED: [Derived; 4] = [
     Derived {
         space: Space::ReportDigests,
         marker: META_REPORT_DIGESTS,
@@ -154,6 +170,20 @@ const DERIVED: [Derived; 2] = [
         marker: META_BLOB_REFS,
         version: 1,
         stage: Changes::put_blob_refs,
+    },
+    Derived {
+        space: Space::TicketCards,
+        marker: META_TICKET_CARDS,
+        version: 1,
+        stage: Changes::put_ticket_card,
+    },
+    // Tickets are visited in id order, which is the order they were
+    // recorded in: each unit keeps its latest reporter.
+    Derived {
+        space: Space::Units,
+        marker: META_UNITS,
+        version: 1,
+        stage: Changes::put_known_unit,
     },
 ];
 
@@ -711,6 +741,19 @@ impl Store {
         estate: &EstateId,
         role: Role,
     ) -> Result<Vec<UserRecord>, StoreError> {
+        self.users_where(|user| user.role == role && &user.estate == estate && !user.disabled)
+    }
+
+    /// Every user of `estate`, disabled ones too (their names still sign
+    /// the history), in id order.
+    pub fn estate_people(&self, estate: &EstateId) -> Result<Vec<UserRecord>, StoreError> {
+        self.users_where(|user| &user.estate == estate)
+    }
+
+    fn users_where(
+        &self,
+        keep: impl Fn(&UserRecord) -> bool,
+    ) -> Result<Vec<UserRecord>, StoreError> {
         const SCAN_PAGE: usize = 500;
         // User ids are ASCII, so every key sorts below 0xFF.
         let end = [0xFF];
@@ -720,7 +763,7 @@ impl Store {
             let page = self.kv.range(Space::Users, &from, &end, SCAN_PAGE)?;
             for (_, value) in &page {
                 let user: UserRecord = decode(Space::Users, value)?;
-                if user.role == role && &user.estate == estate && !user.disabled {
+                if keep(&user) {
                     found.push(user);
                 }
             }
@@ -783,6 +826,7 @@ impl Store {
         let id = new.id.as_str();
         changes.put_json(Space::Tickets, id.as_bytes().to_vec(), new);
         changes.put_report_digest(new);
+        changes.put_ticket_card(new);
         for (blob, recorder) in new.blob_references() {
             if old.is_none_or(|old| !old.referenced_blobs().any(|known| known == blob)) {
                 changes.put(Space::BlobRefs, key2(blob.as_str(), id), Vec::new());
@@ -792,6 +836,7 @@ impl Store {
         }
         changes.changed_tickets.push(new.id.clone());
         if old.is_none() {
+            changes.put_known_unit(new);
             changes.put(
                 Space::EstateTickets,
                 key2(new.estate.as_str(), id),

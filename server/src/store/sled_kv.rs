@@ -164,6 +164,26 @@ impl Kv for SledKv {
         Ok(entries)
     }
 
+    fn range_back(
+        &self,
+        space: Space,
+        from: &[u8],
+        to: &[u8],
+        limit: usize,
+    ) -> Result<Vec<Entry>, StoreError> {
+        let mut entries = Vec::new();
+        for entry in self
+            .db
+            .range(prefixed(space, from)..prefixed(space, to))
+            .rev()
+            .take(limit)
+        {
+            let (key, value) = entry.map_err(engine)?;
+            entries.push((key[1..].to_vec(), value.to_vec()));
+        }
+        Ok(entries)
+    }
+
     fn apply(&self, writes: Vec<Write>) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
         for write in writes {

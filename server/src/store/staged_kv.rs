@@ -49,6 +49,43 @@ fn poisoned<T>(_: T) -> StoreError {
     StoreError::Engine("staged writes lock poisoned".to_owned())
 }
 
+impl StagedKv {
+    /// The backend's entries of the range with the held writes over them,
+    /// ascending or descending.
+    fn merged_range(
+        &self,
+        space: Space,
+        (from, to): (&[u8], &[u8]),
+        limit: usize,
+        descending: bool,
+    ) -> Result<Vec<Entry>, StoreError> {
+        let held = self.held.lock().map_err(poisoned)?;
+        let held_in_range: Vec<(&Vec<u8>, &Option<Vec<u8>>)> = held
+            .range((space, from.to_vec())..(space, to.to_vec()))
+            .map(|((_, key), value)| (key, value))
+            .collect();
+        // Each held delete can hide at most one backend entry.
+        let wanted = limit.saturating_add(held_in_range.len());
+        let base = if descending {
+            self.base.range_back(space, from, to, wanted)?
+        } else {
+            self.base.range(space, from, to, wanted)?
+        };
+        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = base.into_iter().collect();
+        for (key, value) in held_in_range {
+            match value {
+                Some(value) => merged.insert(key.clone(), value.clone()),
+                None => merged.remove(key),
+            };
+        }
+        Ok(if descending {
+            merged.into_iter().rev().take(limit).collect()
+        } else {
+            merged.into_iter().take(limit).collect()
+        })
+    }
+}
+
 impl Kv for StagedKv {
     fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         let held = self.held.lock().map_err(poisoned)?;
@@ -73,23 +110,17 @@ impl Kv for StagedKv {
         to: &[u8],
         limit: usize,
     ) -> Result<Vec<Entry>, StoreError> {
-        let held = self.held.lock().map_err(poisoned)?;
-        let held_in_range: Vec<(&Vec<u8>, &Option<Vec<u8>>)> = held
-            .range((space, from.to_vec())..(space, to.to_vec()))
-            .map(|((_, key), value)| (key, value))
-            .collect();
-        // Each held delete can hide at most one backend entry.
-        let base = self
-            .base
-            .range(space, from, to, limit.saturating_add(held_in_range.len()))?;
-        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = base.into_iter().collect();
-        for (key, value) in held_in_range {
-            match value {
-                Some(value) => merged.insert(key.clone(), value.clone()),
-                None => merged.remove(key),
-            };
-        }
-        Ok(merged.into_iter().take(limit).collect())
+        self.merged_range(space, (from, to), limit, false)
+    }
+
+    fn range_back(
+        &self,
+        space: Space,
+        from: &[u8],
+        to: &[u8],
+        limit: usize,
+    ) -> Result<Vec<Entry>, StoreError> {
+        self.merged_range(space, (from, to), limit, true)
     }
 
     /// Held back until [`Kv::flush`].
