@@ -18,6 +18,7 @@ mod report_bench;
 mod scheduler_bench;
 mod seed;
 mod server_process;
+mod ticket_list;
 mod writer_stall;
 
 use std::path::{Path, PathBuf};
@@ -122,6 +123,10 @@ enum Bench {
     /// Idle connections from many client addresses until the server refuses.
     #[command(name = "idle-connections")]
     IdleConnections(idle_connections::IdleConnectionsArgs),
+    /// The office console's ticket list over 100,000 tickets of one estate:
+    /// first pages, filters and searches of GET /api/v1/ticket-cards.
+    #[command(name = "ticket-list")]
+    TicketList(ticket_list::TicketListArgs),
 }
 
 /// How long the server may take to open its store and bind.
@@ -138,6 +143,7 @@ fn main() -> ExitCode {
         Some(Bench::LoginFlood(args)) => login_flood::run(args),
         Some(Bench::WriterStall(args)) => writer_stall::run(args),
         Some(Bench::IdleConnections(args)) => idle_connections::run(args),
+        Some(Bench::TicketList(args)) => ticket_list::run(args),
         None => run(&cli),
     };
     match outcome {

@@ -385,10 +385,10 @@ fn peak_resident_bytes() -> u64 {
 // ---- The month's tickets -------------------------------------------------------
 
 /// xorshift64*: a small, seedable generator, so runs are repeatable.
-struct Random(u64);
+pub(crate) struct Random(pub(crate) u64);
 
 impl Random {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
@@ -396,16 +396,16 @@ impl Random {
     }
 
     /// Uniform in `[0, 1)`.
-    fn unit(&mut self) -> f64 {
+    pub(crate) fn unit(&mut self) -> f64 {
         (self.next() >> 11) as f64 / (1u64 << 53) as f64
     }
 
     /// Uniform in `low..=high`.
-    fn between(&mut self, low: i64, high: i64) -> i64 {
+    pub(crate) fn between(&mut self, low: i64, high: i64) -> i64 {
         low + (self.next() % (high - low + 1) as u64) as i64
     }
 
-    fn chance(&mut self, probability: f64) -> bool {
+    pub(crate) fn chance(&mut self, probability: f64) -> bool {
         self.unit() < probability
     }
 }
@@ -426,28 +426,28 @@ struct Month {
 
 /// One ticket's life being written: every step happens at a later time,
 /// and the life stops at the first step that would lie after `now`.
-struct Life {
-    ticket: Ticket,
-    at: DateTime<Utc>,
-    now: DateTime<Utc>,
-    technician: Option<(UserId, DeviceId)>,
-    calendar: WorkingCalendar,
+pub(crate) struct Life {
+    pub(crate) ticket: Ticket,
+    pub(crate) at: DateTime<Utc>,
+    pub(crate) now: DateTime<Utc>,
+    pub(crate) technician: Option<(UserId, DeviceId)>,
+    pub(crate) calendar: WorkingCalendar,
 }
 
 impl Life {
     /// Move the clock on; false (and the life ends) when that passes `now`.
-    fn wait(&mut self, minutes: i64) -> bool {
+    pub(crate) fn wait(&mut self, minutes: i64) -> bool {
         self.at += Duration::minutes(minutes);
         self.at <= self.now
     }
 
-    fn office(&mut self, by: &str, op: OfficeOp) {
+    pub(crate) fn office(&mut self, by: &str, op: OfficeOp) {
         let by = UserId::parse(by).expect("a valid user");
         self.ticket = apply_office_op(&self.ticket, &op, &by, &self.calendar, self.at)
             .unwrap_or_else(|error| panic!("{op:?} on {}: {error}", self.ticket.id));
     }
 
-    fn field(&mut self, op: DeviceOp) {
+    pub(crate) fn field(&mut self, op: DeviceOp) {
         let (user, device) = self.technician.as_ref().expect("dispatched first");
         let recorder = Recorder {
             user: user.clone(),
@@ -466,7 +466,7 @@ impl Life {
             .expect("the mutation applies");
     }
 
-    fn track(&mut self, kind: TrackingKind) {
+    pub(crate) fn track(&mut self, kind: TrackingKind) {
         let op = OfficeOp::Track {
             kind,
             note: String::new(),

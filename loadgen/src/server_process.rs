@@ -60,10 +60,31 @@ impl ServerProcess {
         startup_timeout: Duration,
         settings: &[(&str, &str)],
     ) -> Result<Self, String> {
+        Self::start_serving(
+            server_bin,
+            data_dir,
+            jwt_secret,
+            startup_timeout,
+            settings,
+            &[],
+        )
+    }
+
+    /// [`ServerProcess::start_with`] with extra arguments of `serve`
+    /// (`--demo`).
+    pub fn start_serving(
+        server_bin: &Path,
+        data_dir: &Path,
+        jwt_secret: &str,
+        startup_timeout: Duration,
+        settings: &[(&str, &str)],
+        serve_arguments: &[&str],
+    ) -> Result<Self, String> {
         let mut child = Command::new(server_bin)
             .arg("--data-dir")
             .arg(data_dir)
             .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(serve_arguments)
             .env("ESTATE_SYNC_JWT_SECRET", jwt_secret)
             // Info level, as in production: the benchmark pays for what
             // operators would run with.

@@ -112,19 +112,43 @@ pub fn due_list_of(
     estate: &EstateId,
     mut builder: DueListBuilder<'_>,
 ) -> Result<DueList, StoreError> {
-    for_each_estate_ticket(store, estate, |ticket| builder.add(ticket))?;
+    // Only the tickets with a deadline still to meet: the others have
+    // nothing to list, and a due list costs what is open, not the history.
+    for_each_active_ticket(store, estate, |ticket| builder.add(ticket))?;
     Ok(builder.finish())
 }
+
+/// A page of an estate's tickets after a ticket id, in id order.
+type ReadPage = fn(&Store, &EstateId, Option<&TicketId>, usize) -> Result<Vec<Ticket>, StoreError>;
 
 /// Every ticket of the estate, in id order, a page at a time.
 pub(crate) fn for_each_estate_ticket(
     store: &Store,
     estate: &EstateId,
+    visit: impl FnMut(&Ticket),
+) -> Result<(), StoreError> {
+    for_each_page(store, estate, Store::estate_tickets, visit)
+}
+
+/// Every ticket of the estate that may still have a deadline to meet
+/// (`sync_protocol::has_pending_duties`), in id order, a page at a time.
+pub(crate) fn for_each_active_ticket(
+    store: &Store,
+    estate: &EstateId,
+    visit: impl FnMut(&Ticket),
+) -> Result<(), StoreError> {
+    for_each_page(store, estate, Store::active_tickets, visit)
+}
+
+fn for_each_page(
+    store: &Store,
+    estate: &EstateId,
+    read: ReadPage,
     mut visit: impl FnMut(&Ticket),
 ) -> Result<(), StoreError> {
     let mut after: Option<TicketId> = None;
     loop {
-        let page = store.estate_tickets(estate, after.as_ref(), REPORT_PAGE_SIZE)?;
+        let page = read(store, estate, after.as_ref(), REPORT_PAGE_SIZE)?;
         page.iter().for_each(&mut visit);
         if page.len() < REPORT_PAGE_SIZE {
             return Ok(());

@@ -24,12 +24,12 @@ use chrono::{DateTime, Utc};
 use sync_protocol::serial::{SerialKind, SerialMonth, SerialSeries};
 use sync_protocol::{
     AnsweredRequest, BatchError, BlobReceipt, Cursor, DeviceId, DeviceMutation, DeviceReport,
-    DeviceSeq, EstateId, Intake, Ledger, NamedRequest, OfficeActionRequest, OfficeOp,
-    PROTOCOL_VERSION, PushResponse, Recorder, Replay, ReviewError, ReviewRequest, Reviewed, Role,
-    RuleId, Sha256Hex, StoredOutcome, Ticket, TicketAccess, TicketId, TicketKind, TicketVersion,
-    UserChange, UserId, Version, WorkflowError, apply_batch, apply_office_op, check_batch,
-    convert_work_order, create_ticket, link_follow_up_report, record_deadline_missed,
-    ticket_access,
+    DeviceSeq, EstateId, IDEMPOTENCY_WINDOW_HOURS, Intake, Ledger, NamedRequest,
+    OfficeActionRequest, OfficeOp, PROTOCOL_VERSION, PushResponse, Recorder, Replay, ReviewError,
+    ReviewRequest, Reviewed, Role, RuleId, Sha256Hex, StoredOutcome, Ticket, TicketAccess,
+    TicketId, TicketKind, TicketVersion, UserChange, UserId, Version, WorkflowError, apply_batch,
+    apply_office_op, check_batch, convert_work_order, create_ticket, link_follow_up_report,
+    record_deadline_missed, ticket_access,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -46,6 +46,10 @@ use crate::users::UserDirectory;
 
 /// Most requests committed by one flush.
 const MAX_GROUP: usize = 512;
+
+/// Expired named writes forgotten by each new one (more than one, so that
+/// a backlog shrinks).
+const FORGET_PER_WRITE: usize = 4;
 
 /// How long the writer waits for a flush unless configured
 /// (`[limits] flush_timeout_ms`).
@@ -528,6 +532,32 @@ impl WriterState {
         }
     }
 
+    /// Keep a named office write's answer with the write itself, and forget
+    /// a few answers older than the window: each named write pays for the
+    /// ones it outlives, so the records stay about a day's worth.
+    fn answered(
+        &self,
+        changes: &mut Changes,
+        by: &UserId,
+        named: Option<NamedRequest>,
+        ticket_id: &TicketId,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let Some(named) = named else {
+            return Ok(());
+        };
+        let window = chrono::Duration::hours(IDEMPOTENCY_WINDOW_HOURS);
+        self.store
+            .forget_answered_before(changes, at - window, FORGET_PER_WRITE)?;
+        let answered = AnsweredRequest {
+            fingerprint: named.fingerprint,
+            ticket_id: ticket_id.clone(),
+            at,
+        };
+        changes.put_answered_request(by, &named.key, &answered);
+        Ok(())
+    }
+
     /// Apply one command as one atomic group of writes.
     fn apply(&mut self, command: Command) -> Result<Reply, WriteError> {
         let mut changes = Changes::default();
@@ -597,7 +627,7 @@ impl WriterState {
                     )?;
                 }
                 changes.put_ticket_counter(&counters);
-                answered(&mut changes, &by, named, &ticket.id, now);
+                self.answered(&mut changes, &by, named, &ticket.id, now)?;
                 Reply::Ticket(Box::new(ticket))
             }
             Command::Office {
@@ -654,7 +684,7 @@ impl WriterState {
                 };
                 self.store
                     .stage_ticket(&mut changes, &mut counters, Some(&ticket), &next)?;
-                answered(&mut changes, &by, named, &next.id, now);
+                self.answered(&mut changes, &by, named, &next.id, now)?;
                 Reply::Ticket(Box::new(next))
             }
             Command::PutBlob { by, hash, bytes } => {
@@ -1187,24 +1217,6 @@ impl Ledger for LoadedLedger {
     }
 }
 
-/// Keep a named office write's answer with the write itself.
-fn answered(
-    changes: &mut Changes,
-    by: &UserId,
-    named: Option<NamedRequest>,
-    ticket_id: &TicketId,
-    at: DateTime<Utc>,
-) {
-    if let Some(named) = named {
-        let answered = AnsweredRequest {
-            fingerprint: named.fingerprint,
-            ticket_id: ticket_id.clone(),
-            at,
-        };
-        changes.put_answered_request(by, &named.key, &answered);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use chrono::TimeZone;
@@ -1507,6 +1519,50 @@ mod tests {
     fn series(estate: &str, kind: SerialKind, year: u16, month: u8) -> SerialSeries {
         let month = SerialMonth::new(year, month).unwrap();
         SerialSeries::new(EstateId::parse(estate).unwrap(), kind, month)
+    }
+
+    #[tokio::test]
+    async fn a_named_write_is_answered_again_within_the_window_and_forgotten_after_it() {
+        let (store, writer, clock) = start_at(at(9, 0));
+        let named = |key: &str| {
+            let key = sync_protocol::IdempotencyKey::parse(key).unwrap();
+            Some(NamedRequest::new(key, &"the same report"))
+        };
+        let create = |named| Command::CreateTicket {
+            by: user("kefu"),
+            intake: report_of("E01", TicketKind::WorkOrder),
+            named,
+        };
+        let Reply::Ticket(first) = writer.submit(create(named("k1"))).await.unwrap() else {
+            panic!("a new ticket");
+        };
+        let Reply::Replayed(again) = writer.submit(create(named("k1"))).await.unwrap() else {
+            panic!("the first answer");
+        };
+        assert_eq!(first.id, again.id);
+        let key = sync_protocol::IdempotencyKey::parse("k1").unwrap();
+        assert!(
+            store
+                .answered_request(&user("kefu"), &key)
+                .unwrap()
+                .is_some()
+        );
+
+        // A day later, the next named write forgets the old one.
+        clock.advance(
+            chrono::Duration::hours(IDEMPOTENCY_WINDOW_HOURS) + chrono::Duration::minutes(1),
+        );
+        writer.submit(create(named("k2"))).await.unwrap();
+        assert!(
+            store
+                .answered_request(&user("kefu"), &key)
+                .unwrap()
+                .is_none()
+        );
+        let Reply::Ticket(anew) = writer.submit(create(named("k1"))).await.unwrap() else {
+            panic!("a forgotten key names a new write");
+        };
+        assert_ne!(anew.id, first.id);
     }
 
     #[tokio::test]

@@ -208,6 +208,20 @@ pub fn ticket_deadlines(ticket: &Ticket, calendar: &WorkingCalendar) -> Vec<Tick
     deadlines
 }
 
+/// Whether the ticket may still have a deadline that is not done: it is
+/// open or completed (R-C1: a work order waits to be closed), or closed and
+/// waiting for its follow-up (R-F1). Every other ticket's deadlines are all
+/// done, so a due list or a dispatch queue reads only these.
+pub fn has_pending_duties(ticket: &Ticket) -> bool {
+    if ticket.status.is_open() || ticket.status == Status::Completed {
+        return true;
+    }
+    let rating = ticket
+        .signature_of_current_result()
+        .and_then(|signature| signature.body.rating);
+    r_f1_follow_up(ticket, rating).is_some_and(|(_, followed_up_at)| followed_up_at.is_none())
+}
+
 /// The open deadlines of `tickets` that are due within `due_soon_window` of
 /// `now` or overdue, earliest first (ties by ticket, then rule).
 pub fn due_items<'a>(
@@ -260,6 +274,8 @@ pub struct DueListBuilder<'a> {
     role: Role,
     user: &'a UserId,
     limit: usize,
+    /// Only this rule's items, when set (the follow-ups list: R-F1).
+    rule: Option<RuleId>,
     /// The most urgent items so far, the least urgent of them on top.
     kept: BinaryHeap<ByUrgency>,
     added: u64,
@@ -282,16 +298,25 @@ impl<'a> DueListBuilder<'a> {
             role,
             user,
             limit,
+            rule: None,
             kept: BinaryHeap::new(),
             added: 0,
             left_off: 0,
         }
     }
 
+    /// Only the items of `rule`.
+    pub fn only(mut self, rule: Option<RuleId>) -> Self {
+        self.rule = rule;
+        self
+    }
+
     pub fn add(&mut self, ticket: &Ticket) {
         let items = due_items([ticket], self.calendar, self.now, self.due_soon_window);
         for item in items {
-            if !acts_on(self.role, self.user, &item) {
+            if !acts_on(self.role, self.user, &item)
+                || self.rule.is_some_and(|rule| rule != item.rule)
+            {
                 continue;
             }
             self.kept.push(ByUrgency {
@@ -988,6 +1013,69 @@ mod tests {
             record_deadline_missed(&ticket, &calendar(), RuleId::C2, finish.due_at, after).unwrap();
         assert!(deadline_miss_recorded(&flagged, RuleId::C2, finish.due_at));
         assert_eq!(deadline_of(&signed_work_order(), RuleId::C2), None);
+    }
+
+    #[test]
+    fn a_ticket_without_pending_duties_has_every_deadline_done() {
+        let act = |ticket: &Ticket, op: OfficeOp, by: &str| {
+            apply_office_op(ticket, &op, &user(by), &calendar(), at(10, 0)).unwrap()
+        };
+        let closed = act(&signed_work_order(), OfficeOp::Close {}, "diaodu");
+        // A free order the owner did not rate is followed up (R-F1).
+        let mut unrated = signed_work_order();
+        for signature in unrated.signatures.values_mut() {
+            signature.body.rating = None;
+        }
+        let unrated = act(&unrated, OfficeOp::Close {}, "diaodu");
+        let followed_up = act(
+            &unrated,
+            OfficeOp::RecordFollowUp {
+                reached: true,
+                rating: Some(crate::ticket::Rating::Satisfied),
+                note: String::new(),
+            },
+            "kefu",
+        );
+        let cancelled = act(
+            &dispatched_ticket("li"),
+            OfficeOp::Cancel {
+                reason: "业主撤销".to_owned(),
+            },
+            "kefu",
+        );
+        // The follow-ups list: R-F1 items only, whatever else is due.
+        let supervisor = user("zhuguan");
+        let window = Duration::days(7);
+        let cal = calendar();
+        let mut builder =
+            DueListBuilder::new(&cal, at(10, 0), window, Role::Supervisor, &supervisor, 50)
+                .only(Some(RuleId::F1));
+        builder.add(&unrated);
+        builder.add(&dispatched_ticket("li"));
+        let list = builder.finish();
+        assert_eq!(list.items.len(), 1, "{list:?}");
+        assert_eq!(list.items[0].rule, RuleId::F1);
+        for (ticket, pending) in [
+            (booked_ticket(), true),
+            (dispatched_ticket("li"), true),
+            (coordination_ticket(), true),
+            (signed_work_order(), true),
+            (closed, false),
+            (unrated, true),
+            (followed_up, false),
+            (cancelled, false),
+        ] {
+            assert_eq!(has_pending_duties(&ticket), pending, "{:?}", ticket.status);
+            if !pending {
+                assert!(
+                    ticket_deadlines(&ticket, &calendar())
+                        .iter()
+                        .all(|deadline| deadline.done_at.is_some()),
+                    "{:?}",
+                    ticket.status
+                );
+            }
+        }
     }
 
     #[test]

@@ -14,6 +14,9 @@ pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 pub const REPLAYED_HEADER: &str = "idempotent-replayed";
 /// Most characters of a key.
 pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 64;
+/// How long a named write is remembered: retries come within minutes; a
+/// key sent again after this is a new write.
+pub const IDEMPOTENCY_WINDOW_HOURS: i64 = 24;
 
 /// 1 to 64 characters of `A-Z a-z 0-9 - _ . :`, chosen by the client
 /// (a UUID fits), unique among its writes.

@@ -32,8 +32,8 @@ pub use access::{TicketAccess, ticket_access};
 pub use admin::{NewUser, PasswordReset, People, Person, UserChange, UserPage, UserSummary};
 pub use calendar::{CalendarConfig, CalendarError, OpeningHours, WorkingCalendar, WorkingHours};
 pub use cards::{
-    CardFilter, CardOrder, KnownUnit, KnownUnits, SearchTooLong, StatusFilter, TicketCard,
-    TicketCardPage,
+    CardDecodeError, CardFilter, CardOrder, InvalidSearch, KnownUnit, KnownUnits, StatusFilter,
+    StoredCard, TicketCard, TicketCardPage,
 };
 pub use dispatch::{
     OpenJob, Priority, TechnicianLoad, assignment_event, building_of, dispatch_queue, holds_open,
@@ -41,11 +41,12 @@ pub use dispatch::{
 };
 pub use due::{
     DueItem, DueList, DueListBuilder, DueState, TicketDeadline, acts_on, due_items,
-    r_p5_open_escalation, record_deadline_missed, ticket_deadlines,
+    has_pending_duties, r_p5_open_escalation, record_deadline_missed, ticket_deadlines,
 };
 pub use error::{FieldProblem, ParseError, WorkflowError};
 pub use idempotency::{
-    AnsweredRequest, IDEMPOTENCY_HEADER, IdempotencyKey, NamedRequest, REPLAYED_HEADER, Replay,
+    AnsweredRequest, IDEMPOTENCY_HEADER, IDEMPOTENCY_WINDOW_HOURS, IdempotencyKey, NamedRequest,
+    REPLAYED_HEADER, Replay,
 };
 pub use ids::{
     Cursor, DeviceId, DeviceSeq, EstateId, MutationId, Sha256Hex, TicketId, UserId, Version,
@@ -56,14 +57,14 @@ pub use mutation::{
 };
 pub use office::{
     Intake, IntakeDraft, OfficeOp, ReporterDraft, apply_office_op, convert_work_order,
-    create_ticket, link_follow_up_report, validate_intake,
+    create_ticket, link_follow_up_report, offered_actions, validate_intake,
 };
 pub use push::{BatchError, Ledger, PushEffects, StoredOutcome, apply_batch, check_batch};
 pub use reports::{
     DailyUnclosed, DailyUnclosedBuilder, MonthlyStatistics, MonthlyStatisticsBuilder, ReportMonth,
     Responsible, RuleTally, UnclosedItem, daily_unclosed, monthly_statistics,
 };
-pub use roles::{ActionGrant, OfficeAction, Permissions, Role, TicketScope};
+pub use roles::{ActionGrant, OfferedActions, OfficeAction, Permissions, Role, TicketScope};
 pub use serial::{ProvisionalRef, SerialKind, SerialMonth, SerialNumber, SerialSeries};
 pub use supervision::{
     AtRiskTicket, ContactKind, CrewRow, LiveEvent, LiveEventBody, ReviewDecision, ReviewError,

@@ -9,7 +9,7 @@ use crate::capacity::{Addition, check_room};
 use crate::due::{escalation_recorded, r_p5_open_escalation};
 use crate::error::{FieldProblem, WorkflowError};
 use crate::ids::{EstateId, TicketId, UserId, Version};
-use crate::roles::OfficeAction;
+use crate::roles::{OfficeAction, Role};
 use crate::ticket::{
     Actor, AgreedTime, Appointment, Area, Booking, BookingRequest, Category, Charge, Closure,
     FollowUp, HistoryEvent, MAX_FEE_FEN, OfficeNote, Rating, Reporter, SignOff, Source, Ticket,
@@ -370,7 +370,7 @@ fn intake_problems(
         (None | Some(Source::FollowUp), _) | (_, None) => {}
         (Some(_), Some(_)) => problems.push(FieldProblem::new(
             "follow_up_of",
-            "only a report from a follow-up is linked to an earlier ticket (R-F3)",
+            "only a report from a follow-up is linked to an earlier ticket (R-F3, 仅回访报事可关联原工单)",
         )),
     }
     if let (Some(kind), Some(category)) = (draft.kind, draft.category)
@@ -567,6 +567,56 @@ pub fn create_ticket(
     Ok(ticket)
 }
 
+/// The office actions `user` (with `role`) may take on `ticket` now: the
+/// role's permission (`Role::may_take`, R-K1's "closed by whoever took the
+/// report") and what the workflow allows in the ticket's state, as
+/// [`apply_office_op`] and [`convert_work_order`] judge it. Pages offer
+/// exactly these; the server still checks every request.
+pub fn offered_actions(
+    ticket: &Ticket,
+    role: Role,
+    user: &UserId,
+    now: DateTime<Utc>,
+) -> Vec<OfficeAction> {
+    let allows = |event| transition(ticket.status, event).is_ok();
+    let coordination = ticket.kind == TicketKind::CoordinationTicket;
+    OfficeAction::ALL
+        .into_iter()
+        .filter(|action| role.may_take(*action, ticket.kind, ticket.category))
+        .filter(|action| match action {
+            OfficeAction::Dispatch => {
+                ticket.assigned_technician.is_none()
+                    && allows(Event::Dispatch)
+                    && require_issued(ticket, now).is_ok()
+            }
+            OfficeAction::Reassign => allows(Event::Reassign),
+            OfficeAction::SetAppointment => ticket.booking.is_none() && allows(Event::Appoint),
+            OfficeAction::RescheduleBooking => {
+                ticket.booking.is_some() && allows(Event::Reschedule)
+            }
+            OfficeAction::Cancel => allows(Event::Cancel),
+            OfficeAction::AddNote => true,
+            OfficeAction::Close => match ticket.kind {
+                TicketKind::VerbalDispatch => {
+                    &ticket.received_by == user && allows(Event::CloseVerbal)
+                }
+                TicketKind::WorkOrder => {
+                    allows(Event::Close) && ticket.signature_of_current_result().is_some()
+                }
+                TicketKind::CoordinationTicket => {
+                    allows(Event::Close) && !ticket.sign_offs.is_empty()
+                }
+            },
+            OfficeAction::SignOff => {
+                coordination && ticket.sign_offs.is_empty() && allows(Event::SignOff)
+            }
+            OfficeAction::Convert => ticket.kind == TicketKind::WorkOrder && allows(Event::Convert),
+            OfficeAction::RecordFollowUp => allows(Event::FollowUp),
+            OfficeAction::Track => coordination && allows(Event::Track),
+        })
+        .collect()
+}
+
 /// Apply an office action; the ticket is returned changed, or not at all.
 /// Dates of bookings are judged in `calendar`, the estate's (R-S2).
 pub fn apply_office_op(
@@ -633,7 +683,7 @@ pub fn apply_office_op(
             if note.chars().count() > 500 {
                 return Err(WorkflowError::Invalid(vec![FieldProblem::new(
                     "note",
-                    "at most 500 characters",
+                    "at most 500 characters (不超过500字)",
                 )]));
             }
             next.appointment = Some(Appointment {
@@ -702,7 +752,7 @@ pub fn apply_office_op(
         }
         OfficeOp::Convert { .. } => {
             // Conversion creates a second ticket: see `convert_work_order`.
-            return Err(invalid("op", "use convert_work_order"));
+            return Err(invalid("op", "use convert_work_order (转协调单另行处理)"));
         }
         OfficeOp::RecordFollowUp {
             reached,
@@ -714,7 +764,7 @@ pub fn apply_office_op(
             if !reached && rating.is_some() {
                 return Err(invalid(
                     "rating",
-                    "an owner who was not reached gave no rating",
+                    "an owner who was not reached gave no rating (未联系上业主，无评价)",
                 ));
             }
             next.follow_ups.push(FollowUp {
@@ -951,6 +1001,140 @@ pub(crate) mod tests {
     use super::*;
     use crate::calendar::tests::{date, shanghai};
     use chrono::TimeZone;
+
+    /// What `offered_actions` offers is what the workflow then accepts,
+    /// and what it holds back the role or the workflow refuses: over the
+    /// tickets of every kind and state here, every role, every action.
+    #[test]
+    fn the_actions_offered_are_the_ones_that_apply() {
+        let now = at(10, 0);
+        let cal = calendar();
+        let act = |ticket: &Ticket, op: OfficeOp, by: &str| {
+            apply_office_op(ticket, &op, &user(by), &cal, now).unwrap()
+        };
+        let closed = act(&signed_work_order(), OfficeOp::Close {}, "diaodu");
+        let signed_off = act(
+            &act(
+                &coordination_ticket(),
+                OfficeOp::Dispatch {
+                    technician: user("zhang"),
+                },
+                "huanjing",
+            ),
+            OfficeOp::AddNote {
+                text: "进展".to_owned(),
+            },
+            "huanjing",
+        );
+        let verbal = |mut ticket: Ticket| {
+            ticket.kind = TicketKind::VerbalDispatch;
+            ticket.category = Category::Security;
+            ticket.serial_number = None;
+            ticket
+        };
+        let tickets = [
+            booked_ticket(),
+            dispatched_booking(),
+            dispatched_ticket("li"),
+            signed_work_order(),
+            closed,
+            coordination_ticket(),
+            signed_off,
+            verbal(dispatched_ticket("li")),
+            // Given to a technician, who recorded the result: still closed
+            // by the agent who took it (R-K1).
+            verbal(signed_work_order()),
+        ];
+        for ticket in &tickets {
+            for role in Role::ALL {
+                for by in ["kefu", "diaodu"] {
+                    let offered = offered_actions(ticket, role, &user(by), now);
+                    for action in OfficeAction::ALL {
+                        let applies = role.may_take(action, ticket.kind, ticket.category)
+                            && (action != OfficeAction::Close
+                                || ticket.kind != TicketKind::VerbalDispatch
+                                || ticket.received_by == user(by))
+                            && applies(ticket, action, &cal, now);
+                        assert_eq!(
+                            offered.contains(&action),
+                            applies,
+                            "{action:?} by {role:?} {by} on a {:?} {:?}",
+                            ticket.kind,
+                            ticket.status
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether a plain request for `action` applies to `ticket`.
+    fn applies(
+        ticket: &Ticket,
+        action: OfficeAction,
+        calendar: &WorkingCalendar,
+        now: DateTime<Utc>,
+    ) -> bool {
+        let someone_else = if ticket.assigned_technician.as_ref() == Some(&user("zhang")) {
+            user("wang")
+        } else {
+            user("zhang")
+        };
+        let op = match action {
+            OfficeAction::Dispatch => OfficeOp::Dispatch {
+                technician: someone_else,
+            },
+            OfficeAction::Reassign => OfficeOp::Reassign {
+                technician: someone_else,
+                reason: "另派".to_owned(),
+            },
+            OfficeAction::SetAppointment => OfficeOp::SetAppointment {
+                at: now + Duration::hours(1),
+                note: String::new(),
+            },
+            OfficeAction::RescheduleBooking => match &ticket.booking {
+                Some(booking) => OfficeOp::RescheduleBooking {
+                    service_date: booking.service_date,
+                    agreed_time: booking.agreed_time,
+                    note: String::new(),
+                },
+                None => booking_reschedule_elsewhere(),
+            },
+            OfficeAction::Cancel => OfficeOp::Cancel {
+                reason: "业主撤销".to_owned(),
+            },
+            OfficeAction::AddNote => OfficeOp::AddNote {
+                text: "备注".to_owned(),
+            },
+            OfficeAction::Close => OfficeOp::Close {},
+            OfficeAction::SignOff => OfficeOp::SignOff {
+                note: String::new(),
+            },
+            OfficeAction::Convert => {
+                let id = TicketId::parse("tk99999999").unwrap();
+                return convert_work_order(ticket, id, "跨日", &user("diaodu"), now).is_ok();
+            }
+            OfficeAction::RecordFollowUp => OfficeOp::RecordFollowUp {
+                reached: true,
+                rating: None,
+                note: String::new(),
+            },
+            OfficeAction::Track => OfficeOp::Track {
+                kind: TrackingKind::Check {},
+                note: String::new(),
+            },
+        };
+        apply_office_op(ticket, &op, &user("kefu"), calendar, now).is_ok()
+    }
+
+    fn booking_reschedule_elsewhere() -> OfficeOp {
+        let request = booking_request();
+        OfficeOp::RescheduleBooking {
+            service_date: request.service_date,
+            agreed_time: request.agreed_time,
+            note: String::new(),
+        }
+    }
 
     pub fn at(hour: u32, minute: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 11, 27, hour, minute, 0).unwrap()

@@ -338,6 +338,17 @@ pub struct Permissions {
     pub actions: Vec<ActionGrant>,
 }
 
+/// The office actions the caller may take on one ticket now
+/// (`GET /api/v1/tickets/{id}/actions`, `office::offered_actions`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OfferedActions {
+    pub ticket_id: crate::ids::TicketId,
+    /// The version the answer judged: pass it as `expected_version`.
+    pub version: crate::ids::Version,
+    pub actions: Vec<OfficeAction>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ActionGrant {

@@ -124,7 +124,9 @@ pub fn transition(from: Status, event: Event) -> Result<Status, WorkflowError> {
         (S::Received | S::Dispatched | S::InProgress, E::Cancel) => S::Cancelled,
         (S::Completed, E::SignOff) => S::Completed,
         (S::Completed, E::Close) => S::Closed,
-        (S::Received | S::Dispatched | S::InProgress, E::CloseVerbal) => S::Closed,
+        // R-K1: the agent closes a verbal dispatch when the radio says it is
+        // done, or once a technician it was given to recorded the result.
+        (S::Received | S::Dispatched | S::InProgress | S::Completed, E::CloseVerbal) => S::Closed,
         (S::Received | S::Dispatched | S::InProgress, E::Convert) => S::Converted,
         (S::Closed, E::FollowUp) => S::Closed,
         (S::Received | S::Dispatched | S::InProgress | S::Completed, E::Track) => from,
@@ -206,7 +208,8 @@ mod tests {
                     Ok(to) => assert!(
                         from.is_open()
                             || to == from
-                            || (from, event) == (Status::Completed, Event::Close),
+                            || (from == Status::Completed
+                                && matches!(event, Event::Close | Event::CloseVerbal)),
                         "{from:?} {event:?}"
                     ),
                     Err(WorkflowError::TransitionNotAllowed { from: f, event: e }) => {

@@ -424,7 +424,8 @@ async fn fill(browser: &Client, selector: &str, text: &str) {
 }
 
 /// Finds `selector` and acts on it; when the screen was redrawn between
-/// the two (new data arrived), finds it again, as a thumb would tap again.
+/// the two (new data arrived) or the element is not reachable yet, finds it
+/// again, as a thumb would tap again.
 async fn on_element<F, Fut>(browser: &Client, selector: &str, act: F)
 where
     F: Fn(fantoccini::elements::Element) -> Fut,
@@ -443,9 +444,16 @@ where
         };
         match act(element).await {
             Ok(()) => return,
+            // Redrawn meanwhile, or not yet laid out where a thumb can reach
+            // it (a screen still appearing): try again, within the timeout.
             Err(error)
                 if started.elapsed() < PAGE_TIMEOUT
-                    && error.to_string().contains("stale element") => {}
+                    && ["stale element", "not interactable"]
+                        .iter()
+                        .any(|cause| error.to_string().contains(cause)) =>
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
             Err(error) => panic!("{selector}: {error}"),
         }
     }

@@ -8,7 +8,9 @@ mod common;
 use common::{DEMO_ESTATE, TestServer};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use sync_protocol::{KnownUnits, People, Permissions, Ticket, TicketCardPage};
+use sync_protocol::{
+    KnownUnits, OfferedActions, OfficeAction, People, Permissions, Ticket, TicketCardPage,
+};
 
 fn report(description: &str, location: &str) -> Value {
     json!({
@@ -310,4 +312,65 @@ async fn permissions_are_the_table_the_server_checks() {
         .get("/api/v1/permissions", None)
         .await
         .error(StatusCode::UNAUTHORIZED, "missing_token");
+}
+
+#[tokio::test]
+async fn a_ticket_offers_what_the_role_may_do_in_its_state_and_the_same_action_then_applies() {
+    let server = TestServer::start();
+    let agent = server.login("kefu").await;
+    let ticket: Ticket = server
+        .post_json(
+            "/api/v1/tickets",
+            Some(&agent),
+            &report("窗户关不上", "9-3-201"),
+        )
+        .await
+        .ok();
+    let path = format!("/api/v1/tickets/{}/actions", ticket.id);
+    let offered = |token: String| {
+        let server = &server;
+        let path = path.clone();
+        async move { server.get(&path, Some(&token)).await.ok::<OfferedActions>() }
+    };
+    let dispatcher = server.login("diaodu").await;
+    let before = offered(dispatcher.clone()).await;
+    assert_eq!(before.version, ticket.version);
+    assert!(before.actions.contains(&OfficeAction::Dispatch));
+    assert!(
+        !before.actions.contains(&OfficeAction::Close),
+        "nothing to close yet"
+    );
+    assert!(
+        !before.actions.contains(&OfficeAction::Reassign),
+        "nobody to take it from"
+    );
+    // The agent who took it may not dispatch an engineering work order (R-D1).
+    let by_agent = offered(agent.clone()).await;
+    assert!(!by_agent.actions.contains(&OfficeAction::Dispatch));
+    assert!(by_agent.actions.contains(&OfficeAction::Cancel));
+
+    server
+        .act(
+            &dispatcher,
+            &ticket.id,
+            sync_protocol::OfficeOp::Dispatch {
+                technician: sync_protocol::UserId::parse("li").unwrap(),
+            },
+        )
+        .await;
+    let after = offered(dispatcher.clone()).await;
+    assert!(!after.actions.contains(&OfficeAction::Dispatch));
+    assert!(after.actions.contains(&OfficeAction::Reassign));
+
+    // A technician is offered nothing; another estate's ticket is not there.
+    let technician = server.login("li").await;
+    assert!(offered(technician).await.actions.is_empty());
+    server
+        .add_user_by_api("diaodu-e02", "dispatcher", "E02")
+        .await;
+    let elsewhere = server.login("diaodu-e02").await;
+    server
+        .get(&path, Some(&elsewhere))
+        .await
+        .error(StatusCode::NOT_FOUND, "ticket_not_found");
 }

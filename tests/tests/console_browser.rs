@@ -11,7 +11,8 @@ mod browser;
 mod common;
 
 use browser::{
-    ChromeDriver, log_in, save_screenshot, switch_language, wait_for_text, wait_until, workspace,
+    ChromeDriver, PAGE_TIMEOUT, log_in, save_screenshot, switch_language, wait_for_text,
+    wait_until, workspace,
 };
 use common::{Handheld, TestServer};
 use fantoccini::{Client, Locator};
@@ -56,14 +57,23 @@ async fn set(browser: &Client, selector: &str, value: &str) {
         .unwrap_or_else(|error| panic!("{selector}: {error}"));
 }
 
+/// Clicks `selector`; when the screen is redrawn under the click (an
+/// answer arrived), finds it again, as a hand would click again.
 async fn click(browser: &Client, selector: &str) {
-    browser
-        .find(Locator::Css(selector))
-        .await
-        .unwrap_or_else(|error| panic!("{selector}: {error}"))
-        .click()
-        .await
-        .unwrap_or_else(|error| panic!("clicking {selector}: {error}"));
+    let started = std::time::Instant::now();
+    loop {
+        let clicked = match browser.find(Locator::Css(selector)).await {
+            Ok(element) => element.click().await.map_err(|error| error.to_string()),
+            Err(error) => Err(error.to_string()),
+        };
+        match clicked {
+            Ok(()) => return,
+            Err(_) if started.elapsed() < PAGE_TIMEOUT => {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            Err(error) => panic!("clicking {selector}: {error}"),
+        }
+    }
 }
 
 /// The ticket the intake notice links to.
@@ -239,6 +249,35 @@ async fn a_work_order_goes_from_intake_to_follow_up_in_the_console_alone() {
             &directory.join("console-ticket-en.png"),
             1280,
             1400,
+        )
+        .await;
+        switch_language(&browser, "zh-CN").await;
+    }
+
+    if let Some(directory) = std::env::var_os("CONSOLE_SCREENSHOTS") {
+        let directory = workspace().join(directory);
+        go(&browser, "tickets").await;
+        wait_until(
+            &browser,
+            "return document.querySelector('#filter-status') !== null;",
+        )
+        .await;
+        set(&browser, "#filter-status", "").await;
+        wait_for_text(&browser, "#ticket-table", &serial).await;
+        save_screenshot(
+            &browser,
+            &directory.join("console-tickets-zh.png"),
+            1280,
+            900,
+        )
+        .await;
+        switch_language(&browser, "en").await;
+        wait_for_text(&browser, "#ticket-table", "Work order").await;
+        save_screenshot(
+            &browser,
+            &directory.join("console-tickets-en.png"),
+            1280,
+            900,
         )
         .await;
         switch_language(&browser, "zh-CN").await;
@@ -421,4 +460,26 @@ async fn a_technician_in_the_console_sees_only_their_own_tickets_and_the_way_to_
         .await
         .unwrap();
     assert_eq!(menu, json!(["#/tickets", "#/due"]), "no office screens");
+
+    // On a phone, the page never scrolls sideways: the list scrolls in its box.
+    browser
+        .set_window_size(390, 844)
+        .await
+        .expect("a phone window");
+    for (route, shown) in [
+        ("tickets".to_owned(), "#ticket-table"),
+        (format!("tickets/{}", own[0].id), "#ticket-detail"),
+    ] {
+        go(&browser, &route).await;
+        wait_until(
+            &browser,
+            &format!("return document.querySelector('{shown}') !== null;"),
+        )
+        .await;
+        let width = browser
+            .execute("return document.documentElement.scrollWidth;", Vec::new())
+            .await
+            .unwrap();
+        assert!(width.as_u64().unwrap() <= 390, "{route}: {width}");
+    }
 }

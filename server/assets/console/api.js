@@ -210,12 +210,9 @@ export function estateToday() {
   return new Intl.DateTimeFormat("en-CA", { timeZone: zone() }).format(new Date());
 }
 
-/// The instant of a local date and time (`YYYY-MM-DD`, `HH:MM`) in the
-/// estate's zone, as RFC 3339 UTC.
-export function estateInstant(date, time) {
-  const guess = new Date(`${date}T${time}:00Z`);
-  // The zone's offset at that moment, read back from the formatted guess.
-  const parts = Object.fromEntries(
+/// The estate zone's calendar fields of an instant, as numbers' strings.
+function zoneFields(instant) {
+  return Object.fromEntries(
     new Intl.DateTimeFormat("en-US", {
       timeZone: zone(),
       hourCycle: "h23",
@@ -226,9 +223,27 @@ export function estateInstant(date, time) {
       minute: "2-digit",
       second: "2-digit",
     })
-      .formatToParts(guess)
+      .formatToParts(instant)
       .map((part) => [part.type, part.value]),
   );
+}
+
+/// The local date (`YYYY-MM-DD`) and time (`HH:MM`) of an instant in the
+/// estate's zone.
+export function localParts(iso) {
+  const parts = zoneFields(new Date(iso));
+  return { date: `${parts.year}-${parts.month}-${parts.day}`, time: `${parts.hour}:${parts.minute}` };
+}
+
+/// The instant of a local date and time (`YYYY-MM-DD`, `HH:MM`) in the
+/// estate's zone, as RFC 3339 UTC; `undefined` when either is missing or
+/// not a date or time.
+export function estateInstant(date, time) {
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(date ?? "") || !/^\d{2}:\d{2}$/.test(time ?? "")) return undefined;
+  const guess = new Date(`${date}T${time}:00Z`);
+  if (Number.isNaN(guess.getTime())) return undefined;
+  // The zone's offset at that moment, read back from the formatted guess.
+  const parts = zoneFields(guess);
   const shown = Date.UTC(parts.year, parts.month - 1, parts.day, parts.hour, parts.minute, parts.second);
   return new Date(guess.getTime() - (shown - guess.getTime())).toISOString().replace(".000Z", "Z");
 }

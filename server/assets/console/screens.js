@@ -78,6 +78,7 @@ export async function intakeScreen(followUpOf) {
   );
   const outcome = el("div", { id: "intake-outcome" });
   const submit = el("button", { type: "submit", class: "button-primary", id: "record-report" }, t("recordReport"));
+  let fields = null;
   let kindChosen = false;
   // One key per record, and the time it was received (R-I2): every retry
   // of the record sends the same request.
@@ -109,8 +110,8 @@ export async function intakeScreen(followUpOf) {
     el("h2", {}, t("intakeHeading")),
     el("p", { class: "form-error", id: "intake-problems", role: "alert", hidden: true }),
     el(
-      "div",
-      { class: "form-grid" },
+      "fieldset",
+      { class: "plain form-grid", id: "intake-fields" },
       field(t("reporterName"), reporterName, "reporter.name"),
       field(t("reporterPhone"), reporterPhone, "reporter.phone"),
       el("div", { class: "field", dataset: { field: "location" } },
@@ -132,36 +133,50 @@ export async function intakeScreen(followUpOf) {
     outcome,
   );
 
+  // After an answer that never came, the record may be stored: until it is
+  // sent again as it was (same key, nothing doubles), the form is locked.
+  let unanswered = null;
+  const unlock = () => {
+    unanswered = null;
+    fields.disabled = false;
+    submit.textContent = t("recordReport");
+  };
+  fields = form.querySelector("#intake-fields");
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     clearProblems(form);
     outcome.replaceChildren();
-    receivedAt ??= new Date().toISOString();
-    const draft = {
-      estate: currentSession().estate,
-      received_at: receivedAt,
-      kind: kind.value || undefined,
-      category: category.value || undefined,
-      area: area.value,
-      source: source.value,
-      reporter: reporterName.value.trim() || reporterPhone.value.trim()
-        ? { name: reporterName.value.trim() || undefined, phone: reporterPhone.value.trim() || undefined }
-        : undefined,
-      location: unit.value.trim() || undefined,
-      description: description.value.trim() || undefined,
-    };
-    if (source.value === "follow_up" && followUp.value.trim()) draft.follow_up_of = followUp.value.trim();
-    if (!booking.hidden) {
-      draft.booking = {
-        service_date: serviceDate.value,
-        agreed_time: {
-          type: "window",
-          from: estateInstant(serviceDate.value, agreedFrom.value),
-          until: estateInstant(serviceDate.value, agreedUntil.value),
-        },
-        fee: Number(fee.value) > 0 ? { type: "paid", fee_fen: Math.round(Number(fee.value) * 100) } : { type: "free" },
-        staff: staff.value || undefined,
+    let draft = unanswered;
+    if (!draft) {
+      receivedAt ??= new Date().toISOString();
+      draft = {
+        estate: currentSession().estate,
+        received_at: receivedAt,
+        kind: kind.value || undefined,
+        category: category.value || undefined,
+        area: area.value,
+        source: source.value,
+        reporter: reporterName.value.trim() || reporterPhone.value.trim()
+          ? { name: reporterName.value.trim() || undefined, phone: reporterPhone.value.trim() || undefined }
+          : undefined,
+        location: unit.value.trim() || undefined,
+        description: description.value.trim() || undefined,
       };
+      if (source.value === "follow_up" && followUp.value.trim()) draft.follow_up_of = followUp.value.trim();
+      if (!booking.hidden) {
+        const from = estateInstant(serviceDate.value, agreedFrom.value);
+        const until = estateInstant(serviceDate.value, agreedUntil.value);
+        if (!serviceDate.value || !from || !until) {
+          showProblems(form, requiredProblem(serviceDate.value ? "booking.agreed_time" : "booking.service_date"));
+          return;
+        }
+        draft.booking = {
+          service_date: serviceDate.value,
+          agreed_time: { type: "window", from, until },
+          fee: Number(fee.value) > 0 ? { type: "paid", fee_fen: Math.round(Number(fee.value) * 100) } : { type: "free" },
+          staff: staff.value || undefined,
+        };
+      }
     }
     submit.disabled = true;
     try {
@@ -169,6 +184,7 @@ export async function intakeScreen(followUpOf) {
       const ticket = await api(API.tickets, { method: "POST", body: draft, key });
       key = newRequestKey();
       receivedAt = null;
+      unlock();
       form.reset();
       kindChosen = false;
       kindHint.textContent = "";
@@ -183,12 +199,25 @@ export async function intakeScreen(followUpOf) {
         ),
       );
     } catch (error) {
-      showProblems(form, error);
+      if (error.status === 0 || error.status >= 500) {
+        unanswered = draft;
+        fields.disabled = true;
+        submit.textContent = t("retry");
+        const giveUp = el("button", { type: "button", onclick: () => { key = newRequestKey(); receivedAt = null; unlock(); outcome.replaceChildren(); } }, t("editAnyway"));
+        outcome.replaceChildren(el("p", { class: "notice alert", role: "alert" }, errorText(error), " ", t("mayBeRecorded"), " ", giveUp));
+      } else {
+        showProblems(form, error);
+      }
     } finally {
       submit.disabled = false;
     }
   });
   return form;
+}
+
+/// A field left empty, shown as the server's R-I2 problem would be.
+export function requiredProblem(name) {
+  return new ApiError(422, "invalid_record", "", { problems: [{ field: name, problem: "is required (必填)" }] });
 }
 
 async function suggestUnits(unit, list, { reporterName, reporterPhone, area }) {
@@ -262,12 +291,17 @@ export function showProblems(form, error) {
 // ---- Tickets ---------------------------------------------------------------
 
 /// The list's search and filters, kept while the user opens a ticket.
-const listState = { q: "", kind: "", status: "open", technician: "", overdue: false, order: "newest", pages: [null] };
+const FRESH_LIST = { q: "", kind: "", status: "open", technician: "", overdue: false, order: "newest", pages: [null] };
+const listState = { ...FRESH_LIST, user: null, request: 0 };
 const PAGE_SIZE = 50;
 
 export async function ticketsScreen() {
   const mine = permissions().role === "technician";
-  const q = el("input", { id: "search", type: "search", value: listState.q, placeholder: t("searchHint") });
+  // Another login starts from the first page with no filters.
+  if (listState.user !== currentSession().user) {
+    Object.assign(listState, FRESH_LIST, { pages: [null], user: currentSession().user });
+  }
+  const q = el("input", { id: "search", type: "search", value: listState.q, placeholder: t("searchHint"), "aria-label": t("search") });
   const kind = select("filter-kind", options("kind", true), listState.kind);
   const statusOptions = [["", t("all")], ...Object.entries(labels("status"))];
   const status = select("filter-status", statusOptions, listState.status);
@@ -278,7 +312,9 @@ export async function ticketsScreen() {
     { hidden: mine },
   );
   const overdue = el("input", { id: "filter-overdue", type: "checkbox", checked: listState.overdue });
-  const order = select("filter-order", [["newest", t("orderNewest")], ["oldest", t("orderOldest")]], listState.order);
+  const order = select("filter-order", [["newest", t("orderNewest")], ["oldest", t("orderOldest")]], listState.order, {
+    "aria-label": t("order"),
+  });
   const results = el("div", { id: "ticket-results" });
   const apply = () => {
     Object.assign(listState, {
@@ -324,17 +360,20 @@ async function loadPage(results) {
   const after = listState.pages[listState.pages.length - 1];
   if (after) parameters.set("after", after);
   results.replaceChildren(el("p", { class: "muted" }, t("loading")));
+  // Only the latest request draws: an older answer arriving late is dropped.
+  const request = ++listState.request;
   let page;
   try {
     page = await api(`${API.cards}?${parameters}`);
   } catch (error) {
-    results.replaceChildren(failure(error));
+    if (request === listState.request) results.replaceChildren(failure(error));
     return;
   }
+  if (request !== listState.request) return;
   const rows = page.cards.map((card) =>
     el(
       "tr",
-      { class: card.missed_deadlines && ["received", "dispatched", "in_progress", "completed"].includes(card.status) ? "overdue" : null },
+      { class: card.missed_deadlines && !["closed", "converted", "cancelled"].includes(card.status) ? "overdue" : null },
       el("td", {}, ticketLink(card)),
       el("td", {}, formatTime(card.received_at)),
       el("td", {}, card.location),
@@ -361,7 +400,7 @@ async function loadPage(results) {
     listState.pages.push(page.next_after);
     loadPage(results);
   });
-  results.replaceChildren(
+  const shown = [
     rows.length
       ? table(
           [t("colSerial"), t("colReceived"), t("colUnit"), t("colReporter"), t("colKind"), t("colCategory"), t("colStatus"), t("colTechnician")],
@@ -369,8 +408,11 @@ async function loadPage(results) {
           { id: "ticket-table" },
         )
       : el("p", { class: "muted" }, t("empty")),
+    // A search stops after so many tickets and says where to go on.
+    page.next_after && page.cards.length < PAGE_SIZE ? el("p", { class: "hint", id: "search-goes-on" }, t("searchGoesOn")) : null,
     el("div", { class: "row" }, previous, next),
-  );
+  ];
+  results.replaceChildren(...shown.filter(Boolean));
 }
 
 // ---- Dispatch queue (R-D3) -------------------------------------------------
@@ -434,13 +476,15 @@ export async function dueScreen() {
 /// R-F1: the closed tickets whose follow-up is due; the call's outcome is
 /// recorded on the ticket (R-F2), a new problem becomes a report (R-F3).
 export async function followUpsScreen() {
-  const due = await api(`${API.due}?window_minutes=10080&limit=500`);
-  const items = due.items.filter((item) => item.rule === "R-F1");
+  const due = await api(`${API.due}?window_minutes=10080&limit=500&rule=R-F1`);
   return el(
     "section",
     { class: "card" },
     el("div", { class: "card-head" }, el("h2", {}, t("followUpsHeading")), zoneNote()),
-    items.length ? table(DUE_HEADERS(), dueRows(items), { id: "follow-up-table" }) : el("p", { class: "muted" }, t("followUpsNone")),
+    due.items.length
+      ? table(DUE_HEADERS(), dueRows(due.items), { id: "follow-up-table" })
+      : el("p", { class: "muted" }, t("followUpsNone")),
+    due.left_off ? el("p", { class: "hint" }, t("leftOff", due.left_off)) : null,
   );
 }
 
@@ -497,7 +541,7 @@ export async function reportsScreen() {
         );
         shown.replaceChildren(
           rows.length
-            ? table([t("colSerial"), t("colKind"), t("colUnit"), t("colStatus"), "天 / days", t("colResponsible")], rows)
+            ? table([t("colSerial"), t("colKind"), t("colUnit"), t("colStatus"), t("colAge"), t("colResponsible")], rows)
             : el("p", { class: "muted" }, t("empty")),
         );
       } catch (error) {
@@ -533,12 +577,12 @@ export async function reportsScreen() {
             stat(label("kind", "work_order"), report.by_kind.work_order),
             stat(label("kind", "coordination_ticket"), report.by_kind.coordination_ticket),
             stat(label("status", "closed"), report.closure.closed),
-            stat("%", report.closure.closure_rate_percent ?? "—"),
+            stat(t("closureRate"), report.closure.closure_rate_percent === undefined ? "—" : `${report.closure.closure_rate_percent}%`),
             stat(t("paid", yuan(report.charges.paid_fee_fen)), report.charges.paid),
             stat(t("free"), report.charges.free),
           ),
           table(
-            [t("colRule"), t("colDuty"), "✓", "✗", "…"],
+            [t("colRule"), t("colDuty"), t("met"), t("missedCount"), t("pending")],
             report.timeliness.map((tally) =>
               el("tr", {}, el("td", {}, tally.rule), el("td", {}, label("duty", tally.duty)),
                 el("td", {}, String(tally.met)), el("td", {}, String(tally.missed)), el("td", {}, String(tally.pending))),
@@ -577,74 +621,93 @@ export async function reportsScreen() {
 
 // ---- Users (administrators) ------------------------------------------------
 
-export async function usersScreen() {
-  const page = await api(`${API.users}?limit=500`);
-  const roles = options("role");
-  const rows = page.users.map((user) => {
-    const role = select(`role-${user.id}`, roles, user.role);
-    const estate = el("input", { value: user.estate, size: 6, "aria-label": t("estate") });
-    const status = el("span", { class: "small" });
-    const change = async (body) => {
-      status.textContent = "";
-      try {
-        await api(API.user(user.id), { method: "PATCH", body });
-        status.textContent = t("saved");
-      } catch (error) {
-        status.textContent = errorText(error);
-      }
-    };
-    return el(
-      "tr",
-      { dataset: { user: user.id } },
-      el("td", { class: "mono" }, user.id),
-      el("td", {}, user.display_name),
-      el("td", {}, role),
-      el("td", {}, estate),
-      el("td", {}, user.disabled ? el("span", { class: "badge alert" }, t("disabled")) : el("span", { class: "badge ok" }, t("enabled"))),
-      el(
-        "td",
-        {},
-        el("div", { class: "row" },
-          el("button", { type: "button", onclick: () => change({ role: role.value, estate: estate.value.trim() }) }, t("save")),
-          el("button", { type: "button", onclick: async () => { await change({ disabled: !user.disabled }); go("users"); } },
-            user.disabled ? t("enable") : t("disable")),
-          el("button", {
-            type: "button",
-            onclick: async () => {
-              const password = prompt(t("newPassword"));
-              if (!password) return;
-              try {
-                await api(`${API.user(user.id)}/password`, { method: "POST", body: { password } });
-                status.textContent = t("saved");
-              } catch (error) {
-                status.textContent = errorText(error);
-              }
-            },
-          }, t("resetPassword")),
-          el("button", {
-            type: "button",
-            onclick: async () => {
-              try {
-                await api(`${API.user(user.id)}/end-sessions`, { method: "POST" });
-                status.textContent = t("saved");
-              } catch (error) {
-                status.textContent = errorText(error);
-              }
-            },
-          }, t("endSessions")),
-          status),
-      ),
-    );
+/// Every user, a page at a time (an administrator manages every estate).
+async function allUsers() {
+  const users = [];
+  let after = null;
+  do {
+    const page = await api(`${API.users}?limit=500${after ? `&after=${encodeURIComponent(after)}` : ""}`);
+    users.push(...page.users);
+    after = page.next_after ?? null;
+  } while (after);
+  return users;
+}
+
+function userRow(user, roles) {
+  const role = select(`role-${user.id}`, roles, user.role, { "aria-label": `${t("role")} ${user.id}` });
+  const estate = el("input", { value: user.estate, size: 6, "aria-label": `${t("estate")} ${user.id}` });
+  const password = el("input", {
+    type: "password",
+    autocomplete: "new-password",
+    placeholder: t("newPassword"),
+    "aria-label": `${t("newPassword")} ${user.id}`,
   });
+  const status = el("span", { class: "small", role: "status" });
+  const badge = el("span", {});
+  let disabled = user.disabled;
+  const toggle = el("button", { type: "button" });
+  const showState = () => {
+    badge.className = disabled ? "badge alert" : "badge ok";
+    badge.textContent = disabled ? t("disabled") : t("enabled");
+    toggle.textContent = disabled ? t("enable") : t("disable");
+  };
+  showState();
+  /// Sends one change; the answer (saved, or why not) stays on the row.
+  const send = async (button, path, method, body) => {
+    status.textContent = "";
+    button.disabled = true;
+    try {
+      await api(path, { method, body });
+      status.textContent = t("saved");
+      return true;
+    } catch (error) {
+      status.textContent = error.details?.problems?.length
+        ? error.details.problems.map((problem) => problemText(problem.problem)).join(" · ")
+        : errorText(error);
+      return false;
+    } finally {
+      button.disabled = false;
+    }
+  };
+  const save = el("button", { type: "button" }, t("save"));
+  save.addEventListener("click", () => send(save, API.user(user.id), "PATCH", { role: role.value, estate: estate.value.trim() }));
+  toggle.addEventListener("click", async () => {
+    if (await send(toggle, API.user(user.id), "PATCH", { disabled: !disabled })) {
+      disabled = !disabled;
+      showState();
+    }
+  });
+  const reset = el("button", { type: "button" }, t("resetPassword"));
+  reset.addEventListener("click", async () => {
+    if (await send(reset, `${API.user(user.id)}/password`, "POST", { password: password.value })) password.value = "";
+  });
+  const end = el("button", { type: "button" }, t("endSessions"));
+  end.addEventListener("click", () => send(end, `${API.user(user.id)}/end-sessions`, "POST", {}));
+  return el(
+    "tr",
+    { dataset: { user: user.id } },
+    el("td", { class: "mono" }, user.id),
+    el("td", {}, user.display_name),
+    el("td", {}, role),
+    el("td", {}, estate),
+    el("td", {}, badge),
+    el("td", {}, el("div", { class: "row" }, save, toggle, password, reset, end, status)),
+  );
+}
+
+export async function usersScreen() {
+  const users = await allUsers();
+  const roles = options("role");
   const input = (id, extra = {}) => el("input", { id, name: id, ...extra });
   const username = input("new-username");
   const displayName = input("new-display-name");
   const role = select("new-role", roles, "customer_service_agent");
-  const estate = input("new-estate", { value: "" });
+  const estate = input("new-estate", { value: currentSession().estate });
   const password = input("new-password", { type: "password", autocomplete: "new-password" });
+  const add = el("button", { type: "submit", class: "button-primary" }, t("addUser"));
   const form = el(
     "form",
-    { class: "card", id: "add-user" },
+    { class: "card", id: "add-user", novalidate: true },
     el("h3", {}, t("addUser")),
     el("p", { class: "form-error", role: "alert", hidden: true }),
     el("div", { class: "form-grid" },
@@ -653,11 +716,12 @@ export async function usersScreen() {
       field(t("role"), role, "role"),
       field(t("estate"), estate, "estate"),
       field(t("password"), password, "password")),
-    el("button", { type: "submit", class: "button-primary" }, t("addUser")),
+    add,
   );
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     clearProblems(form);
+    add.disabled = true;
     try {
       await api(API.users, {
         method: "POST",
@@ -672,13 +736,19 @@ export async function usersScreen() {
       go("users");
     } catch (error) {
       showProblems(form, error);
+    } finally {
+      add.disabled = false;
     }
   });
   return el(
     "div",
     {},
     el("section", { class: "card" }, el("h2", {}, t("usersHeading")),
-      table([t("username"), t("displayName"), t("role"), t("estate"), t("status"), t("actions")], rows, { id: "user-table" })),
+      table(
+        [t("username"), t("displayName"), t("role"), t("estate"), t("status"), t("actions")],
+        users.map((user) => userRow(user, roles)),
+        { id: "user-table" },
+      )),
     form,
   );
 }

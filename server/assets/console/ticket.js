@@ -3,17 +3,18 @@
 // the caller's role may take on it.
 
 import {
-  API, api, blobUrl, estateInstant, estateToday, formatTime, nameOf, newRequestKey, technicians, yuan, zoneName,
+  API, api, blobUrl, estateInstant, estateToday, formatTime, localParts, nameOf, newRequestKey, technicians,
+  yuan, zoneName,
 } from "./api.js";
 import { el, field, select } from "./dom.js";
 import { label, labels, t } from "./i18n.js";
-import { allows, failure, go } from "./main.js";
-import { clearProblems, showProblems } from "./screens.js";
-
-const OPEN = ["received", "dispatched", "in_progress", "completed"];
+import { failure, go } from "./main.js";
+import { clearProblems, requiredProblem, showProblems } from "./screens.js";
 
 export async function ticketScreen(id) {
-  const ticket = await api(API.ticket(id));
+  // The ticket, and what the caller may do with it now (the server judges
+  // both the role and the ticket's state, as it will when the form is sent).
+  const [ticket, offered] = await Promise.all([api(API.ticket(id)), api(API.actions(id))]);
   return el(
     "div",
     { id: "ticket-detail", dataset: { ticket: ticket.id, status: ticket.status } },
@@ -22,9 +23,15 @@ export async function ticketScreen(id) {
       "div",
       { class: "detail-grid" },
       el("div", {}, summary(ticket), facts(ticket), records(ticket), history(ticket)),
-      el("div", {}, actions(ticket)),
+      el("div", {}, actions(ticket, offered.actions)),
     ),
   );
+}
+
+function agreedTime(agreed) {
+  return agreed.type === "window"
+    ? `${formatTime(agreed.from)} – ${localParts(agreed.until).time}`
+    : formatTime(agreed.at);
 }
 
 function link(id) {
@@ -44,7 +51,14 @@ function summary(ticket) {
     [t("technician"), el("span", { id: "ticket-technician" }, nameOf(ticket.assigned_technician) || "—")],
     ticket.appointment ? [t("appointment"), formatTime(ticket.appointment.at)] : null,
     ticket.booking
-      ? [t("booking"), `${ticket.booking.service_date} · ${ticket.booking.fee.type === "paid" ? t("paid", yuan(ticket.booking.fee.fee_fen)) : t("free")}`]
+      ? [
+          t("booking"),
+          [
+            `${ticket.booking.service_date} · ${agreedTime(ticket.booking.agreed_time)} · `,
+            ticket.booking.fee.type === "paid" ? t("paid", yuan(ticket.booking.fee.fee_fen)) : t("free"),
+            ticket.booking.staff ? ` · ${t("staff")}: ${nameOf(ticket.booking.staff)}` : "",
+          ],
+        ]
       : null,
     ticket.converted_from ? [t("convertedFrom"), link(ticket.converted_from)] : null,
     ticket.converted_to ? [t("convertedTo"), el("span", { id: "converted-to" }, link(ticket.converted_to))] : null,
@@ -85,6 +99,7 @@ function image(hash, className, alt) {
   const img = el("img", { class: className, alt });
   blobUrl(API.blob(hash))
     .then((url) => {
+      img.addEventListener("load", () => URL.revokeObjectURL(url), { once: true });
       img.src = url;
     })
     .catch(() => {
@@ -117,7 +132,7 @@ function facts(ticket) {
         ? el("div", { class: "small" }, `${t("materials")}: `, body.materials.map((m) => `${m.name} × ${m.quantity}`).join("，"))
         : null,
       el("div", { class: "small" }, body.charge.type === "paid" ? t("paid", yuan(body.charge.fee_fen)) : t("free"),
-        ticket.current_result && ticket.current_result !== mutation ? " · (replaced)" : ""),
+        ticket.current_result && ticket.current_result !== mutation ? ` · ${t("replaced")}` : ""),
     ),
   );
   add("factSignature", ticket.signatures, (body) =>
@@ -196,35 +211,26 @@ function eventDetail(event) {
 
 // ---- Actions ---------------------------------------------------------------
 
-/// The actions this role may take on this ticket in its status; the server
-/// still decides, and its refusal is shown in the page's language.
-function available(ticket) {
-  const open = OPEN.includes(ticket.status);
-  const status = ticket.status;
-  const wanted = {
-    dispatch: status === "received",
-    reassign: ["dispatched", "in_progress"].includes(status) && !!ticket.assigned_technician,
-    set_appointment: ["received", "dispatched"].includes(status) && ticket.kind === "work_order" && !ticket.booking,
-    reschedule_booking: open && !!ticket.booking,
-    convert: ticket.kind === "work_order" && open,
-    track: ticket.kind === "coordination_ticket" && open,
-    sign_off: ticket.kind === "coordination_ticket" && status === "completed",
-    close: ticket.kind === "verbal_dispatch" ? open : status === "completed",
-    record_follow_up: status === "closed",
-    add_note: true,
-    cancel: open,
-  };
-  return Object.keys(wanted).filter((action) => wanted[action] && allows(ticket, action));
-}
-
-function actions(ticket) {
-  const names = available(ticket);
+function actions(ticket, offered) {
   return el(
     "section",
     { class: "card", id: "ticket-actions" },
     el("h3", {}, t("actions")),
-    names.length ? names.map((name) => actionForm(ticket, name)) : el("p", { class: "muted" }, t("noActions")),
+    offered.length ? offered.map((name) => actionForm(ticket, name)) : el("p", { class: "muted" }, t("noActions")),
   );
+}
+
+/// A required value, or the field marked and the form not sent.
+class Missing extends Error {
+  constructor(field) {
+    super(field);
+    this.field = field;
+  }
+}
+
+function required(value, name) {
+  if (value === undefined || value === "") throw new Missing(name);
+  return value;
 }
 
 function actionForm(ticket, action) {
@@ -236,37 +242,43 @@ function actionForm(ticket, action) {
   switch (action) {
     case "dispatch":
     case "reassign": {
+      // Someone else than the technician who holds it (R-D1).
+      const choices = technicians().filter((person) => person.user !== ticket.assigned_technician);
       const technician = select(
         `${action}-technician`,
-        [["", t("chooseTechnician")], ...technicians().map((p) => [p.user, p.display_name])],
+        [["", t("chooseTechnician")], ...choices.map((p) => [p.user, p.display_name])],
         "",
       );
       fields.push(field(t("technician"), technician, "technician"));
-      read.technician = () => technician.value;
+      read.technician = () => required(technician.value, "technician");
       if (action === "reassign") {
         const reason = text("reason");
         fields.push(field(t("reason"), reason, "reason"));
-        read.reason = () => reason.value.trim();
+        read.reason = () => required(reason.value.trim(), "reason");
       }
       const suggestions = el("div", { class: "suggestions", id: `${action}-suggestions` });
       api(API.suggestions(ticket.id))
         .then((answer) =>
           suggestions.replaceChildren(
             el("div", { class: "small muted" }, t("suggestions")),
-            ...answer.suggestions.slice(0, 5).map((suggestion) =>
-              el(
-                "div",
-                { class: "suggestion" },
-                el("span", {}, `${suggestion.rank}. `, el("strong", {}, suggestion.display_name),
-                  el("span", { class: "small muted" }, ` ${t("suggestionLoad", suggestion.open_load, suggestion.same_building_jobs)}`)),
-                el("button", {
-                  type: "button",
-                  class: "use-suggestion",
-                  dataset: { technician: suggestion.technician },
-                  onclick: () => { technician.value = suggestion.technician; },
-                }, "✓"),
+            ...answer.suggestions
+              .filter((suggestion) => suggestion.technician !== ticket.assigned_technician)
+              .slice(0, 5)
+              .map((suggestion) =>
+                el(
+                  "div",
+                  { class: "suggestion" },
+                  el("span", {}, `${suggestion.rank}. `, el("strong", {}, suggestion.display_name),
+                    el("span", { class: "small muted" }, ` ${t("suggestionLoad", suggestion.open_load, suggestion.same_building_jobs)}`)),
+                  el("button", {
+                    type: "button",
+                    class: "use-suggestion",
+                    "aria-label": `${t("chooseTechnician")}: ${suggestion.display_name}`,
+                    dataset: { technician: suggestion.technician },
+                    onclick: () => { technician.value = suggestion.technician; },
+                  }, "✓"),
+                ),
               ),
-            ),
           ),
         )
         .catch(() => suggestions.replaceChildren());
@@ -278,30 +290,39 @@ function actionForm(ticket, action) {
       const time = input("time", { type: "time", value: "14:00" });
       const note = input("note");
       fields.push(field(t("date"), date, "at"), field(t("at"), time), field(t("note"), note, "note"));
-      read.at = () => estateInstant(date.value, time.value);
+      read.at = () => required(estateInstant(date.value, time.value), "at");
       read.note = () => note.value.trim();
       break;
     }
     case "reschedule_booking": {
+      // The agreed time as it is, in the estate's zone: moving the date
+      // alone keeps the hours.
+      const agreed = ticket.booking.agreed_time;
+      const start = localParts(agreed.type === "window" ? agreed.from : agreed.at);
+      const end = localParts(agreed.type === "window" ? agreed.until : agreed.at);
       const date = input("date", { type: "date", value: ticket.booking.service_date });
-      const from = input("from", { type: "time", value: "09:00" });
-      const until = input("until", { type: "time", value: "11:00" });
+      const from = input("from", { type: "time", value: start.time });
+      const until = input("until", { type: "time", value: end.time });
       fields.push(field(t("serviceDate"), date, "service_date"), field(t("agreedFrom"), from, "agreed_time"), field(t("agreedUntil"), until));
-      read.service_date = () => date.value;
-      read.agreed_time = () => ({ type: "window", from: estateInstant(date.value, from.value), until: estateInstant(date.value, until.value) });
+      read.service_date = () => required(date.value, "service_date");
+      read.agreed_time = () => ({
+        type: "window",
+        from: required(estateInstant(date.value, from.value), "agreed_time"),
+        until: required(estateInstant(date.value, until.value), "agreed_time"),
+      });
       break;
     }
     case "cancel":
     case "convert": {
       const reason = text("reason");
       fields.push(field(t("reason"), reason, "reason"));
-      read.reason = () => reason.value.trim();
+      read.reason = () => required(reason.value.trim(), "reason");
       break;
     }
     case "add_note": {
       const note = text("text");
       fields.push(field(t("note"), note, "text"));
-      read.text = () => note.value.trim();
+      read.text = () => required(note.value.trim(), "text");
       break;
     }
     case "sign_off": {
@@ -313,23 +334,32 @@ function actionForm(ticket, action) {
     case "track": {
       const kinds = Object.entries(labels("tracking"));
       const kind = select(`${action}-kind`, kinds, "check");
-      const at = input("at", { type: "datetime-local" });
+      const date = input("date", { type: "date", value: estateToday() });
+      const time = input("time", { type: "time", value: "" });
       const reached = el("input", { type: "checkbox", id: `${action}-reached`, checked: true });
       const rejected = el("input", { type: "checkbox", id: `${action}-rejected` });
       const note = input("note");
-      fields.push(
-        field(t("trackingKind"), kind, "kind"),
-        field(t("at"), at, "kind.at"),
+      // The inspection's time only for a booked inspection (R-P3); reached
+      // and rejected only for a contact with the owner (R-P5).
+      const when = el("div", { class: "row", dataset: { field: "kind.at" } },
+        field(t("date"), date, "kind.at"), field(t("at"), time));
+      const contact = el("div", { class: "row" },
         el("label", {}, reached, " ", t("reached")),
-        el("label", {}, rejected, " ", t("proposalRejected")),
-        field(t("note"), note, "note"),
-      );
+        el("label", {}, rejected, " ", t("proposalRejected")));
+      const show = () => {
+        when.hidden = kind.value !== "inspection_booked";
+        contact.hidden = kind.value !== "owner_contact";
+      };
+      kind.addEventListener("change", show);
+      reached.addEventListener("change", () => {
+        rejected.disabled = !reached.checked;
+        if (!reached.checked) rejected.checked = false;
+      });
+      show();
+      fields.push(field(t("trackingKind"), kind, "kind"), when, contact, field(t("note"), note, "note"));
       read.kind = () => {
         const chosen = { type: kind.value };
-        if (kind.value === "inspection_booked") {
-          const [date, time] = (at.value || `${estateToday()}T09:00`).split("T");
-          chosen.at = estateInstant(date, time);
-        }
+        if (kind.value === "inspection_booked") chosen.at = required(estateInstant(date.value, time.value), "kind.at");
         if (kind.value === "owner_contact") {
           chosen.reached = reached.checked;
           chosen.proposal_rejected = rejected.checked;
@@ -344,6 +374,11 @@ function actionForm(ticket, action) {
       const rating = select(`${action}-rating`, [["", "—"], ...Object.entries(labels("rating"))], "");
       const note = text("note");
       const newProblem = el("input", { type: "checkbox", id: `${action}-new-problem` });
+      // An owner who was not reached gave no rating (R-F2).
+      reached.addEventListener("change", () => {
+        rating.disabled = !reached.checked;
+        if (!reached.checked) rating.value = "";
+      });
       fields.push(
         el("label", {}, reached, " ", t("reached")),
         field(t("rating"), rating, "rating"),
@@ -351,7 +386,7 @@ function actionForm(ticket, action) {
         el("label", {}, newProblem, " ", t("newProblem")),
       );
       read.reached = () => reached.checked;
-      read.rating = () => rating.value || undefined;
+      read.rating = () => (reached.checked && rating.value) || undefined;
       read.note = () => note.value.trim();
       read.newProblem = () => newProblem.checked;
       break;
@@ -374,14 +409,14 @@ function actionForm(ticket, action) {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     clearProblems(form);
-    const op = { type: action };
-    for (const [name, value] of Object.entries(read)) {
-      if (name === "newProblem") continue;
-      const current = value();
-      if (current !== undefined && current !== "") op[name] = current;
-    }
     submit.disabled = true;
     try {
+      const op = { type: action };
+      for (const [name, value] of Object.entries(read)) {
+        if (name === "newProblem") continue;
+        const current = value();
+        if (current !== undefined && current !== "") op[name] = current;
+      }
       await api(API.actions(ticket.id), {
         method: "POST",
         body: { expected_version: ticket.version, op },
@@ -398,7 +433,7 @@ function actionForm(ticket, action) {
         form.replaceChildren(failure(error));
         return;
       }
-      showProblems(form, error);
+      showProblems(form, error instanceof Missing ? requiredProblem(error.field) : error);
     } finally {
       submit.disabled = false;
     }

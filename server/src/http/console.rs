@@ -10,11 +10,13 @@ use axum::extract::{FromRequestParts, Query, State};
 use axum::http::request::Parts;
 use serde::Deserialize;
 use sync_protocol::{
-    CardFilter, CardOrder, IDEMPOTENCY_HEADER, IdempotencyKey, KnownUnits, NamedRequest, People,
-    Permissions, StatusFilter, TicketCardPage, TicketKind, TicketScope, UserId,
+    CardFilter, CardOrder, IDEMPOTENCY_HEADER, IdempotencyKey, KnownUnits, NamedRequest,
+    OfferedActions, People, Permissions, StatusFilter, TicketCardPage, TicketKind, TicketScope,
+    UserId, offered_actions,
 };
 
-use super::{ApiError, AppState, Caller, page_limit};
+use super::tickets::load_visible;
+use super::{ApiError, ApiPath, AppState, Caller, page_limit};
 use crate::store::CardCursor;
 
 /// The client's name for an office write, if it gave one.
@@ -178,4 +180,24 @@ pub async fn people(
 /// What the caller's role may do: the console shows only that.
 pub async fn permissions(caller: Caller) -> Json<Permissions> {
     Json(Permissions::of(caller.role))
+}
+
+/// The office actions the caller may take on the ticket now: the role's
+/// permission and the ticket's state, judged as the action would be.
+pub async fn offered(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<OfferedActions>, ApiError> {
+    let ticket = load_visible(&state, &caller, &id)?;
+    let actions = if caller.role.sees_whole_estate() {
+        offered_actions(&ticket, caller.role, &caller.user, state.clock.now())
+    } else {
+        Vec::new()
+    };
+    Ok(Json(OfferedActions {
+        ticket_id: ticket.id,
+        version: ticket.version,
+        actions,
+    }))
 }

@@ -14,6 +14,7 @@ use sync_protocol::{
 
 use super::tickets::load_visible;
 use super::{ApiError, ApiPath, AppState, Caller, next_after};
+use crate::reports::for_each_active_ticket;
 use crate::store::UserRecord;
 
 /// Tickets read from the store at a time while scanning an index.
@@ -31,22 +32,14 @@ pub async fn queue(
         "dispatch tickets, so it has no dispatch queue (R-D1, R-D3)",
     )?;
     let now = state.clock.now();
-    // A scan of the estate's tickets, keeping only the few that wait.
+    // A scan of the estate's active tickets, keeping only the few that wait.
     let mut waiting: Vec<Ticket> = Vec::new();
-    let mut after = None;
-    loop {
-        let page = state
-            .store
-            .estate_tickets(&caller.estate, after.as_ref(), SCAN_PAGE)?;
-        after = next_after(&page, SCAN_PAGE, |ticket| ticket.id.clone());
-        waiting.extend(page.into_iter().filter(|ticket| {
-            waits_for_dispatch(ticket, now)
-                && caller.role.may_dispatch(ticket.kind, ticket.category)
-        }));
-        if after.is_none() {
-            break;
+    for_each_active_ticket(&state.store, &caller.estate, |ticket| {
+        if waits_for_dispatch(ticket, now) && caller.role.may_dispatch(ticket.kind, ticket.category)
+        {
+            waiting.push(ticket.clone());
         }
-    }
+    })?;
     let queue = dispatch_queue(&waiting, now);
     Ok(Json(DispatchQueue {
         waiting: u32::try_from(queue.len()).unwrap_or(u32::MAX),

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use sync_protocol::due::{
     DEFAULT_DUE_LIMIT, DEFAULT_DUE_WINDOW_MINUTES, MAX_DUE_LIMIT, MAX_DUE_WINDOW_MINUTES,
 };
-use sync_protocol::{DueList, DueListBuilder};
+use sync_protocol::{DueList, DueListBuilder, RuleId};
 
 use super::{ApiError, AppState, Caller};
 use crate::reports::due_list_of;
@@ -24,6 +24,8 @@ use crate::reports::due_list_of;
 pub struct DueQuery {
     window_minutes: Option<String>,
     limit: Option<String>,
+    /// Only this rule's deadlines, e.g. `R-F1` for the follow-ups list.
+    rule: Option<RuleId>,
 }
 
 /// Every role may ask: each sees what it acts on (`acts_on`), a technician
@@ -45,7 +47,8 @@ pub async fn due_list(
     let built = tokio::task::spawn_blocking(move || {
         let window = chrono::Duration::minutes(window_minutes);
         let calendar = calendars.of(&estate);
-        let builder = DueListBuilder::new(calendar, now, window, role, &user, limit);
+        let builder =
+            DueListBuilder::new(calendar, now, window, role, &user, limit).only(query.rule);
         due_list_of(&store, &estate, builder)
     })
     .await;

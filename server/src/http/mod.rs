@@ -107,7 +107,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(openapi::BLOB, put(blobs::upload).get(blobs::download))
         .route(openapi::TICKETS, post(tickets::create).get(tickets::list))
         .route(openapi::TICKET, get(tickets::show))
-        .route(openapi::TICKET_ACTIONS, post(tickets::act))
+        .route(
+            openapi::TICKET_ACTIONS,
+            post(tickets::act).get(console::offered),
+        )
         .route(openapi::TICKET_CARDS, get(console::ticket_cards))
         .route(openapi::UNITS, get(console::units))
         .route(openapi::PEOPLE, get(console::people))

@@ -110,6 +110,40 @@ mod tests {
         );
     }
 
+    /// Every error code the API documents has words in both of the
+    /// console's languages: a refusal is never shown as a bare code, nor in
+    /// English inside the Chinese page.
+    #[test]
+    fn the_console_words_every_documented_error_code_in_both_languages() {
+        let protocol = include_str!("../../../docs/protocol.md");
+        let section = protocol
+            .split("## 9. Error codes")
+            .nth(1)
+            .and_then(|rest| rest.split("\n## 10.").next())
+            .expect("docs/protocol.md has its error code section");
+        let codes: Vec<&str> = section
+            .lines()
+            .filter_map(|line| {
+                let mut cells = line.split('|').map(str::trim);
+                let status = cells.nth(1)?;
+                let code = cells.next()?;
+                (status.len() == 3 && status.bytes().all(|b| b.is_ascii_digit()))
+                    .then(|| code.trim_matches('`'))
+            })
+            .collect();
+        assert!(codes.len() > 40, "{codes:?}");
+        let i18n = FILES.iter().find(|asset| asset.name == "i18n.js").unwrap();
+        let text = std::str::from_utf8(i18n.body).unwrap();
+        let errors = text.split("const ERRORS").nth(1).unwrap();
+        let (chinese, english) = errors.split_once("\n  en: {").unwrap();
+        let english = english.split("\n};").next().unwrap();
+        for code in codes {
+            let entry = format!("\n    {code}: ");
+            assert!(chinese.contains(&entry), "{code} has no Chinese words");
+            assert!(english.contains(&entry), "{code} has no English words");
+        }
+    }
+
     #[test]
     fn every_module_the_console_imports_is_served() {
         assert_every_import_is_served(FILES);

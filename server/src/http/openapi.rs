@@ -63,6 +63,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", TICKETS),
     ("get", TICKET),
     ("post", TICKET_ACTIONS),
+    ("get", TICKET_ACTIONS),
     ("get", REPORT_DAILY_UNCLOSED),
     ("get", REPORT_MONTHLY),
     ("get", REPORT_MONTHLY_ARCHIVE),

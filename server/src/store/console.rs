@@ -2,9 +2,10 @@
 //! (the list, its search and filters), the units reported before (the
 //! intake form), and the office writes named by an `Idempotency-Key`.
 
+use chrono::{DateTime, Utc};
 use sync_protocol::{
-    AnsweredRequest, CardFilter, CardOrder, EstateId, IdempotencyKey, KnownUnit, Ticket,
-    TicketCard, UserId,
+    AnsweredRequest, CardFilter, CardOrder, EstateId, IdempotencyKey, KnownUnit, StoredCard,
+    Ticket, TicketCard, UserId,
 };
 
 use super::kv::{Space, StoreError};
@@ -12,6 +13,9 @@ use super::{Changes, Store, decode, digest_key, key2};
 
 /// Cards read from the store at a time while searching.
 const CARD_SCAN_PAGE: usize = 1000;
+/// Most cards one list request reads: a search that finds too little in
+/// them answers what it found and where to go on (about 200 ms here).
+pub const MAX_CARDS_READ: usize = 150_000;
 /// The byte after `estate\0` in a card key (the order of `digest_key`).
 const BY_RECEIPT: u8 = b'r';
 
@@ -50,7 +54,8 @@ pub struct CardPage {
 impl Store {
     /// The estate's cards that `filter` keeps, in `order` of receipt, after
     /// `after`, at most `limit`. Reads cards only: a page of an unfiltered
-    /// list reads that page; a search reads until the page is full.
+    /// list reads that page; a search reads until the page is full, or
+    /// [`MAX_CARDS_READ`] cards, and says where it stopped.
     pub fn ticket_cards(
         &self,
         estate: &EstateId,
@@ -71,6 +76,7 @@ impl Store {
             }
         }
         let mut cards = Vec::new();
+        let mut read = 0;
         loop {
             let page = match order {
                 CardOrder::Oldest => {
@@ -83,12 +89,14 @@ impl Store {
                 }
             };
             let full = page.len() == CARD_SCAN_PAGE;
+            read += page.len();
             for (key, value) in &page {
-                if !filter.may_keep_encoded(value) {
-                    continue;
-                }
-                let card: TicketCard = decode(Space::TicketCards, value)?;
-                if filter.keeps(&card) {
+                let kept = filter
+                    .keeps_stored(value)
+                    .map_err(|error| corrupt(error.to_string()))?;
+                if kept {
+                    let card =
+                        StoredCard::decode(value).map_err(|error| corrupt(error.to_string()))?;
                     cards.push(card);
                     if cards.len() == limit {
                         let next = CardCursor(key[prefix.len()..].to_vec());
@@ -100,6 +108,15 @@ impl Store {
                 }
             }
             match page.last() {
+                // Read as much as one request may: the page may be short,
+                // and the list goes on from here.
+                Some((key, _)) if full && read >= MAX_CARDS_READ => {
+                    let next = CardCursor(key[prefix.len()..].to_vec());
+                    return Ok(CardPage {
+                        cards,
+                        next: Some(next),
+                    });
+                }
                 Some((key, _)) if full => match order {
                     CardOrder::Oldest => first = [key.as_slice(), &[0]].concat(),
                     CardOrder::Newest => end = key.clone(),
@@ -135,6 +152,25 @@ impl Store {
     ) -> Result<Option<AnsweredRequest>, StoreError> {
         self.get_json(Space::OfficeRequests, &key2(user.as_str(), key.as_str()))
     }
+
+    /// Stage the forgetting of at most `limit` named writes answered before
+    /// `before`, the oldest first.
+    pub fn forget_answered_before(
+        &self,
+        changes: &mut Changes,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<(), StoreError> {
+        let end = time_key(before, b"");
+        for (key, _) in self
+            .kv
+            .range(Space::OfficeRequestsByTime, &[], &end, limit)?
+        {
+            changes.delete(Space::OfficeRequests, key[8..].to_vec());
+            changes.delete(Space::OfficeRequestsByTime, key);
+        }
+        Ok(())
+    }
 }
 
 impl Changes {
@@ -146,7 +182,11 @@ impl Changes {
             ticket.received_at,
             ticket.id.as_str(),
         );
-        self.put_json(Space::TicketCards, key, &TicketCard::of(ticket));
+        self.put(
+            Space::TicketCards,
+            key,
+            StoredCard::encode(&TicketCard::of(ticket)),
+        );
     }
 
     /// The ticket's unit, with its reporter as the latest one from there.
@@ -162,7 +202,26 @@ impl Changes {
         answered: &AnsweredRequest,
     ) {
         let key = key2(user.as_str(), key.as_str());
+        self.put(
+            Space::OfficeRequestsByTime,
+            time_key(answered.at, &key),
+            Vec::new(),
+        );
         self.put_json(Space::OfficeRequests, key, answered);
+    }
+}
+
+/// The time (microseconds since 1970, sign bit flipped, big-endian: keys
+/// sort in time order) followed by `rest`.
+fn time_key(at: DateTime<Utc>, rest: &[u8]) -> Vec<u8> {
+    let sortable = at.timestamp_micros().cast_unsigned() ^ (1 << 63);
+    [sortable.to_be_bytes().as_slice(), rest].concat()
+}
+
+fn corrupt(reason: String) -> StoreError {
+    StoreError::Corrupt {
+        space: Space::TicketCards,
+        reason,
     }
 }
 

@@ -36,6 +36,13 @@ pub enum Space {
     Units,
     /// Office writes named by an `Idempotency-Key`, by user and key.
     OfficeRequests,
+    /// Index: an estate's tickets that may still have a deadline to meet
+    /// (`sync_protocol::has_pending_duties`), for the due list and the
+    /// dispatch queue.
+    ActiveTickets,
+    /// Index: the `OfficeRequests` by the time they were answered, so that
+    /// the ones past `REMEMBERED_FOR` are forgotten.
+    OfficeRequestsByTime,
 }
 
 impl Space {

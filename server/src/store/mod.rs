@@ -18,7 +18,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sync_protocol::{
     Cursor, DeviceId, DeviceSeq, EstateId, Person, RevokeReason, Role, SerialNumber, SerialSeries,
-    Sha256Hex, StoredOutcome, Ticket, TicketId, UserId, UserSummary,
+    Sha256Hex, StoredOutcome, Ticket, TicketId, UserId, UserSummary, has_pending_duties,
 };
 
 pub use console::{CardCursor, CardPage};
@@ -157,8 +157,9 @@ struct Derived {
 /// Set once the console's ticket cards and known units are in place.
 const META_TICKET_CARDS: &[u8] = b"ticket_cards";
 const META_UNITS: &[u8] = b"units";
+const META_ACTIVE_TICKETS: &[u8] = b"active_tickets";
 
-const DERIVED: [Derived; 4] = [
+const DERIVED: [Derived; 5] = [
     Derived {
         space: Space::ReportDigests,
         marker: META_REPORT_DIGESTS,
@@ -171,10 +172,11 @@ const DERIVED: [Derived; 4] = [
         version: 1,
         stage: Changes::put_blob_refs,
     },
+    // 2: each card behind its search line (`sync_protocol::StoredCard`).
     Derived {
         space: Space::TicketCards,
         marker: META_TICKET_CARDS,
-        version: 1,
+        version: 2,
         stage: Changes::put_ticket_card,
     },
     // Tickets are visited in id order, which is the order they were
@@ -184,6 +186,12 @@ const DERIVED: [Derived; 4] = [
         marker: META_UNITS,
         version: 1,
         stage: Changes::put_known_unit,
+    },
+    Derived {
+        space: Space::ActiveTickets,
+        marker: META_ACTIVE_TICKETS,
+        version: 1,
+        stage: Changes::put_active_ticket,
     },
 ];
 
@@ -265,14 +273,19 @@ impl Store {
         after: Option<&TicketId>,
         limit: usize,
     ) -> Result<Vec<Ticket>, StoreError> {
+        self.estate_index(Space::EstateTickets, estate, after, limit)
+    }
+
+    /// The tickets an estate's `index` names, in id order, after `after`.
+    fn estate_index(
+        &self,
+        index: Space,
+        estate: &EstateId,
+        after: Option<&TicketId>,
+        limit: usize,
+    ) -> Result<Vec<Ticket>, StoreError> {
         let after = after.map(TicketId::as_str);
-        self.indexed(
-            Space::EstateTickets,
-            Space::Tickets,
-            estate.as_str(),
-            after,
-            limit,
-        )
+        self.indexed(index, Space::Tickets, estate.as_str(), after, limit)
     }
 
     /// Every ticket of every estate in id order, after `after`: how the
@@ -486,6 +499,17 @@ impl Store {
         self.flush()?;
         tracing::info!(index = name, tickets, "index built");
         Ok(())
+    }
+
+    /// The estate's tickets that may still have a deadline to meet, in id
+    /// order, after `after`: what a due list or the dispatch queue reads.
+    pub fn active_tickets(
+        &self,
+        estate: &EstateId,
+        after: Option<&TicketId>,
+        limit: usize,
+    ) -> Result<Vec<Ticket>, StoreError> {
+        self.estate_index(Space::ActiveTickets, estate, after, limit)
     }
 
     /// A technician's assigned tickets in id order, after `after`.
@@ -827,6 +851,11 @@ impl Store {
         changes.put_json(Space::Tickets, id.as_bytes().to_vec(), new);
         changes.put_report_digest(new);
         changes.put_ticket_card(new);
+        if old.is_some_and(has_pending_duties) && !has_pending_duties(new) {
+            changes.delete(Space::ActiveTickets, key2(new.estate.as_str(), id));
+        } else {
+            changes.put_active_ticket(new);
+        }
         for (blob, recorder) in new.blob_references() {
             if old.is_none_or(|old| !old.referenced_blobs().any(|known| known == blob)) {
                 changes.put(Space::BlobRefs, key2(blob.as_str(), id), Vec::new());
@@ -1038,6 +1067,14 @@ impl Changes {
     pub fn put_ticket_counter(&mut self, counters: &Counters) {
         let value = counters.tickets.to_be_bytes().to_vec();
         self.put(Space::Meta, META_TICKETS.to_vec(), value);
+    }
+
+    /// The ticket on its estate's list of active tickets, if it is one.
+    fn put_active_ticket(&mut self, ticket: &Ticket) {
+        if has_pending_duties(ticket) {
+            let key = key2(ticket.estate.as_str(), ticket.id.as_str());
+            self.put(Space::ActiveTickets, key, Vec::new());
+        }
     }
 
     /// The ticket's report digest, under its receipt time, and under its
@@ -1328,6 +1365,77 @@ mod tests {
         store.apply(changes).unwrap();
         store.ensure_derived_indexes().unwrap();
         assert_eq!(received(&store, midnight, next_midnight).len(), 1);
+    }
+
+    #[test]
+    fn an_older_store_gets_cards_units_and_active_tickets_and_a_finished_ticket_leaves_the_active_list()
+     {
+        let store = Store::in_memory();
+        // Written before the console's indexes: tickets and the estate index only.
+        let first = work_order_received_at(1, at(9, 0));
+        let mut cancelled = work_order_received_at(2, at(9, 30));
+        cancelled.status = sync_protocol::Status::Cancelled;
+        let mut changes = Changes::default();
+        for ticket in [&first, &cancelled] {
+            changes.put_json(
+                Space::Tickets,
+                ticket.id.as_str().as_bytes().to_vec(),
+                ticket,
+            );
+            changes.put(
+                Space::EstateTickets,
+                key2("E01", ticket.id.as_str()),
+                Vec::new(),
+            );
+        }
+        store.apply(changes).unwrap();
+        store.ensure_derived_indexes().unwrap();
+
+        let estate = EstateId::parse("E01").unwrap();
+        let every = sync_protocol::CardFilter::default();
+        let page = store
+            .ticket_cards(&estate, &every, sync_protocol::CardOrder::Newest, None, 10)
+            .unwrap();
+        let ids: Vec<&str> = page
+            .cards
+            .iter()
+            .map(|card| card.ticket_id.as_str())
+            .collect();
+        assert_eq!(ids, ["tk00000002", "tk00000001"], "newest first");
+        let units = store
+            .known_units(&estate, &first.location[..2], 10)
+            .unwrap();
+        assert!(units.iter().any(|unit| unit.location == first.location));
+        let active: Vec<String> = store
+            .active_tickets(&estate, None, 10)
+            .unwrap()
+            .into_iter()
+            .map(|ticket| ticket.id.to_string())
+            .collect();
+        assert_eq!(
+            active,
+            ["tk00000001"],
+            "a cancelled ticket has no duty left"
+        );
+
+        // Cancelled now: it leaves the active list, its card follows.
+        let mut gone = first.clone();
+        gone.status = sync_protocol::Status::Cancelled;
+        let mut changes = Changes::default();
+        let mut counters = Counters::default();
+        store
+            .stage_ticket(&mut changes, &mut counters, Some(&first), &gone)
+            .unwrap();
+        store.apply(changes).unwrap();
+        assert!(store.active_tickets(&estate, None, 10).unwrap().is_empty());
+        let page = store
+            .ticket_cards(&estate, &every, sync_protocol::CardOrder::Oldest, None, 1)
+            .unwrap();
+        assert_eq!(page.cards[0].status, sync_protocol::Status::Cancelled);
+        assert!(
+            page.next.is_some(),
+            "a full page says where the list goes on"
+        );
     }
 
     #[test]
