@@ -159,15 +159,7 @@ pub fn run(args: &LiveBenchArgs) -> Result<bool, String> {
         server.pid(),
         &Authority::new(&auth),
     ));
-    let usage = server.usage();
-    let measured = measured.map_err(|error| {
-        format!(
-            "{error}\nthe server's last output:\n{}",
-            server.last_output()
-        )
-    })?;
-    let usage = usage?;
-    server.stop(SERVER_STOP_TIMEOUT)?;
+    let (measured, usage) = server.finish(measured, SERVER_STOP_TIMEOUT)?;
     runtime.shutdown_timeout(Duration::from_secs(5));
 
     let report = BenchReport {

@@ -18,6 +18,7 @@ mod report_bench;
 mod scheduler_bench;
 mod seed;
 mod server_process;
+mod ticket_life;
 mod ticket_list;
 mod writer_stall;
 
@@ -238,19 +239,7 @@ fn run(cli: &Cli) -> Result<bool, String> {
         .await
         .map_err(|_| format!("the run took longer than {} s", cli.max_run_seconds))?
     });
-    // Measure the server before stopping it, whatever the phases said.
-    let usage = server.usage();
-    let measured = match measured {
-        Ok(measured) => measured,
-        Err(error) => {
-            return Err(format!(
-                "{error}\nthe server's last output:\n{}",
-                server.last_output()
-            ));
-        }
-    };
-    let usage = usage?;
-    server.stop(SERVER_STOP_TIMEOUT)?;
+    let (measured, usage) = server.finish(measured, SERVER_STOP_TIMEOUT)?;
     runtime.shutdown_timeout(Duration::from_secs(5));
     let (disk_bytes, disk_apparent_bytes) = disk_usage(&data_dir).map_err(|e| e.to_string())?;
 

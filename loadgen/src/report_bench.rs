@@ -1,7 +1,7 @@
 //! `loadgen report-bench`: the monthly report over 100,000 tickets
 //! (docs/BENCHMARKS.md, "Reports"). Builds a month of varied tickets in
 //! memory with the core's own functions (intake, office actions, device
-//! mutations, conversion), then times, over several runs:
+//! mutations, conversion; `ticket_life`), then times, over several runs:
 //!
 //! - in memory, what a report request computes once it has the tickets: the
 //!   R-A3 statistics (`monthly_statistics`), their XLSX, CSV and JSON forms,
@@ -22,14 +22,13 @@ use clap::Args;
 use serde::Serialize;
 use sync_protocol::reports::ReportDigest;
 use sync_protocol::{
-    AgreedTime, Area, BookingRequest, Category, Charge, CompletionRecord, DeviceId, DeviceMutation,
-    DeviceOp, DeviceSeq, EstateId, Intake, MonthlyStatistics, OfficeOp, Rating, Recorder,
-    ReportMonth, Reporter, SerialKind, SerialMonth, SerialSeries, Sha256Hex, Source, Ticket,
-    TicketId, TicketKind, TrackingKind, UserId, WorkingCalendar, apply_office_op,
-    convert_work_order, create_ticket, daily_unclosed, merge, monthly_statistics,
+    AgreedTime, Area, BookingRequest, Category, Charge, DeviceId, EstateId, Intake,
+    MonthlyStatistics, ReportMonth, Reporter, SerialMonth, Source, Ticket, TicketKind, UserId,
+    WorkingCalendar, daily_unclosed, monthly_statistics,
 };
 
 use crate::report::Machine;
+use crate::ticket_life::{Fates, Lives, Mix, Random, Reports};
 
 /// The target for the monthly report over 100,000 tickets.
 const TARGET_SECONDS: f64 = 1.0;
@@ -131,7 +130,14 @@ pub fn run(args: &ReportBenchArgs) -> Result<bool, String> {
 
     eprintln!("building {} tickets received in {month} …", args.tickets);
     let started = Instant::now();
-    let tickets = Month::new(estate, &calendar, from, until, now, args.seed).build(args.tickets);
+    let tickets = month_tickets(
+        estate,
+        &calendar,
+        (from, until),
+        now,
+        args.seed,
+        args.tickets,
+    );
     let build_seconds = started.elapsed().as_secs_f64();
     eprintln!(
         "built {} tickets (with converted work orders' coordination tickets) in {build_seconds:.1} s; timing {} runs …",
@@ -384,151 +390,111 @@ fn peak_resident_bytes() -> u64 {
 
 // ---- The month's tickets -------------------------------------------------------
 
-/// xorshift64*: a small, seedable generator, so runs are repeatable.
-pub(crate) struct Random(pub(crate) u64);
+/// The report benchmark's mix: many technicians, a varied month with
+/// bookings, appointments, ratings and every category.
+const MIX: Mix = Mix {
+    verbal_closed: 0.9,
+    public_work_orders: 0.25,
+    appointments: Some(0.10),
+    // 4 % each never dispatched, cancelled, still on the way; 5 % converted
+    // the next day (R-C2); 6 % still in progress; 8 % completed, not closed.
+    fates: Fates {
+        undispatched: 0.04,
+        cancelled: 0.08,
+        unreached: 0.12,
+        converted: 0.17,
+        in_progress: 0.23,
+        unclosed: 0.31,
+    },
+    arrival_minutes: (3, 18),
+    varied_ratings: true,
+    coordination_dispatcher: "huanjing",
+    coordination_work_done: "更换防水层 redid the waterproofing",
+};
 
-impl Random {
-    pub(crate) fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+/// The tickets received in `from..until`, lived up to `now`.
+fn month_tickets(
+    estate: EstateId,
+    calendar: &WorkingCalendar,
+    (from, until): (DateTime<Utc>, DateTime<Utc>),
+    now: DateTime<Utc>,
+    seed: u64,
+    count: usize,
+) -> Vec<Ticket> {
+    let technicians = (0..200)
+        .map(|n| {
+            let user = UserId::parse(&format!("tech-{n:03}")).expect("a valid user");
+            let device = DeviceId::parse(&format!("hh-tech-{n:03}")).expect("a valid device");
+            (user, device)
+        })
+        .collect();
+    let month = Month {
+        estate,
+        from,
+        until,
+        // Every ticket is numbered in the report's month, a conversion too.
+        serial_month: SerialMonth::of_local_date(calendar.local_date(from)),
+        calendar: calendar.clone(),
+    };
+    let mut lives = Lives::new(month, MIX, calendar, now, seed, technicians);
+    let mut tickets = Vec::with_capacity(count + count / 20);
+    for _ in 0..count {
+        tickets.extend(lives.next_report());
     }
-
-    /// Uniform in `[0, 1)`.
-    pub(crate) fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// Uniform in `low..=high`.
-    pub(crate) fn between(&mut self, low: i64, high: i64) -> i64 {
-        low + (self.next() % (high - low + 1) as u64) as i64
-    }
-
-    pub(crate) fn chance(&mut self, probability: f64) -> bool {
-        self.unit() < probability
-    }
+    tickets
 }
 
-/// Builds the tickets of one month of one estate.
+/// The reports of one month of one estate: anywhere, any time of the month.
 struct Month {
     estate: EstateId,
     from: DateTime<Utc>,
     until: DateTime<Utc>,
-    now: DateTime<Utc>,
-    random: Random,
-    technicians: Vec<(UserId, DeviceId)>,
-    next_ticket: u64,
-    next_serial: [u64; 2],
     serial_month: SerialMonth,
     calendar: WorkingCalendar,
 }
 
-/// One ticket's life being written: every step happens at a later time,
-/// and the life stops at the first step that would lie after `now`.
-pub(crate) struct Life {
-    pub(crate) ticket: Ticket,
-    pub(crate) at: DateTime<Utc>,
-    pub(crate) now: DateTime<Utc>,
-    pub(crate) technician: Option<(UserId, DeviceId)>,
-    pub(crate) calendar: WorkingCalendar,
-}
-
-impl Life {
-    /// Move the clock on; false (and the life ends) when that passes `now`.
-    pub(crate) fn wait(&mut self, minutes: i64) -> bool {
-        self.at += Duration::minutes(minutes);
-        self.at <= self.now
-    }
-
-    pub(crate) fn office(&mut self, by: &str, op: OfficeOp) {
-        let by = UserId::parse(by).expect("a valid user");
-        self.ticket = apply_office_op(&self.ticket, &op, &by, &self.calendar, self.at)
-            .unwrap_or_else(|error| panic!("{op:?} on {}: {error}", self.ticket.id));
-    }
-
-    pub(crate) fn field(&mut self, op: DeviceOp) {
-        let (user, device) = self.technician.as_ref().expect("dispatched first");
-        let recorder = Recorder {
-            user: user.clone(),
-            device: device.clone(),
-            clock_offset_ms: 0,
-        };
-        let mutation = DeviceMutation {
-            seq: DeviceSeq(self.ticket.version.0 + 1),
-            ticket_id: self.ticket.id.clone(),
-            base_version: self.ticket.version,
-            recorded_at: self.at,
-            op,
-        };
-        self.ticket = merge(&self.ticket, &recorder, &mutation, self.at)
-            .ticket
-            .expect("the mutation applies");
-    }
-
-    pub(crate) fn track(&mut self, kind: TrackingKind) {
-        let op = OfficeOp::Track {
-            kind,
-            note: String::new(),
-        };
-        self.office("zhuanyuan", op);
-    }
-}
-
-impl Month {
-    fn new(
-        estate: EstateId,
-        calendar: &WorkingCalendar,
-        from: DateTime<Utc>,
-        until: DateTime<Utc>,
-        now: DateTime<Utc>,
-        seed: u64,
-    ) -> Self {
-        let technicians = (0..200)
-            .map(|n| {
-                let user = UserId::parse(&format!("tech-{n:03}")).expect("a valid user");
-                let device = DeviceId::parse(&format!("hh-tech-{n:03}")).expect("a valid device");
-                (user, device)
-            })
-            .collect();
-        let serial_month = SerialMonth::of_local_date(calendar.local_date(from));
-        Self {
-            estate,
-            from,
-            until,
-            now,
-            random: Random(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1),
-            technicians,
-            next_ticket: 0,
-            next_serial: [0, 0],
-            serial_month,
-            calendar: calendar.clone(),
-        }
-    }
-
-    fn build(mut self, count: usize) -> Vec<Ticket> {
-        let mut tickets = Vec::with_capacity(count + count / 20);
-        for _ in 0..count {
-            let roll = self.random.unit();
-            if roll < 0.10 {
-                tickets.push(self.verbal_dispatch());
-            } else if roll < 0.85 {
-                tickets.extend(self.work_order());
-            } else {
-                tickets.push(self.coordination_ticket(None));
+impl Reports for Month {
+    fn category(&mut self, random: &mut Random, kind: TicketKind) -> Category {
+        match kind {
+            TicketKind::VerbalDispatch => [
+                Category::Security,
+                Category::Environment,
+                Category::HomeService,
+            ][random.between(0, 2) as usize],
+            TicketKind::WorkOrder => {
+                let roll = random.unit();
+                if roll < 0.70 {
+                    Category::Repair
+                } else if roll < 0.80 {
+                    Category::Rework
+                } else if roll < 0.90 {
+                    Category::Environment
+                } else if roll < 0.97 {
+                    Category::HomeService
+                } else {
+                    Category::PrivateGarden
+                }
             }
+            TicketKind::CoordinationTicket => [
+                Category::Repair,
+                Category::OwnerCommunication,
+                Category::Environment,
+            ][random.between(0, 2) as usize],
         }
-        tickets
     }
 
-    fn new_ticket(&mut self, kind: TicketKind, category: Category, area: Area) -> Life {
+    fn intake(
+        &mut self,
+        random: &mut Random,
+        kind: TicketKind,
+        category: Category,
+        area: Area,
+    ) -> Intake {
         let month_minutes = (self.until - self.from).num_minutes() - 1;
-        let received_at = self.from + Duration::minutes(self.random.between(0, month_minutes));
-        self.next_ticket += 1;
-        let id = TicketId::parse(&format!("tk{:08}", self.next_ticket)).expect("a valid id");
-        let building = self.random.between(1, 30);
-        let unit = self.random.between(101, 3302);
-        let intake = Intake {
+        let received_at = self.from + Duration::minutes(random.between(0, month_minutes));
+        let building = random.between(1, 30);
+        let unit = random.between(101, 3302);
+        Intake {
             estate: self.estate.clone(),
             kind,
             category,
@@ -546,25 +512,21 @@ impl Month {
                 .to_owned(),
             received_at,
             follow_up_of: None,
-            booking: self.booking(kind, category, received_at),
-        };
-        let agent = UserId::parse("kefu").expect("a valid user");
-        let mut ticket =
-            create_ticket(id, intake, agent, &self.calendar, received_at).expect("a valid intake");
-        self.number(&mut ticket);
-        Life {
-            ticket,
-            at: received_at,
-            now: self.now,
-            technician: None,
-            calendar: self.calendar.clone(),
+            booking: self.booking(random, kind, category, received_at),
         }
     }
 
+    fn serial_month(&self, _at: DateTime<Utc>) -> SerialMonth {
+        self.serial_month
+    }
+}
+
+impl Month {
     /// R-S2: a home-service or private-garden work order is booked, here for
     /// 10:00 the next day, so that it is issued on the day it is received.
     fn booking(
-        &mut self,
+        &self,
+        random: &mut Random,
         kind: TicketKind,
         category: Category,
         received_at: DateTime<Utc>,
@@ -576,7 +538,7 @@ impl Month {
         }
         let service_date = self.calendar.local_date(received_at) + Duration::days(1);
         let at = self.calendar.start_of_local_date(service_date) + Duration::hours(10);
-        let fee = if self.random.chance(0.5) {
+        let fee = if random.chance(0.5) {
             Charge::Paid { fee_fen: 8000 }
         } else {
             Charge::Free {}
@@ -588,253 +550,4 @@ impl Month {
             staff: None,
         })
     }
-
-    /// R-A1: the next serial number of the ticket's kind.
-    fn number(&mut self, ticket: &mut Ticket) {
-        let Some(kind) = SerialKind::of(ticket.kind) else {
-            return;
-        };
-        let counter = match kind {
-            SerialKind::WorkOrder => &mut self.next_serial[0],
-            SerialKind::CoordinationTicket => &mut self.next_serial[1],
-        };
-        *counter += 1;
-        let series = SerialSeries::new(self.estate.clone(), kind, self.serial_month);
-        ticket.serial_number = Some(series.number(*counter));
-    }
-
-    fn pick_technician(&mut self) -> (UserId, DeviceId) {
-        let index = self.random.between(0, self.technicians.len() as i64 - 1) as usize;
-        self.technicians[index].clone()
-    }
-
-    fn verbal_dispatch(&mut self) -> Ticket {
-        let category = [
-            Category::Security,
-            Category::Environment,
-            Category::HomeService,
-        ][self.random.between(0, 2) as usize];
-        let mut life = self.new_ticket(TicketKind::VerbalDispatch, category, Area::PublicArea);
-        if self.random.chance(0.9) && life.wait(self.random.between(5, 60)) {
-            life.office("kefu", OfficeOp::Close {});
-        }
-        life.ticket
-    }
-
-    /// A work order's life; a converted one comes with its coordination ticket.
-    fn work_order(&mut self) -> Vec<Ticket> {
-        let roll = self.random.unit();
-        let category = if roll < 0.70 {
-            Category::Repair
-        } else if roll < 0.80 {
-            Category::Rework
-        } else if roll < 0.90 {
-            Category::Environment
-        } else if roll < 0.97 {
-            Category::HomeService
-        } else {
-            Category::PrivateGarden
-        };
-        let area = if self.random.chance(0.25) {
-            Area::PublicArea
-        } else {
-            Area::PrivateUnit
-        };
-        let technician = self.pick_technician();
-        let fate = self.random.unit();
-        let mut life = self.new_ticket(TicketKind::WorkOrder, category, area);
-        // 4 %: nobody dispatched it yet.
-        if fate < 0.04 || !life.wait(self.random.between(1, 30)) {
-            return vec![life.ticket];
-        }
-        let dispatch = OfficeOp::Dispatch {
-            technician: technician.0.clone(),
-        };
-        life.technician = Some(technician);
-        life.office("diaodu", dispatch);
-        // A booking's time is the one agreed with the owner (R-S2): no appointment.
-        if self.random.chance(0.10) && life.ticket.booking.is_none() && life.wait(5) {
-            let at = life.at + Duration::hours(2);
-            life.office(
-                "kefu",
-                OfficeOp::SetAppointment {
-                    at,
-                    note: String::new(),
-                },
-            );
-            if !life.wait(115) {
-                return vec![into_ticket(life)];
-            }
-        }
-        // 4 %: cancelled; 4 %: still on the way.
-        if fate < 0.08 {
-            if life.wait(self.random.between(10, 60)) {
-                let reason = "业主已自行解决 solved by the owner".to_owned();
-                life.office("kefu", OfficeOp::Cancel { reason });
-            }
-            return vec![into_ticket(life)];
-        }
-        if fate < 0.12 || !life.wait(self.random.between(3, 18)) {
-            return vec![into_ticket(life)];
-        }
-        life.field(DeviceOp::RecordArrival { position: None });
-        // 5 %: converted the next day (R-C2); 6 %: still in progress.
-        if fate < 0.17 {
-            if !life.wait(24 * 60) {
-                return vec![into_ticket(life)];
-            }
-            self.next_ticket += 1;
-            let new_id = TicketId::parse(&format!("tk{:08}", self.next_ticket)).expect("an id");
-            let by = UserId::parse("diaodu").expect("a valid user");
-            let (converted, mut coordination) =
-                convert_work_order(&life.ticket, new_id, "需订货 needs a part", &by, life.at)
-                    .expect("an open work order converts");
-            self.number(&mut coordination);
-            let at = life.at;
-            let coordination = self.coordination_ticket(Some((coordination, at)));
-            return vec![converted, coordination];
-        }
-        if fate < 0.23 || !life.wait(self.random.between(20, 180)) {
-            return vec![into_ticket(life)];
-        }
-        let charge = if self.random.chance(0.4) {
-            Charge::Paid {
-                fee_fen: self.random.between(10, 300) as u64 * 100,
-            }
-        } else {
-            Charge::Free {}
-        };
-        let result = CompletionRecord {
-            work_done: "更换水管接头 replaced the pipe joint".to_owned(),
-            materials: Vec::new(),
-            charge,
-        };
-        life.field(DeviceOp::Complete {
-            result: result.clone(),
-        });
-        let rating_roll = self.random.unit();
-        let rating = if rating_roll < 0.6 {
-            Some(Rating::Satisfied)
-        } else if rating_roll < 0.85 {
-            Some(Rating::BasicallySatisfied)
-        } else if rating_roll < 0.95 {
-            Some(Rating::Dissatisfied)
-        } else {
-            None
-        };
-        life.field(DeviceOp::AttachSignature {
-            blob: Sha256Hex::of(life.ticket.id.as_str().as_bytes()),
-            signed_record: result.record_hash(),
-            signer_name: "业主 Owner".to_owned(),
-            rating,
-            strokes: None,
-        });
-        // 8 %: completed, not yet closed.
-        if fate < 0.31 || !life.wait(self.random.between(5, 120)) {
-            return vec![into_ticket(life)];
-        }
-        let closer = match category {
-            Category::Environment => "huanjing",
-            _ => "diaodu",
-        };
-        life.office(closer, OfficeOp::Close {});
-        if self.random.chance(0.8) && life.wait(self.random.between(60, 40 * 60)) {
-            self.follow_up(&mut life);
-        }
-        vec![into_ticket(life)]
-    }
-
-    fn follow_up(&mut self, life: &mut Life) {
-        let reached = self.random.chance(0.9);
-        life.office(
-            "kefu",
-            OfficeOp::RecordFollowUp {
-                reached,
-                rating: reached.then_some(Rating::Satisfied),
-                note: String::new(),
-            },
-        );
-    }
-
-    /// A coordination ticket issued directly, or `converted` at its moment.
-    fn coordination_ticket(&mut self, converted: Option<(Ticket, DateTime<Utc>)>) -> Ticket {
-        let mut life = match converted {
-            Some((ticket, at)) => Life {
-                ticket,
-                at,
-                now: self.now,
-                technician: None,
-                calendar: self.calendar.clone(),
-            },
-            None => {
-                let category = [
-                    Category::Repair,
-                    Category::OwnerCommunication,
-                    Category::Environment,
-                ][self.random.between(0, 2) as usize];
-                self.new_ticket(TicketKind::CoordinationTicket, category, Area::PrivateUnit)
-            }
-        };
-        let technician = self.pick_technician();
-        let done = self.random.chance(0.4);
-        if !life.wait(self.random.between(10, 60)) {
-            return into_ticket(life);
-        }
-        life.track(TrackingKind::CollectionAcknowledged {});
-        if !life.wait(self.random.between(30, 8 * 60)) {
-            return into_ticket(life);
-        }
-        let inspection_at = life.at + Duration::days(1);
-        life.track(TrackingKind::InspectionBooked { at: inspection_at });
-        if !life.wait(self.random.between(60, 30 * 60)) {
-            return into_ticket(life);
-        }
-        life.track(TrackingKind::OwnerReply {});
-        let dispatch = OfficeOp::Dispatch {
-            technician: technician.0.clone(),
-        };
-        life.technician = Some(technician);
-        life.office("huanjing", dispatch);
-        for round in 0..self.random.between(1, 5) {
-            if !life.wait(self.random.between(36 * 60, 84 * 60)) {
-                return into_ticket(life);
-            }
-            life.track(TrackingKind::Check {});
-            if round % 2 == 1 {
-                life.track(TrackingKind::OwnerReply {});
-            }
-        }
-        if !done || !life.wait(self.random.between(60, 24 * 60)) {
-            return into_ticket(life);
-        }
-        life.field(DeviceOp::RecordArrival { position: None });
-        life.field(DeviceOp::Complete {
-            result: CompletionRecord {
-                work_done: "更换防水层 redid the waterproofing".to_owned(),
-                materials: Vec::new(),
-                charge: Charge::Free {},
-            },
-        });
-        if !life.wait(self.random.between(60, 24 * 60)) {
-            return into_ticket(life);
-        }
-        life.office(
-            "banzhang",
-            OfficeOp::SignOff {
-                note: String::new(),
-            },
-        );
-        if !life.wait(self.random.between(30, 8 * 60)) {
-            return into_ticket(life);
-        }
-        life.office("kefu-jingli", OfficeOp::Close {});
-        if self.random.chance(0.8) && life.wait(self.random.between(60, 40 * 60)) {
-            self.follow_up(&mut life);
-        }
-        into_ticket(life)
-    }
-}
-
-fn into_ticket(life: Life) -> Ticket {
-    life.ticket
 }

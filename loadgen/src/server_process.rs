@@ -135,6 +135,24 @@ impl ServerProcess {
         lines.iter().cloned().collect::<Vec<_>>().join("\n")
     }
 
+    /// Stop the server after a run that `measured` it, with its usage read
+    /// while it still runs, whatever the run said. A failed run's error
+    /// comes back with the server's last output (the server is then killed
+    /// when dropped).
+    pub fn finish<T>(
+        self,
+        measured: Result<T, String>,
+        timeout: Duration,
+    ) -> Result<(T, ProcessUsage), String> {
+        let usage = self.usage();
+        let measured = measured.map_err(|error| {
+            format!("{error}\nthe server's last output:\n{}", self.last_output())
+        })?;
+        let usage = usage?;
+        self.stop(timeout)?;
+        Ok((measured, usage))
+    }
+
     /// SIGTERM, then wait for the graceful shutdown (final flush); kill it
     /// if it takes longer than `timeout`.
     pub fn stop(mut self, timeout: Duration) -> Result<(), String> {

@@ -3,9 +3,9 @@
 //!
 //! Seeds one estate's tickets straight into a fresh sled directory, as the
 //! report benchmark does: each ticket lives its life through the core's own
-//! functions (`create_ticket`, `apply_office_op`, device mutations through
-//! `merge`, `convert_work_order`), every deadline that has passed undone is
-//! recorded missed as the scheduler would have, and `Store::stage_ticket`
+//! functions (`ticket_life`, with this benchmark's mix), every deadline
+//! that has passed undone is recorded missed as the scheduler would have,
+//! and `Store::stage_ticket`
 //! writes it with its card, as the writer writes it. Then the real release
 //! server starts on that directory with `--demo` (the demo estate's users,
 //! passwords and calendar); one more ticket is recorded and dispatched over
@@ -24,17 +24,15 @@ use clap::Args;
 use serde::Serialize;
 use server::store::{Changes, Store};
 use sync_protocol::{
-    Area, CardFilter, Category, Charge, CompletionRecord, DeviceId, DeviceOp, EstateId, Intake,
-    LoginRequest, LoginResponse, OfficeActionRequest, OfficeOp, Rating, Reporter, SerialKind,
-    SerialMonth, SerialNumber, SerialSeries, Sha256Hex, Source, StatusFilter, Ticket, TicketCard,
-    TicketCardPage, TicketId, TicketKind, TrackingKind, UserId, WorkingCalendar,
-    convert_work_order, create_ticket, ticket_deadlines,
+    Area, CardFilter, Category, DeviceId, EstateId, Intake, LoginRequest, LoginResponse,
+    OfficeActionRequest, OfficeOp, Reporter, SerialMonth, Source, StatusFilter, Ticket, TicketCard,
+    TicketCardPage, TicketId, TicketKind, UserId, WorkingCalendar, ticket_deadlines,
 };
 
 use crate::latency::{Percentiles, milliseconds};
 use crate::report::Machine;
-use crate::report_bench::{Life, Random};
 use crate::server_process::{ServerProcess, disk_usage, wait_for_quiet};
+use crate::ticket_life::{Fates, Lives, Mix, Random, Reports};
 
 /// The goal: a search or a first page within this, server-side.
 const TARGET_MS: f64 = 200.0;
@@ -216,19 +214,8 @@ pub fn run(args: &TicketListArgs) -> Result<bool, String> {
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    let outcome = measure(args, &seeded, &server, &runtime);
-    let usage = server.usage();
-    let outcome = match outcome {
-        Ok(cases) => cases,
-        Err(error) => {
-            return Err(format!(
-                "{error}\nthe server's last output:\n{}",
-                server.last_output()
-            ));
-        }
-    };
-    let usage = usage?;
-    server.stop(SERVER_STOP_TIMEOUT)?;
+    let measured = measure(args, &seeded, &server, &runtime);
+    let (outcome, usage) = server.finish(measured, SERVER_STOP_TIMEOUT)?;
     runtime.shutdown_timeout(Duration::from_secs(5));
     let (store_bytes_at_end, _) = disk_usage(&data_dir).map_err(|e| e.to_string())?;
 
@@ -310,12 +297,12 @@ fn seed(data_dir: &std::path::Path, args: &TicketListArgs) -> Result<Seeded, Str
     let mut counters = store.counters().map_err(|e| e.to_string())?;
     let calendar = server::demo::demo_calendar();
     let now = Utc::now();
-    let mut estate = Estate::new(&calendar, now, args);
+    let mut lives = lives(&calendar, now, args);
     let mut cards = Vec::with_capacity(args.tickets + args.tickets / 20);
     let mut changes = Changes::default();
     let mut in_group = 0;
-    for index in 0..args.tickets {
-        for ticket in estate.next(index) {
+    for _ in 0..args.tickets {
+        for ticket in lives.next_report() {
             let ticket = record_missed_deadlines(ticket, &calendar, now);
             store
                 .stage_ticket(&mut changes, &mut counters, None, &ticket)
@@ -331,9 +318,9 @@ fn seed(data_dir: &std::path::Path, args: &TicketListArgs) -> Result<Seeded, Str
         }
     }
     // The writer numbers the tickets it records after these.
-    counters.tickets = estate.next_ticket;
+    counters.tickets = lives.tickets_made();
     changes.put_ticket_counter(&counters);
-    for number in estate.last_serials() {
+    for number in lives.last_serials() {
         changes.put_last_serial(&number);
     }
     store.apply(changes).map_err(|e| e.to_string())?;
@@ -427,78 +414,92 @@ fn record_missed_deadlines(
     ticket
 }
 
-/// The estate's tickets, in the order they were received.
+/// The ticket list's mix: the demo estate's three technicians, repairs and
+/// reworks that mostly close, and for the few still open a little of each
+/// stage. A life stops at the run's moment, so the newest are still under way.
+const MIX: Mix = Mix {
+    verbal_closed: 0.95,
+    public_work_orders: 0.2,
+    appointments: None,
+    // 3 % each never dispatched, cancelled, never reached; 2 % converted the
+    // next day; 3 % left in progress and 3 % completed, not closed; the rest
+    // closed, 80 % of them followed up.
+    fates: Fates {
+        undispatched: 0.03,
+        cancelled: 0.06,
+        unreached: 0.09,
+        converted: 0.11,
+        in_progress: 0.14,
+        unclosed: 0.17,
+    },
+    arrival_minutes: (3, 40),
+    varied_ratings: false,
+    coordination_dispatcher: "diaodu",
+    coordination_work_done: "与业主沟通并处理 talked it through and fixed it",
+};
+
+/// The estate's reports, received evenly over the days up to ten minutes
+/// before the run: 10 % verbal dispatches (security, environment), 75 %
+/// work orders (85 % repairs, the rest rework), 15 % coordination tickets
+/// (owner communication).
 struct Estate {
     estate: EstateId,
     calendar: WorkingCalendar,
-    now: DateTime<Utc>,
     from: DateTime<Utc>,
-    /// Milliseconds between two tickets' receipts.
+    /// Milliseconds between two reports' receipts.
     step_ms: i64,
-    random: Random,
-    next_ticket: u64,
-    serials: BTreeMap<SerialSeries, u64>,
+    /// Reports received so far.
+    received: i64,
 }
 
-impl Estate {
-    fn new(calendar: &WorkingCalendar, now: DateTime<Utc>, args: &TicketListArgs) -> Estate {
-        // The newest seeded ticket is ten minutes old: the demo's tickets
-        // and the one recorded over HTTP come after it.
-        let until = now - chrono::Duration::minutes(10);
-        let from = until - chrono::Duration::days(args.days);
-        Estate {
-            estate: EstateId::parse("E01").expect("a valid estate"),
-            calendar: calendar.clone(),
-            now,
-            from,
-            step_ms: ((until - from).num_milliseconds() / args.tickets as i64).max(1),
-            random: Random(args.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1),
-            next_ticket: 0,
-            serials: BTreeMap::new(),
+fn lives(calendar: &WorkingCalendar, now: DateTime<Utc>, args: &TicketListArgs) -> Lives<Estate> {
+    // The newest seeded ticket is ten minutes old: the demo's tickets
+    // and the one recorded over HTTP come after it.
+    let until = now - chrono::Duration::minutes(10);
+    let from = until - chrono::Duration::days(args.days);
+    let estate = Estate {
+        estate: EstateId::parse("E01").expect("a valid estate"),
+        calendar: calendar.clone(),
+        from,
+        step_ms: ((until - from).num_milliseconds() / args.tickets as i64).max(1),
+        received: 0,
+    };
+    let technicians = TECHNICIANS
+        .iter()
+        .map(|name| {
+            (
+                UserId::parse(name).expect("a valid user"),
+                DeviceId::parse(&format!("hh-{name}")).expect("a valid device"),
+            )
+        })
+        .collect();
+    Lives::new(estate, MIX, calendar, now, args.seed, technicians)
+}
+
+impl Reports for Estate {
+    fn category(&mut self, random: &mut Random, kind: TicketKind) -> Category {
+        match kind {
+            TicketKind::VerbalDispatch if random.chance(0.5) => Category::Security,
+            TicketKind::VerbalDispatch => Category::Environment,
+            TicketKind::WorkOrder if random.chance(0.85) => Category::Repair,
+            TicketKind::WorkOrder => Category::Rework,
+            // The only one: nothing drawn.
+            TicketKind::CoordinationTicket => Category::OwnerCommunication,
         }
     }
 
-    /// The last number of each series, for the writer to go on from.
-    fn last_serials(&self) -> Vec<SerialNumber> {
-        self.serials
-            .iter()
-            .map(|(series, last)| series.number(*last))
-            .collect()
-    }
-
-    /// Report number `index` and what became of it: 10 % verbal dispatches
-    /// (security, environment), 75 % work orders (repair, rework), 15 %
-    /// coordination tickets (owner communication).
-    fn next(&mut self, index: usize) -> Vec<Ticket> {
-        let roll = self.random.unit();
-        if roll < 0.10 {
-            vec![self.verbal_dispatch(index)]
-        } else if roll < 0.85 {
-            self.work_order(index)
-        } else {
-            let life = self.new_ticket(
-                index,
-                TicketKind::CoordinationTicket,
-                Category::OwnerCommunication,
-                Area::PrivateUnit,
-            );
-            vec![self.coordination_ticket(life)]
-        }
-    }
-
-    fn new_ticket(
+    fn intake(
         &mut self,
-        index: usize,
+        random: &mut Random,
         kind: TicketKind,
         category: Category,
         area: Area,
-    ) -> Life {
-        let offset = index as i64 * self.step_ms + self.random.between(0, self.step_ms - 1);
+    ) -> Intake {
+        let offset = self.received * self.step_ms + random.between(0, self.step_ms - 1);
+        self.received += 1;
         let received_at = self.from + chrono::Duration::milliseconds(offset);
-        self.next_ticket += 1;
-        let id = TicketId::parse(&format!("tk{:08}", self.next_ticket)).expect("a valid id");
         // The owner of a unit reports from it; anyone reports a public area.
-        let unit = self.random.between(0, UNITS as i64 - 1) as u64;
+        let unit = random.between(0, UNITS as i64 - 1) as u64;
         let building = unit / (ENTRANCES * FLOORS * FLATS_PER_FLOOR) + 1;
         let location = match area {
             Area::PrivateUnit => {
@@ -508,7 +509,7 @@ impl Estate {
                 format!("{building}-{entrance}-{floor}{flat:02}")
             }
             Area::PublicArea => {
-                let place = PUBLIC_PLACES[self.random.between(0, 4) as usize];
+                let place = PUBLIC_PLACES[random.between(0, 4) as usize];
                 format!("{building}号楼{place}")
             }
         };
@@ -519,7 +520,7 @@ impl Estate {
             Category::Environment => "楼道垃圾未清理 rubbish left in the stairwell",
             _ => "业主对物业费有疑问，需要回访 owner asks about the fee",
         };
-        let intake = Intake {
+        Intake {
             estate: self.estate.clone(),
             kind,
             category,
@@ -534,227 +535,12 @@ impl Estate {
             received_at,
             follow_up_of: None,
             booking: None,
-        };
-        let agent = UserId::parse("kefu").expect("a valid user");
-        let mut ticket =
-            create_ticket(id, intake, agent, &self.calendar, received_at).expect("a valid intake");
-        self.number(&mut ticket, received_at);
-        Life {
-            ticket,
-            at: received_at,
-            now: self.now,
-            technician: None,
-            calendar: self.calendar.clone(),
         }
     }
 
-    /// R-A1: the next serial number of the ticket's kind in the month of `at`.
-    fn number(&mut self, ticket: &mut Ticket, at: DateTime<Utc>) {
-        let Some(kind) = SerialKind::of(ticket.kind) else {
-            return;
-        };
-        let month = SerialMonth::of_local_date(self.calendar.local_date(at));
-        let series = SerialSeries::new(self.estate.clone(), kind, month);
-        let last = self.serials.entry(series.clone()).or_insert(0);
-        *last += 1;
-        ticket.serial_number = Some(series.number(*last));
-    }
-
-    fn pick_technician(&mut self) -> (UserId, DeviceId) {
-        let name = TECHNICIANS[self.random.between(0, 2) as usize];
-        (
-            UserId::parse(name).expect("a valid user"),
-            DeviceId::parse(&format!("hh-{name}")).expect("a valid device"),
-        )
-    }
-
-    /// Closed by whoever took it, 5-60 minutes later (95 %).
-    fn verbal_dispatch(&mut self, index: usize) -> Ticket {
-        let category = if self.random.chance(0.5) {
-            Category::Security
-        } else {
-            Category::Environment
-        };
-        let mut life = self.new_ticket(
-            index,
-            TicketKind::VerbalDispatch,
-            category,
-            Area::PublicArea,
-        );
-        if self.random.chance(0.95) && life.wait(self.random.between(5, 60)) {
-            life.office("kefu", OfficeOp::Close {});
-        }
-        life.ticket
-    }
-
-    /// A repair (85 %) or rework, dispatched to li, zhang or wang. Of them,
-    /// 3 % are never dispatched, 3 % cancelled, 3 % never reached, 2 %
-    /// converted the next day into a coordination ticket, 3 % left in
-    /// progress and 3 % completed, not closed; the rest closed with a
-    /// result and the owner's signature, 80 % of them followed up. A life
-    /// stops at the run's moment, so the newest are still under way.
-    fn work_order(&mut self, index: usize) -> Vec<Ticket> {
-        let category = if self.random.chance(0.85) {
-            Category::Repair
-        } else {
-            Category::Rework
-        };
-        let area = if self.random.chance(0.2) {
-            Area::PublicArea
-        } else {
-            Area::PrivateUnit
-        };
-        let technician = self.pick_technician();
-        let fate = self.random.unit();
-        let mut life = self.new_ticket(index, TicketKind::WorkOrder, category, area);
-        if fate < 0.03 || !life.wait(self.random.between(1, 30)) {
-            return vec![life.ticket];
-        }
-        let dispatch = OfficeOp::Dispatch {
-            technician: technician.0.clone(),
-        };
-        life.technician = Some(technician);
-        life.office("diaodu", dispatch);
-        if fate < 0.06 {
-            if life.wait(self.random.between(10, 60)) {
-                let reason = "业主已自行解决 solved by the owner".to_owned();
-                life.office("kefu", OfficeOp::Cancel { reason });
-            }
-            return vec![life.ticket];
-        }
-        if fate < 0.09 || !life.wait(self.random.between(3, 40)) {
-            return vec![life.ticket];
-        }
-        life.field(DeviceOp::RecordArrival { position: None });
-        if fate < 0.11 {
-            if !life.wait(24 * 60) {
-                return vec![life.ticket];
-            }
-            self.next_ticket += 1;
-            let new_id = TicketId::parse(&format!("tk{:08}", self.next_ticket)).expect("an id");
-            let by = UserId::parse("diaodu").expect("a valid user");
-            let (converted, mut coordination) =
-                convert_work_order(&life.ticket, new_id, "需订货 needs a part", &by, life.at)
-                    .expect("an open work order converts");
-            self.number(&mut coordination, life.at);
-            let coordination = Life {
-                ticket: coordination,
-                at: life.at,
-                now: self.now,
-                technician: None,
-                calendar: self.calendar.clone(),
-            };
-            return vec![converted, self.coordination_ticket(coordination)];
-        }
-        if fate < 0.14 || !life.wait(self.random.between(20, 180)) {
-            return vec![life.ticket];
-        }
-        let charge = if self.random.chance(0.4) {
-            Charge::Paid {
-                fee_fen: self.random.between(10, 300) as u64 * 100,
-            }
-        } else {
-            Charge::Free {}
-        };
-        let result = CompletionRecord {
-            work_done: "更换水管接头 replaced the pipe joint".to_owned(),
-            materials: Vec::new(),
-            charge,
-        };
-        life.field(DeviceOp::Complete {
-            result: result.clone(),
-        });
-        let signer_name = life.ticket.reporter.name.clone();
-        life.field(DeviceOp::AttachSignature {
-            blob: Sha256Hex::of(life.ticket.id.as_str().as_bytes()),
-            signed_record: result.record_hash(),
-            signer_name,
-            rating: Some(Rating::Satisfied),
-            strokes: None,
-        });
-        if fate < 0.17 || !life.wait(self.random.between(5, 120)) {
-            return vec![life.ticket];
-        }
-        life.office("diaodu", OfficeOp::Close {});
-        if self.random.chance(0.8) && life.wait(self.random.between(60, 40 * 60)) {
-            self.follow_up(&mut life);
-        }
-        vec![life.ticket]
-    }
-
-    fn follow_up(&mut self, life: &mut Life) {
-        let reached = self.random.chance(0.9);
-        life.office(
-            "kefu",
-            OfficeOp::RecordFollowUp {
-                reached,
-                rating: reached.then_some(Rating::Satisfied),
-                note: String::new(),
-            },
-        );
-    }
-
-    /// The report benchmark's coordination ticket: collection, inspection
-    /// booked, a reply, dispatch, 1-5 checks every 1.5-3.5 days, and for
-    /// 40 % completion, sign-off, closure and a follow-up.
-    fn coordination_ticket(&mut self, mut life: Life) -> Ticket {
-        let technician = self.pick_technician();
-        let done = self.random.chance(0.4);
-        if !life.wait(self.random.between(10, 60)) {
-            return life.ticket;
-        }
-        life.track(TrackingKind::CollectionAcknowledged {});
-        if !life.wait(self.random.between(30, 8 * 60)) {
-            return life.ticket;
-        }
-        let inspection_at = life.at + chrono::Duration::days(1);
-        life.track(TrackingKind::InspectionBooked { at: inspection_at });
-        if !life.wait(self.random.between(60, 30 * 60)) {
-            return life.ticket;
-        }
-        life.track(TrackingKind::OwnerReply {});
-        let dispatch = OfficeOp::Dispatch {
-            technician: technician.0.clone(),
-        };
-        life.technician = Some(technician);
-        life.office("diaodu", dispatch);
-        for round in 0..self.random.between(1, 5) {
-            if !life.wait(self.random.between(36 * 60, 84 * 60)) {
-                return life.ticket;
-            }
-            life.track(TrackingKind::Check {});
-            if round % 2 == 1 {
-                life.track(TrackingKind::OwnerReply {});
-            }
-        }
-        if !done || !life.wait(self.random.between(60, 24 * 60)) {
-            return life.ticket;
-        }
-        life.field(DeviceOp::RecordArrival { position: None });
-        life.field(DeviceOp::Complete {
-            result: CompletionRecord {
-                work_done: "与业主沟通并处理 talked it through and fixed it".to_owned(),
-                materials: Vec::new(),
-                charge: Charge::Free {},
-            },
-        });
-        if !life.wait(self.random.between(60, 24 * 60)) {
-            return life.ticket;
-        }
-        life.office(
-            "banzhang",
-            OfficeOp::SignOff {
-                note: String::new(),
-            },
-        );
-        if !life.wait(self.random.between(30, 8 * 60)) {
-            return life.ticket;
-        }
-        life.office("kefu-jingli", OfficeOp::Close {});
-        if self.random.chance(0.8) && life.wait(self.random.between(60, 40 * 60)) {
-            self.follow_up(&mut life);
-        }
-        life.ticket
+    /// R-A1: numbered in the month of the numbering.
+    fn serial_month(&self, at: DateTime<Utc>) -> SerialMonth {
+        SerialMonth::of_local_date(self.calendar.local_date(at))
     }
 }
 
@@ -897,6 +683,29 @@ impl Client {
         }
         let session: LoginResponse = answer.json().await.map_err(|e| e.to_string())?;
         Ok(session.token)
+    }
+
+    /// POST `body` to `path` as `token`; the answer, or its status and body.
+    async fn post<T: serde::de::DeserializeOwned>(
+        &self,
+        token: &str,
+        path: &str,
+        body: &impl Serialize,
+    ) -> Result<T, String> {
+        let answer = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if !answer.status().is_success() {
+            let status = answer.status();
+            let body = answer.text().await.unwrap_or_default();
+            return Err(format!("{status} {body}"));
+        }
+        answer.json().await.map_err(|e| e.to_string())
     }
 
     /// One request of the list: the whole body, and the time it took.
@@ -1129,43 +938,21 @@ async fn record_over_http(client: &Client, kefu: &str, diaodu: &str) -> Result<T
         follow_up_of: None,
         booking: None,
     };
-    let answer = client
-        .http
-        .post(format!("{}/api/v1/tickets", client.base))
-        .bearer_auth(kefu)
-        .json(&intake)
-        .send()
+    let ticket: Ticket = client
+        .post(kefu, "/api/v1/tickets", &intake)
         .await
-        .map_err(|e| e.to_string())?;
-    if !answer.status().is_success() {
-        let status = answer.status();
-        let body = answer.text().await.unwrap_or_default();
-        return Err(format!("recording a ticket: {status} {body}"));
-    }
-    let ticket: Ticket = answer.json().await.map_err(|e| e.to_string())?;
+        .map_err(|error| format!("recording a ticket: {error}"))?;
     let request = OfficeActionRequest {
         expected_version: None,
         op: OfficeOp::Dispatch {
             technician: UserId::parse("li").expect("a valid user"),
         },
     };
-    let answer = client
-        .http
-        .post(format!(
-            "{}/api/v1/tickets/{}/actions",
-            client.base, ticket.id
-        ))
-        .bearer_auth(diaodu)
-        .json(&request)
-        .send()
+    let path = format!("/api/v1/tickets/{}/actions", ticket.id);
+    client
+        .post(diaodu, &path, &request)
         .await
-        .map_err(|e| e.to_string())?;
-    if !answer.status().is_success() {
-        let status = answer.status();
-        let body = answer.text().await.unwrap_or_default();
-        return Err(format!("dispatching {}: {status} {body}", ticket.id));
-    }
-    answer.json().await.map_err(|e| e.to_string())
+        .map_err(|error| format!("dispatching {}: {error}", ticket.id))
 }
 
 fn mib(bytes: u64) -> f64 {

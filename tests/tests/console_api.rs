@@ -26,6 +26,18 @@ fn report(description: &str, location: &str) -> Value {
     })
 }
 
+/// A report recorded by `token`'s holder; insists it is.
+async fn record(server: &TestServer, token: &str, description: &str, location: &str) -> Ticket {
+    server
+        .post_json(
+            "/api/v1/tickets",
+            Some(token),
+            &report(description, location),
+        )
+        .await
+        .ok()
+}
+
 async fn post_named(
     server: &TestServer,
     path: &str,
@@ -93,14 +105,7 @@ async fn a_named_report_sent_twice_is_one_ticket_and_its_key_fits_no_other_repor
 async fn a_named_dispatch_sent_twice_is_answered_as_the_first_not_refused_as_assigned() {
     let server = TestServer::start();
     let agent = server.login("kefu").await;
-    let ticket: Ticket = server
-        .post_json(
-            "/api/v1/tickets",
-            Some(&agent),
-            &report("入户门锁坏", "9-2-101"),
-        )
-        .await
-        .ok();
+    let ticket: Ticket = record(&server, &agent, "入户门锁坏", "9-2-101").await;
     let dispatcher = server.login("diaodu").await;
     let path = format!("/api/v1/tickets/{}/actions", ticket.id);
     let body = json!({ "expected_version": ticket.version, "op": { "type": "dispatch", "technician": "li" } });
@@ -133,14 +138,7 @@ async fn a_named_dispatch_sent_twice_is_answered_as_the_first_not_refused_as_ass
 async fn the_ticket_list_finds_by_serial_unit_reporter_and_phone_and_pages_without_repeats() {
     let server = TestServer::start();
     let agent = server.login("kefu").await;
-    let ticket: Ticket = server
-        .post_json(
-            "/api/v1/tickets",
-            Some(&agent),
-            &report("客厅灯不亮", "12-3-808"),
-        )
-        .await
-        .ok();
+    let ticket: Ticket = record(&server, &agent, "客厅灯不亮", "12-3-808").await;
     let serial = ticket.serial_number.clone().unwrap().to_string();
     for query in [
         format!("q={}", serial.to_lowercase()),
@@ -318,14 +316,7 @@ async fn permissions_are_the_table_the_server_checks() {
 async fn a_ticket_offers_what_the_role_may_do_in_its_state_and_the_same_action_then_applies() {
     let server = TestServer::start();
     let agent = server.login("kefu").await;
-    let ticket: Ticket = server
-        .post_json(
-            "/api/v1/tickets",
-            Some(&agent),
-            &report("窗户关不上", "9-3-201"),
-        )
-        .await
-        .ok();
+    let ticket: Ticket = record(&server, &agent, "窗户关不上", "9-3-201").await;
     let path = format!("/api/v1/tickets/{}/actions", ticket.id);
     let offered = |token: String| {
         let server = &server;

@@ -47,6 +47,25 @@ async fn go(browser: &Client, route: &str) {
         .expect("the route changes");
 }
 
+/// Chromium in an office computer's window; the driver lives as long as
+/// the first half of the pair.
+async fn desktop_browser() -> (ChromeDriver, Client) {
+    let driver = ChromeDriver::start();
+    let browser = driver.open_browser().await;
+    browser
+        .set_window_size(DESKTOP.0, DESKTOP.1)
+        .await
+        .expect("a desktop window");
+    (driver, browser)
+}
+
+/// Fills a form: each field with its value, in order.
+async fn fill(browser: &Client, fields: &[(&str, &str)]) {
+    for (selector, value) in fields {
+        set(browser, selector, value).await;
+    }
+}
+
 async fn set(browser: &Client, selector: &str, value: &str) {
     let script = "const [selector, value] = arguments; const e = document.querySelector(selector); \
                   e.value = value; e.dispatchEvent(new Event('input', { bubbles: true })); \
@@ -74,6 +93,43 @@ async fn click(browser: &Client, selector: &str) {
             Err(error) => panic!("clicking {selector}: {error}"),
         }
     }
+}
+
+/// With `CONSOLE_SCREENSHOTS` set, saves what the browser shows in Chinese
+/// and in English (`console-{name}-zh.png`, `-en.png`), waiting for
+/// `selector` to show `english` after the switch.
+async fn screenshots(
+    browser: &Client,
+    name: &str,
+    (width, height): (u32, u32),
+    selector: &str,
+    english: &str,
+) {
+    let Some(directory) = std::env::var_os("CONSOLE_SCREENSHOTS") else {
+        return;
+    };
+    let directory = workspace().join(directory);
+    save_screenshot(
+        browser,
+        &directory.join(format!("console-{name}-zh.png")),
+        width,
+        height,
+    )
+    .await;
+    switch_language(browser, "en").await;
+    wait_for_text(browser, selector, english).await;
+    save_screenshot(
+        browser,
+        &directory.join(format!("console-{name}-en.png")),
+        width,
+        height,
+    )
+    .await;
+    switch_language(browser, "zh-CN").await;
+    browser
+        .set_window_size(DESKTOP.0, DESKTOP.1)
+        .await
+        .expect("the window resizes back");
 }
 
 /// The ticket the intake notice links to.
@@ -107,12 +163,7 @@ fn paid_repair() -> CompletionRecord {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_work_order_goes_from_intake_to_follow_up_in_the_console_alone() {
-    let driver = ChromeDriver::start();
-    let browser = driver.open_browser().await;
-    browser
-        .set_window_size(DESKTOP.0, DESKTOP.1)
-        .await
-        .expect("a desktop window");
+    let (_driver, browser) = desktop_browser().await;
     let server = TestServer::start();
 
     // 受理: the agent takes the call. The kind follows the category (R-K2).
@@ -122,12 +173,18 @@ async fn a_work_order_goes_from_intake_to_follow_up_in_the_console_alone() {
         "return document.querySelector('#intake-form') !== null;",
     )
     .await;
-    set(&browser, "#reporter-name", "王女士").await;
-    set(&browser, "#reporter-phone", "13800138000").await;
-    set(&browser, "#unit", "5-2-1101").await;
-    set(&browser, "#category", "repair").await;
+    fill(
+        &browser,
+        &[
+            ("#reporter-name", "王女士"),
+            ("#reporter-phone", "13800138000"),
+            ("#unit", "5-2-1101"),
+            ("#category", "repair"),
+            ("#description", "卫生间水管漏水，楼下天花板滴水"),
+        ],
+    )
+    .await;
     wait_for_text(&browser, "#kind-hint", "派工单").await;
-    set(&browser, "#description", "卫生间水管漏水，楼下天花板滴水").await;
     // A double submit (a double click, a retry) is one report.
     browser
         .execute(
@@ -149,32 +206,22 @@ async fn a_work_order_goes_from_intake_to_follow_up_in_the_console_alone() {
     let ticket = stored(&server, &id).await;
     assert_eq!(ticket.kind, TicketKind::WorkOrder);
     assert_eq!(ticket.reporter.name, "王女士");
-    if let Some(directory) = std::env::var_os("CONSOLE_SCREENSHOTS") {
-        let directory = workspace().join(directory);
+    if std::env::var_os("CONSOLE_SCREENSHOTS").is_some() {
         set(&browser, "#unit", "5-2").await;
         wait_until(
             &browser,
             "return !document.querySelector('.unit-options').hidden;",
         )
         .await;
-        save_screenshot(
-            &browser,
-            &directory.join("console-intake-zh.png"),
-            1280,
-            900,
-        )
-        .await;
-        switch_language(&browser, "en").await;
-        wait_for_text(&browser, "#intake-form h2", "Record a report").await;
-        save_screenshot(
-            &browser,
-            &directory.join("console-intake-en.png"),
-            1280,
-            900,
-        )
-        .await;
-        switch_language(&browser, "zh-CN").await;
     }
+    screenshots(
+        &browser,
+        "intake",
+        (1280, 900),
+        "#intake-form h2",
+        "Record a report",
+    )
+    .await;
 
     // 分派: the dispatcher takes it from the queue with a suggestion (R-D3).
     open_console(&browser, &server, "diaodu", "dispatch").await;
@@ -233,29 +280,8 @@ async fn a_work_order_goes_from_intake_to_follow_up_in_the_console_alone() {
     click(&browser, "#action-close button[type=submit]").await;
     wait_for_text(&browser, "#ticket-status", "已完结").await;
     assert_eq!(stored(&server, &id).await.status, Status::Closed);
-    if let Some(directory) = std::env::var_os("CONSOLE_SCREENSHOTS") {
-        let directory = workspace().join(directory);
-        save_screenshot(
-            &browser,
-            &directory.join("console-ticket-zh.png"),
-            1280,
-            1400,
-        )
-        .await;
-        switch_language(&browser, "en").await;
-        wait_for_text(&browser, "#ticket-status", "Closed").await;
-        save_screenshot(
-            &browser,
-            &directory.join("console-ticket-en.png"),
-            1280,
-            1400,
-        )
-        .await;
-        switch_language(&browser, "zh-CN").await;
-    }
-
-    if let Some(directory) = std::env::var_os("CONSOLE_SCREENSHOTS") {
-        let directory = workspace().join(directory);
+    screenshots(&browser, "ticket", (1280, 1400), "#ticket-status", "Closed").await;
+    if std::env::var_os("CONSOLE_SCREENSHOTS").is_some() {
         go(&browser, "tickets").await;
         wait_until(
             &browser,
@@ -264,24 +290,15 @@ async fn a_work_order_goes_from_intake_to_follow_up_in_the_console_alone() {
         .await;
         set(&browser, "#filter-status", "").await;
         wait_for_text(&browser, "#ticket-table", &serial).await;
-        save_screenshot(
-            &browser,
-            &directory.join("console-tickets-zh.png"),
-            1280,
-            900,
-        )
-        .await;
-        switch_language(&browser, "en").await;
-        wait_for_text(&browser, "#ticket-table", "Work order").await;
-        save_screenshot(
-            &browser,
-            &directory.join("console-tickets-en.png"),
-            1280,
-            900,
-        )
-        .await;
-        switch_language(&browser, "zh-CN").await;
     }
+    screenshots(
+        &browser,
+        "tickets",
+        (1280, 900),
+        "#ticket-table",
+        "Work order",
+    )
+    .await;
 
     // 回访: the paid order is followed up (R-F1); the owner raises a new
     // problem, which becomes a linked report (R-F2, R-F3).
@@ -307,11 +324,17 @@ async fn a_work_order_goes_from_intake_to_follow_up_in_the_console_alone() {
         "const e = document.querySelector('#follow-up-of'); return e !== null && e.value !== '';",
     )
     .await;
-    set(&browser, "#reporter-name", "王女士").await;
-    set(&browser, "#unit", "5-2 楼道").await;
-    set(&browser, "#area", "public_area").await;
-    set(&browser, "#category", "repair").await;
-    set(&browser, "#description", "五楼楼道灯不亮").await;
+    fill(
+        &browser,
+        &[
+            ("#reporter-name", "王女士"),
+            ("#unit", "5-2 楼道"),
+            ("#area", "public_area"),
+            ("#category", "repair"),
+            ("#description", "五楼楼道灯不亮"),
+        ],
+    )
+    .await;
     click(&browser, "#record-report").await;
     wait_for_text(&browser, "#intake-recorded", "已受理").await;
     let raised = recorded_ticket(&browser).await;
@@ -325,16 +348,18 @@ async fn a_work_order_goes_from_intake_to_follow_up_in_the_console_alone() {
     assert_eq!(new_report.follow_up_of.as_ref(), Some(&id));
     go(&browser, &format!("tickets/{raised}")).await;
     wait_for_text(&browser, "#follow-up-of", id.as_str()).await;
+
+    // 归档: the month's statistics (R-A3) and archive (R-A2) on the page.
+    go(&browser, "reports").await;
+    wait_for_text(&browser, "#monthly-statistics", "完结率").await;
+    let series = serial.rsplit_once('-').unwrap().0.to_owned();
+    wait_for_text(&browser, "#archive-table", &series).await;
+    wait_for_text(&browser, "#archive-table", "连续无缺号").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_coordination_ticket_is_escalated_signed_off_and_closed_in_the_console() {
-    let driver = ChromeDriver::start();
-    let browser = driver.open_browser().await;
-    browser
-        .set_window_size(DESKTOP.0, DESKTOP.1)
-        .await
-        .expect("a desktop window");
+    let (_driver, browser) = desktop_browser().await;
     let server = TestServer::start();
     let specialist = server.login("zhuanyuan").await;
     let intake = sync_protocol::Intake {

@@ -516,105 +516,142 @@ function downloads(path, query, name) {
   );
 }
 
+/// One report: its date or month, what the page shows of it, and its
+/// downloads. `render` makes the shown part from the JSON answer.
+function reportSection({ title, id, input, path, parameter, fileName, render }) {
+  const shown = el("div", { id });
+  const query = () => `${parameter}=${input.value}`;
+  const show = async () => {
+    shown.replaceChildren(el("p", { class: "muted" }, t("loading")));
+    try {
+      shown.replaceChildren(...render(await api(`${path}?${query()}`)));
+    } catch (error) {
+      shown.replaceChildren(failure(error));
+    }
+  };
+  show();
+  return el(
+    "section",
+    { class: "card" },
+    el("h2", {}, t(title)),
+    el("div", { class: "row" }, el("label", {}, t(parameter), " ", input),
+      el("button", { type: "button", onclick: show }, t("show")),
+      downloads(path, query, () => `${fileName}-${input.value}`)),
+    shown,
+  );
+}
+
+function dailyUnclosed(report) {
+  const rows = [...report.work_orders, ...report.coordination_tickets].map((item) =>
+    el(
+      "tr",
+      {},
+      el("td", {}, ticketLink(item)),
+      el("td", {}, label("kind", item.kind)),
+      el("td", {}, item.location),
+      el("td", {}, label("status", item.status)),
+      el("td", {}, String(item.age_days)),
+      el("td", {}, responsibleName(item.responsible)),
+    ),
+  );
+  return [
+    rows.length
+      ? table([t("colSerial"), t("colKind"), t("colUnit"), t("colStatus"), t("colAge"), t("colResponsible")], rows)
+      : el("p", { class: "muted" }, t("empty")),
+  ];
+}
+
+function stat(name, value) {
+  return el("div", { class: "stat" }, el("strong", {}, String(value)), name);
+}
+
+function monthlyStatistics(report) {
+  const rate = report.closure.closure_rate_percent;
+  return [
+    el(
+      "div",
+      { class: "stats" },
+      stat(label("kind", "verbal_dispatch"), report.by_kind.verbal_dispatch),
+      stat(label("kind", "work_order"), report.by_kind.work_order),
+      stat(label("kind", "coordination_ticket"), report.by_kind.coordination_ticket),
+      stat(label("status", "closed"), report.closure.closed),
+      stat(t("closureRate"), rate === undefined ? "—" : `${rate}%`),
+      stat(t("paid", yuan(report.charges.paid_fee_fen)), report.charges.paid),
+      stat(t("free"), report.charges.free),
+    ),
+    table(
+      [t("colRule"), t("colDuty"), t("met"), t("missedCount"), t("pending")],
+      report.timeliness.map((tally) =>
+        el("tr", {}, el("td", {}, tally.rule), el("td", {}, label("duty", tally.duty)),
+          el("td", {}, String(tally.met)), el("td", {}, String(tally.missed)), el("td", {}, String(tally.pending))),
+      ),
+    ),
+  ];
+}
+
+/// R-A2: each numbered series as the forms are filed, with R-A1's check
+/// that its numbers run with no gap.
+function monthlyArchive(report) {
+  const row = (kind, section) =>
+    el(
+      "tr",
+      {},
+      el("td", {}, label("kind", kind)),
+      el("td", { class: "mono" }, section.series),
+      el("td", {}, String(section.paid.length), " · ¥", yuan(section.paid_fee_fen)),
+      el("td", {}, String(section.free.length)),
+      el("td", {}, String(section.not_closed.length)),
+      el(
+        "td",
+        {},
+        section.numbering.complete
+          ? el("span", { class: "badge ok" }, t("numberingComplete", section.numbering.numbered))
+          : el("span", { class: "badge alert" }, t("numberingGaps", section.numbering.missing_count)),
+      ),
+    );
+  return [
+    table(
+      [t("colKind"), t("series"), t("paidCount"), t("free"), t("notClosed"), t("numbering")],
+      [row("work_order", report.work_orders), row("coordination_ticket", report.coordination_tickets)],
+      { id: "archive-table" },
+    ),
+  ];
+}
+
 export async function reportsScreen() {
   const granted = permissions();
   const sections = [];
   const month = estateToday().slice(0, 7);
   if (granted.reads_daily_unclosed) {
-    const date = el("input", { id: "report-date", type: "date", value: estateToday() });
-    const shown = el("div", { id: "daily-unclosed" });
-    const show = async () => {
-      shown.replaceChildren(el("p", { class: "muted" }, t("loading")));
-      try {
-        const report = await api(`${API.dailyUnclosed}?date=${date.value}`);
-        const rows = [...report.work_orders, ...report.coordination_tickets].map((item) =>
-          el(
-            "tr",
-            {},
-            el("td", {}, ticketLink(item)),
-            el("td", {}, label("kind", item.kind)),
-            el("td", {}, item.location),
-            el("td", {}, label("status", item.status)),
-            el("td", {}, String(item.age_days)),
-            el("td", {}, responsibleName(item.responsible)),
-          ),
-        );
-        shown.replaceChildren(
-          rows.length
-            ? table([t("colSerial"), t("colKind"), t("colUnit"), t("colStatus"), t("colAge"), t("colResponsible")], rows)
-            : el("p", { class: "muted" }, t("empty")),
-        );
-      } catch (error) {
-        shown.replaceChildren(failure(error));
-      }
-    };
-    sections.push(
-      el(
-        "section",
-        { class: "card" },
-        el("h2", {}, t("dailyUnclosed")),
-        el("div", { class: "row" }, el("label", {}, t("date"), " ", date),
-          el("button", { type: "button", onclick: show }, t("show")),
-          downloads(API.dailyUnclosed, () => `date=${date.value}`, () => `daily-unclosed-${date.value}`)),
-        shown,
-      ),
-    );
-    show();
+    sections.push(reportSection({
+      title: "dailyUnclosed",
+      id: "daily-unclosed",
+      input: el("input", { id: "report-date", type: "date", value: estateToday() }),
+      path: API.dailyUnclosed,
+      parameter: "date",
+      fileName: "daily-unclosed",
+      render: dailyUnclosed,
+    }));
   }
   if (granted.reads_monthly_statistics) {
-    const input = el("input", { id: "report-month", type: "month", value: month });
-    const shown = el("div", { id: "monthly-statistics" });
-    const show = async () => {
-      shown.replaceChildren(el("p", { class: "muted" }, t("loading")));
-      try {
-        const report = await api(`${API.monthly}?month=${input.value}`);
-        const stat = (name, value) => el("div", { class: "stat" }, el("strong", {}, String(value)), name);
-        shown.replaceChildren(
-          el(
-            "div",
-            { class: "stats" },
-            stat(label("kind", "verbal_dispatch"), report.by_kind.verbal_dispatch),
-            stat(label("kind", "work_order"), report.by_kind.work_order),
-            stat(label("kind", "coordination_ticket"), report.by_kind.coordination_ticket),
-            stat(label("status", "closed"), report.closure.closed),
-            stat(t("closureRate"), report.closure.closure_rate_percent === undefined ? "—" : `${report.closure.closure_rate_percent}%`),
-            stat(t("paid", yuan(report.charges.paid_fee_fen)), report.charges.paid),
-            stat(t("free"), report.charges.free),
-          ),
-          table(
-            [t("colRule"), t("colDuty"), t("met"), t("missedCount"), t("pending")],
-            report.timeliness.map((tally) =>
-              el("tr", {}, el("td", {}, tally.rule), el("td", {}, label("duty", tally.duty)),
-                el("td", {}, String(tally.met)), el("td", {}, String(tally.missed)), el("td", {}, String(tally.pending))),
-            ),
-          ),
-        );
-      } catch (error) {
-        shown.replaceChildren(failure(error));
-      }
-    };
-    sections.push(
-      el(
-        "section",
-        { class: "card" },
-        el("h2", {}, t("monthlyStatistics")),
-        el("div", { class: "row" }, el("label", {}, t("month"), " ", input),
-          el("button", { type: "button", onclick: show }, t("show")),
-          downloads(API.monthly, () => `month=${input.value}`, () => `monthly-${input.value}`)),
-        shown,
-      ),
-    );
-    show();
-    const archiveMonth = el("input", { id: "archive-month", type: "month", value: month });
-    sections.push(
-      el(
-        "section",
-        { class: "card" },
-        el("h2", {}, t("monthlyArchive")),
-        el("div", { class: "row" }, el("label", {}, t("month"), " ", archiveMonth),
-          downloads(API.archive, () => `month=${archiveMonth.value}`, () => `archive-${archiveMonth.value}`)),
-      ),
-    );
+    sections.push(reportSection({
+      title: "monthlyStatistics",
+      id: "monthly-statistics",
+      input: el("input", { id: "report-month", type: "month", value: month }),
+      path: API.monthly,
+      parameter: "month",
+      fileName: "monthly",
+      render: monthlyStatistics,
+    }));
+    sections.push(reportSection({
+      title: "monthlyArchive",
+      id: "monthly-archive",
+      input: el("input", { id: "archive-month", type: "month", value: month }),
+      path: API.archive,
+      parameter: "month",
+      fileName: "archive",
+      render: monthlyArchive,
+    }));
   }
   return el("div", {}, el("h2", {}, t("reportsHeading")), zoneNote(), sections);
 }
