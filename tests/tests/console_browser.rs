@@ -173,6 +173,20 @@ async fn a_work_order_goes_from_intake_to_follow_up_in_the_console_alone() {
         "return document.querySelector('#intake-form') !== null;",
     )
     .await;
+    // An empty record is refused with every problem at its field (R-I2).
+    click(&browser, "#record-report").await;
+    wait_for_text(&browser, "[data-field='location'] .field-problem", "必填").await;
+    wait_for_text(
+        &browser,
+        "[data-field='description'] .field-problem",
+        "必填",
+    )
+    .await;
+    wait_until(
+        &browser,
+        "return document.querySelector('#unit').getAttribute('aria-invalid') === 'true';",
+    )
+    .await;
     fill(
         &browser,
         &[

@@ -259,7 +259,10 @@ async function suggestUnits(unit, list, { reporterName, reporterPhone, area }) {
 export function clearProblems(form) {
   for (const problem of form.querySelectorAll(".field-problem, .form-error")) problem.hidden = true;
   for (const marked of form.querySelectorAll(".has-problem")) marked.classList.remove("has-problem");
+  for (const input of form.querySelectorAll("[aria-invalid]")) input.removeAttribute("aria-invalid");
 }
+
+let problemIds = 0;
 
 /// Every problem of a refused record at its field (R-I2: all at once);
 /// any other refusal at the top of the form.
@@ -273,14 +276,20 @@ export function showProblems(form, error) {
       form.querySelector(`[data-field="${CSS.escape(problem.field)}"]`) ??
       form.querySelector(`[data-field="${CSS.escape(name)}"]`) ??
       form.querySelector(`[data-field="${CSS.escape(problem.field.split(".")[0])}"]`);
-    if (!place) {
+    const text = place?.querySelector(":scope > .field-problem");
+    if (!text) {
       unplaced.push(problemText(problem.problem));
       continue;
     }
     place.classList.add("has-problem");
-    const text = place.querySelector(":scope > .field-problem");
     text.textContent = problemText(problem.problem);
     text.hidden = false;
+    // Screen readers announce the field as wrong, and why.
+    text.id ||= `problem-${++problemIds}`;
+    for (const input of place.querySelectorAll("input, select, textarea")) {
+      input.setAttribute("aria-invalid", "true");
+      input.setAttribute("aria-describedby", text.id);
+    }
   }
   if (top) {
     top.textContent = problems.length ? [t("fixProblems"), ...unplaced].join(" · ") : errorText(error);

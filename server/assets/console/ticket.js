@@ -341,8 +341,7 @@ function actionForm(ticket, action) {
       const note = input("note");
       // The inspection's time only for a booked inspection (R-P3); reached
       // and rejected only for a contact with the owner (R-P5).
-      const when = el("div", { class: "row", dataset: { field: "kind.at" } },
-        field(t("date"), date, "kind.at"), field(t("at"), time));
+      const when = el("div", { class: "row" }, field(t("date"), date, "kind.at"), field(t("at"), time));
       const contact = el("div", { class: "row" },
         el("label", {}, reached, " ", t("reached")),
         el("label", {}, rejected, " ", t("proposalRejected")));
