@@ -23,6 +23,17 @@ fn poisoned<T>(_: T) -> StoreError {
     StoreError::Engine("memory store lock poisoned".to_owned())
 }
 
+/// The first `limit` entries of a range, without their space.
+fn first_entries<'a>(
+    range: impl Iterator<Item = (&'a (Space, Vec<u8>), &'a Vec<u8>)>,
+    limit: usize,
+) -> Vec<Entry> {
+    range
+        .take(limit)
+        .map(|((_, key), value)| (key.clone(), value.clone()))
+        .collect()
+}
+
 impl Kv for MemoryKv {
     fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         let entries = self.entries.read().map_err(poisoned)?;
@@ -42,11 +53,8 @@ impl Kv for MemoryKv {
         limit: usize,
     ) -> Result<Vec<Entry>, StoreError> {
         let entries = self.entries.read().map_err(poisoned)?;
-        Ok(entries
-            .range((space, from.to_vec())..(space, to.to_vec()))
-            .take(limit)
-            .map(|((_, key), value)| (key.clone(), value.clone()))
-            .collect())
+        let range = entries.range((space, from.to_vec())..(space, to.to_vec()));
+        Ok(first_entries(range, limit))
     }
 
     fn range_back(
@@ -57,12 +65,8 @@ impl Kv for MemoryKv {
         limit: usize,
     ) -> Result<Vec<Entry>, StoreError> {
         let entries = self.entries.read().map_err(poisoned)?;
-        Ok(entries
-            .range((space, from.to_vec())..(space, to.to_vec()))
-            .rev()
-            .take(limit)
-            .map(|((_, key), value)| (key.clone(), value.clone()))
-            .collect())
+        let range = entries.range((space, from.to_vec())..(space, to.to_vec()));
+        Ok(first_entries(range.rev(), limit))
     }
 
     fn apply(&self, writes: Vec<Write>) -> Result<(), StoreError> {

@@ -134,6 +134,20 @@ fn prefixed(space: Space, key: &[u8]) -> Vec<u8> {
     full
 }
 
+/// The first `limit` entries of a range, without their space tag.
+fn first_entries(
+    range: impl Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>,
+    limit: usize,
+) -> Result<Vec<Entry>, StoreError> {
+    let mut entries = Vec::new();
+    for entry in range.take(limit) {
+        // An iteration error is a storage fault: report it, never skip it.
+        let (key, value) = entry.map_err(engine)?;
+        entries.push((key[1..].to_vec(), value.to_vec()));
+    }
+    Ok(entries)
+}
+
 impl Kv for SledKv {
     fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         let value = self.db.get(prefixed(space, key)).map_err(engine)?;
@@ -151,17 +165,8 @@ impl Kv for SledKv {
         to: &[u8],
         limit: usize,
     ) -> Result<Vec<Entry>, StoreError> {
-        let mut entries = Vec::new();
-        for entry in self
-            .db
-            .range(prefixed(space, from)..prefixed(space, to))
-            .take(limit)
-        {
-            // An iteration error is a storage fault: report it, never skip it.
-            let (key, value) = entry.map_err(engine)?;
-            entries.push((key[1..].to_vec(), value.to_vec()));
-        }
-        Ok(entries)
+        let range = self.db.range(prefixed(space, from)..prefixed(space, to));
+        first_entries(range, limit)
     }
 
     fn range_back(
@@ -171,17 +176,8 @@ impl Kv for SledKv {
         to: &[u8],
         limit: usize,
     ) -> Result<Vec<Entry>, StoreError> {
-        let mut entries = Vec::new();
-        for entry in self
-            .db
-            .range(prefixed(space, from)..prefixed(space, to))
-            .rev()
-            .take(limit)
-        {
-            let (key, value) = entry.map_err(engine)?;
-            entries.push((key[1..].to_vec(), value.to_vec()));
-        }
-        Ok(entries)
+        let range = self.db.range(prefixed(space, from)..prefixed(space, to));
+        first_entries(range.rev(), limit)
     }
 
     fn apply(&self, writes: Vec<Write>) -> Result<(), StoreError> {
